@@ -1,0 +1,33 @@
+"""The seams between stages: small protocols that a stage implements and the CLI wires together.
+
+Stages never import each other sideways (ingest does not import kg); they meet at these types.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from zhiku.records import Chunk, Hit, Triple, User
+
+
+class Extractor(Protocol):
+    """Turns chunks into triples. Called by ingest for each document, and by ``zhiku graph build``.
+
+    Returns one list per chunk, aligned with ``chunks``; a chunk without entities yields an empty
+    list. It must not raise for bad text: extraction problems are logged and that chunk is skipped.
+    """
+
+    name: str
+
+    def extract(self, chunks: Sequence[Chunk], language: str) -> list[list[Triple]]: ...
+
+
+class Retriever(Protocol):
+    """Every retriever (vector, keyword, graph, fused, reranked) answers the same call.
+
+    Hits are already filtered by ``user``'s access groups, best first, at most ``k`` of them.
+    """
+
+    name: str
+
+    def retrieve(self, query: str, k: int, user: User) -> list[Hit]: ...
