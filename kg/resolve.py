@@ -1,0 +1,198 @@
+"""Entity resolution: one node per real entity, whatever surface forms the text used.
+
+Two mentions name the same entity when their *canonical keys* are equal: the text normalised
+(NFKC full/half width, case, whitespace, punctuation) with corporate suffixes removed ("Acme Corp."
+and "Acme Corporation" are both ``acme``; "腾讯公司" and "腾讯" both ``腾讯``). On top of that,
+aliases are merged when the text defines them (an extractor emits an ``also known as`` triple for
+"Acme Robotics (AR)" or "华为技术有限公司（简称华为）") or when an acronym clearly matches the initials
+of exactly one multi-word name seen in the corpus ("AR" -> "Acme Robotics").
+
+The result keeps each entity's most frequent surface form as its name, every surface form as an
+alias, and the most common type the extractors gave it.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from zhiku.records import Triple
+
+#: Relations an extractor emits to say "these two names are one entity"; they become merges, not edges.
+ALIAS_RELATIONS = frozenset({"also known as", "简称", "alias"})
+
+#: Legal-form suffixes that do not change which company is meant (normalised, longest first).
+CORPORATE_SUFFIXES = (
+    "股份有限公司", "有限责任公司", "有限公司", "集团公司", "公司", "集团",
+    "incorporated", "corporation", "company", "limited", "holdings", "group",
+    "gmbh", "corp", "inc", "ltd", "llc", "plc", "co", "ag", "sa",
+)
+
+#: Chinese trade words between a company's brand and its legal form (华为*技术*有限公司): people name
+#: the company by the brand alone, so they are dropped too when a brand of two characters remains.
+CHINESE_TRADE_WORDS = ("技术", "科技", "信息", "网络", "软件", "电子", "实业", "控股", "投资", "贸易", "咨询", "计算机系统")
+
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_NON_WORD = re.compile(rf"[^\w{_CJK}]+")
+_SPACES = re.compile(r"\s+")
+_ACRONYM = re.compile(r"^[A-Z][A-Z0-9&]{1,5}$")
+_LEADING_ARTICLE = re.compile(r"^(the|a|an) ")
+_INITIAL_SKIP = frozenset({"of", "and", "the", "for", "&"})
+
+
+def normalize(text: str) -> str:
+    """Case, width, whitespace and punctuation folded away: the form used to compare names."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = _NON_WORD.sub(" ", text).replace("_", " ")
+    text = _SPACES.sub(" ", text).strip()
+    # Chinese has no spaces between words; a space inside Chinese text is an artefact.
+    text = re.sub(rf"(?<=[{_CJK}]) (?=[{_CJK}])", "", text)
+    return _LEADING_ARTICLE.sub("", text)
+
+
+def canonical_key(text: str) -> str:
+    """The resolution key: the normalised name without a trailing corporate suffix.
+
+    Chinese names also lose trailing trade words (华为技术有限公司 -> 华为). A name that is nothing
+    but a suffix (or too short once stripped) keeps its normalised form.
+    """
+    norm = _strip_suffix(normalize(text))
+    while not norm.isascii():
+        word = next((w for w in CHINESE_TRADE_WORDS if norm.endswith(w) and len(norm) - len(w) >= 2), None)
+        if word is None:
+            break
+        norm = norm[: -len(word)]
+    return norm
+
+
+def _strip_suffix(norm: str) -> str:
+    """``norm`` without its legal-form suffix, unless less than two characters would remain."""
+    for suffix in CORPORATE_SUFFIXES:
+        cjk = not suffix.isascii()
+        if cjk and norm.endswith(suffix):
+            stem = norm[: -len(suffix)].strip()
+        elif not cjk and norm.endswith(" " + suffix):
+            stem = norm[: -len(suffix) - 1].strip()
+        else:
+            continue
+        return stem if len(stem) >= 2 else norm
+    return norm
+
+
+def initials(text: str) -> str:
+    """Upper-case initials of a multi-word name, skipping function words and legal suffixes."""
+    words = [w for w in canonical_key(text).split() if w not in _INITIAL_SKIP]
+    return "".join(w[0] for w in words).upper() if len(words) >= 2 else ""
+
+
+@dataclass
+class Entity:
+    """One resolved entity: a graph node."""
+
+    key: str
+    name: str
+    type: str = ""
+    aliases: set[str] = field(default_factory=set)
+    mentions: int = 0
+    doc_ids: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Resolution:
+    """Which entity each surface form names, and the entities themselves."""
+
+    key_of: dict[str, str]
+    entities: dict[str, Entity]
+
+    def key(self, surface: str) -> str | None:
+        """The entity key a surface form resolves to (exact surface, then canonical form)."""
+        found = self.key_of.get(surface)
+        if found is not None:
+            return found
+        return self.key_of.get(_CANON_PREFIX + canonical_key(surface))
+
+
+_CANON_PREFIX = "\0"  # key_of entries by canonical key, apart from exact surface forms
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+
+def resolve(triples: Iterable[Triple]) -> Resolution:
+    """Resolve every subject and object of ``triples`` into entities.
+
+    Mentions are counted per triple end; ``doc_ids`` records the documents that mention the entity,
+    so an entity whose documents are all removed disappears on the next rebuild.
+    """
+    surfaces: Counter[str] = Counter()
+    types: dict[str, Counter[str]] = defaultdict(Counter)
+    docs: dict[str, set[int]] = defaultdict(set)
+    uf = _UnionFind()
+    for t in triples:
+        ends = ((t.subject, t.subject_type), (t.object, t.object_type))
+        for surface, type_ in ends:
+            surfaces[surface] += 1
+            if type_:
+                types[surface][type_] += 1
+            if t.doc_id is not None:
+                docs[surface].add(t.doc_id)
+        if t.relation in ALIAS_RELATIONS:
+            uf.union(canonical_key(t.subject), canonical_key(t.object))
+    for surface in surfaces:
+        uf.find(canonical_key(surface))
+    _merge_acronyms(surfaces, uf)
+
+    groups: dict[str, list[str]] = defaultdict(list)
+    for surface in surfaces:
+        groups[uf.find(canonical_key(surface))].append(surface)
+    key_of: dict[str, str] = {}
+    entities: dict[str, Entity] = {}
+    for members in groups.values():
+        # Prefer a spelled-out name over an acronym, then the most frequent, then the longest.
+        name = max(members, key=lambda s: (not _ACRONYM.match(s), surfaces[s], len(s), s))
+        key = canonical_key(name)
+        type_counts: Counter[str] = sum((types[s] for s in members), Counter())
+        entities[key] = Entity(
+            key=key,
+            name=name,
+            type=type_counts.most_common(1)[0][0] if type_counts else "",
+            aliases=set(members),
+            mentions=sum(surfaces[s] for s in members),
+            doc_ids=set().union(*(docs[s] for s in members)),
+        )
+        for s in members:
+            key_of[s] = key
+            key_of[_CANON_PREFIX + canonical_key(s)] = key
+    return Resolution(key_of, entities)
+
+
+def _merge_acronyms(surfaces: Counter[str], uf: _UnionFind) -> None:
+    """Merge "AR" into "Acme Robotics" when exactly one multi-word name has those initials."""
+    by_initials: dict[str, set[str]] = defaultdict(set)
+    for surface in surfaces:
+        letters = initials(surface)
+        if letters:
+            by_initials[letters].add(uf.find(canonical_key(surface)))
+    for surface in surfaces:
+        stripped = unicodedata.normalize("NFKC", surface).strip().rstrip(".")
+        if not _ACRONYM.match(stripped):
+            continue
+        candidates = by_initials.get(stripped.replace("&", ""), set())
+        if len(candidates) == 1:
+            uf.union(next(iter(candidates)), canonical_key(surface))

@@ -1,0 +1,152 @@
+"""The graph built from a real knowledge base: structure, persistence, queries and access control."""
+import json
+
+import networkx as nx
+import pytest
+
+from kg.graph import GRAPH_FILE, GRAPH_STAMP, KnowledgeGraph, UnknownEntityError, load_graph
+from zhiku.records import Triple, User
+
+TYPES = {"Mary Chen": "PERSON", "Acme Robotics": "ORG", "Initech": "ORG", "Berlin": "GPE"}
+ACME_FACTS = [
+    [("Mary Chen", "CTO of", "Acme Robotics"), ("Acme Robotics", "headquartered in", "Berlin")],
+    [("Acme Robotics Inc.", "acquired", "Initech"), ("AR", "partnered with", "Globex")],
+]
+SECRET_FACTS = [[("Initech", "supplies", "Umbrella Ltd"), ("Umbrella Ltd", "based in", "Berlin")]]
+
+
+@pytest.fixture
+def kb(make_kb, put):
+    kb = make_kb()
+    put(kb, "/docs/acme.md", ACME_FACTS, types=TYPES)
+    put(kb, "/docs/secret.md", SECRET_FACTS, groups=("finance",), types=TYPES)
+    return kb
+
+
+def test_nodes_are_resolved_entities_with_type_aliases_mentions_and_documents(kb):
+    g = load_graph(kb)
+    acme = g.entity(g.require("Acme Robotics"))
+    assert acme.aliases == {"Acme Robotics", "Acme Robotics Inc.", "AR"}
+    assert acme.type == "ORG" and acme.mentions == 4
+    assert g.entity(g.require("Initech")).doc_ids == {1, 2}
+    assert g.graph.number_of_nodes() == 6  # Mary Chen, Acme, Berlin, Initech, Globex, Umbrella
+
+
+def test_every_edge_carries_its_relation_chunk_and_document(kb):
+    g = load_graph(kb)
+    chunk_ids = {c.id for c in kb.chunks_of(1)}
+    edges = [d for u, v, d in g.graph.edges(data=True) if d["doc_id"] == 1]
+    assert len(edges) == 4
+    assert {e["chunk_id"] for e in edges} == chunk_ids
+    assert {e["relation"] for e in edges} == {"CTO of", "headquartered in", "acquired", "partnered with"}
+
+
+def test_the_graph_is_saved_with_a_stamp_and_reloaded_while_current(kb):
+    g = load_graph(kb)
+    assert (kb.root / GRAPH_FILE).exists()
+    assert (kb.root / GRAPH_STAMP).read_text() == str(kb.epoch)
+    again = load_graph(kb)
+    assert again is not g and nx.utils.graphs_equal(again.graph, g.graph)
+    assert load_graph(kb, current=g) is g
+
+
+def test_a_write_makes_the_graph_stale_and_the_next_load_rebuilds_it(kb, put):
+    g = load_graph(kb)
+    put(kb, "/docs/new.md", [[("Globex", "based in", "Paris")]])
+    fresh = load_graph(kb, current=g)
+    assert fresh is not g and fresh.epoch == kb.epoch
+    assert fresh.entity_key("Paris") is not None and g.entity_key("Paris") is None
+
+
+def test_a_damaged_graph_file_is_rebuilt(kb):
+    load_graph(kb)
+    (kb.root / GRAPH_FILE).write_bytes(b"not a pickle")
+    assert load_graph(kb).entity_key("Berlin") == "berlin"
+
+
+def test_removing_a_document_drops_its_edges_and_entities_left_without_mentions(kb):
+    kb.remove_document("/docs/secret.md")
+    g = load_graph(kb)
+    assert g.entity_key("Umbrella Ltd") is None
+    assert g.entity(g.require("Initech")).doc_ids == {1}
+    assert all(d != 2 for _, _, d in g.graph.edges(data="doc_id"))
+
+
+def test_updating_a_document_replaces_its_facts(kb, put):
+    put(kb, "/docs/secret.md", [[("Initech", "supplies", "Hooli")]], groups=("finance",))
+    g = load_graph(kb)
+    assert g.entity_key("Umbrella Ltd") is None and g.entity_key("Hooli") is not None
+
+
+def test_neighbors_within_k_hops_nearest_first(kb):
+    g = load_graph(kb)
+    one = g.neighbors("Mary Chen", hops=1)
+    assert [(t.subject, t.relation, t.object) for t in one] == [("Mary Chen", "CTO of", "Acme Robotics")]
+    two = g.neighbors("mary chen", hops=2)
+    assert two[0] == one[0]
+    assert {t.object for t in two} >= {"Berlin", "Initech", "Globex"}
+    assert all(t.chunk_id is not None and t.doc_id is not None for t in two)
+    assert len(g.neighbors("Mary Chen", hops=2, limit=2)) == 2
+    assert g.distances("Mary Chen", hops=2)["berlin"] == 2
+
+
+def test_path_between_two_entities_follows_edges_either_way(kb):
+    g = load_graph(kb)
+    path = g.path("Mary Chen", "Umbrella Ltd")
+    assert len(path) == 3  # via Acme Robotics and then Initech or Berlin
+    assert path[0].subject == "Mary Chen" and path[-1].subject == "Umbrella Ltd" or path[-1].object == "Umbrella Ltd"
+    assert all(t.chunk_id is not None for t in path)
+    with pytest.raises(UnknownEntityError, match="Nobody"):
+        g.path("Mary Chen", "Nobody")
+
+
+def test_subgraph_top_entities_and_entities_of_a_document(kb):
+    g = load_graph(kb)
+    sub = g.subgraph(["Globex"], hops=1)
+    assert set(sub) == {"globex", "acme robotics"}
+    top = g.top_entities(2)
+    assert top[0][0] == "acme robotics"
+    assert g.top_entities(1, by="pagerank")[0][0] in g.graph
+    assert g.entities_of(2) == ["berlin", "initech", "umbrella"]
+
+
+def test_link_finds_entities_named_in_a_question_by_any_alias():
+    facts = [
+        ("Acme Robotics", "based in", "Berlin"),
+        ("Acme Robotics Europe", "part of", "Acme Robotics"),
+        ("华为技术有限公司", "位于", "深圳"),
+    ]
+    g = KnowledgeGraph.from_triples([Triple(s, r, o, doc_id=1) for s, r, o in facts], {1: ("*",)})
+    assert g.link("Who runs ACME ROBOTICS in berlin?") == ["acme robotics", "berlin"]
+    assert g.link("What does Acme Robotics Europe sell?") == ["acme robotics europe"]
+    assert g.link("华为的总部在深圳吗？") == ["华为", "深圳"]
+    assert g.link("nothing relevant here") == []
+    assert "Acme Robotics" in g.names()["acme robotics"]
+
+
+def test_a_user_never_sees_facts_only_supported_by_documents_they_cannot_read(kb):
+    g = load_graph(kb)
+    outsider = User("bob", groups=("sales",))
+    insider = User("eve", groups=("finance",))
+    assert g.entity_key("Umbrella Ltd", outsider) is None
+    assert g.entity_key("Umbrella Ltd", insider) == "umbrella"
+    assert all(t.doc_id == 1 for t in g.neighbors("Initech", hops=2, user=outsider))
+    assert any(t.object == "Umbrella Ltd" for t in g.neighbors("Initech", user=insider))
+    assert g.link("Is Umbrella Ltd in Berlin?", user=outsider) == ["berlin"]
+    assert g.entities_of(2, user=outsider) == []
+    assert g.stats(outsider)["relations"] == 4 and g.stats()["relations"] == 6
+    with pytest.raises(UnknownEntityError):
+        g.path("Mary Chen", "Umbrella Ltd", user=outsider)
+    assert "umbrella" not in g.subgraph(["Initech"], hops=2, user=outsider)
+
+
+def test_export_writes_graphml_and_node_link_json_with_scalar_attributes(kb, tmp_path):
+    g = load_graph(kb)
+    g.export(tmp_path / "g.graphml")
+    back = nx.read_graphml(tmp_path / "g.graphml")
+    assert back.number_of_nodes() == 6 and back.nodes["acme robotics"]["aliases"] == "AR | Acme Robotics | Acme Robotics Inc."
+    g.export(tmp_path / "g.json", user=User("bob", groups=("sales",)))
+    data = json.loads((tmp_path / "g.json").read_text(encoding="utf-8"))
+    assert len(data["nodes"]) == 5 and all(e["doc_id"] == 1 for e in data["edges"])
+    with pytest.raises(ValueError, match=".graphml or .json"):
+        g.export(tmp_path / "g.csv")
