@@ -1,0 +1,78 @@
+"""``zhiku user add|list|remove``: the accounts that sign in to the UI, with their access groups."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from zhiku.cli.common import FAILED, OK, UsageError, add_common, emit, open_existing, settings_from
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("user", help="manage the users who sign in to the UI")
+    commands = parser.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+
+    add = commands.add_parser("add", help="create a user (password prompted, or read from stdin)")
+    add.add_argument("name")
+    add.add_argument("--groups", default="", metavar="G1,G2", help="access groups, comma-separated")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add_common(add)
+    add.set_defaults(func=_add)
+
+    listing = commands.add_parser("list", help="list users and their groups")
+    add_common(listing)
+    listing.set_defaults(func=_list)
+
+    remove = commands.add_parser("remove", help="delete a user")
+    remove.add_argument("name")
+    add_common(remove)
+    remove.set_defaults(func=_remove)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise UsageError("the two passwords differ; run the command again")
+    return first
+
+
+def _add(args: argparse.Namespace) -> int:
+    from ui.auth import AccountError, add_user, parse_groups
+
+    try:
+        groups = parse_groups(args.groups)
+        password = _read_password(args.password_stdin)
+        with open_existing(settings_from(args)) as kb:
+            account = add_user(kb, args.name, password, groups)
+    except AccountError as exc:
+        raise UsageError(str(exc)) from exc
+    payload = {"name": account.user.name, "groups": list(account.user.groups), "created_at": account.created_at}
+    emit(payload, args.json, f"added user {args.name} (groups: {', '.join(groups) or 'none'})")
+    return OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    from ui.auth import accounts
+
+    with open_existing(settings_from(args)) as kb:
+        found = accounts(kb)
+    payload = [{"name": a.user.name, "groups": list(a.user.groups), "created_at": a.created_at} for a in found]
+    text = "\n".join(f"{a.user.name}\t{','.join(a.user.groups)}" for a in found) or (
+        "no users: the UI runs as one local user who sees everything (`zhiku user add NAME` to add one)"
+    )
+    emit(payload, args.json, text)
+    return OK
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from ui.auth import remove_user
+
+    with open_existing(settings_from(args)) as kb:
+        removed = remove_user(kb, args.name)
+    if not removed:
+        print(f"zhiku user: no user named {args.name!r} (`zhiku user list` shows them)", file=sys.stderr)
+        return FAILED
+    emit({"removed": args.name}, args.json, f"removed user {args.name}")
+    return OK
