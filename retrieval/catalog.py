@@ -1,0 +1,135 @@
+"""Who may see which chunk, and turning chunk ids into hits: what every retriever shares.
+
+A ``Catalog`` keeps, for one knowledge base, the documents by id and a chunk-id -> document-id
+array, reloaded only when the knowledge base's write epoch moves. Retrievers ask it which of
+their candidate chunks the user may see (vectorised, so filtering 100k candidates costs
+microseconds) before anything leaves them, and it builds the ``Hit`` records they return.
+
+The catalog also computes a *corpus signature*: a digest of the chunk ids and the documents'
+content hashes. Epochs move on every write (feedback, summaries, triples); the signature moves
+only when the retrievable text does, so an expensive derived index (BM25) survives unrelated writes.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from zhiku.kb import KnowledgeBase
+from zhiku.records import Document, Hit, User
+
+#: How many users' visibility masks one catalog remembers per corpus state.
+_MASKS_KEPT = 64
+
+
+@dataclass(frozen=True)
+class _State:
+    epoch: int
+    signature: str
+    documents: dict[int, Document]
+    #: chunk_doc[chunk_id] is the chunk's document id, -1 where no chunk has that id.
+    chunk_doc: np.ndarray
+    n_chunks: int
+
+
+class Catalog:
+    """Documents, chunk ownership and per-user visibility of one knowledge base, kept current."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self._state: _State | None = None
+        self._masks: dict[User, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def _current(self) -> _State:
+        epoch = self.kb.epoch
+        with self._lock:
+            if self._state is None or self._state.epoch != epoch:
+                self._state = self._load(epoch)
+                self._masks = {}
+            return self._state
+
+    def _load(self, epoch: int) -> _State:
+        documents = {d.id: d for d in self.kb.documents() if d.id is not None}
+        rows = self.kb.query("SELECT id, doc_id FROM chunks")
+        pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        chunk_doc = np.full(int(pairs[:, 0].max()) + 1 if len(pairs) else 0, -1, dtype=np.int64)
+        chunk_doc[pairs[:, 0]] = pairs[:, 1]
+        digest = hashlib.sha256()
+        digest.update(np.sort(pairs[:, 0]).tobytes())
+        for doc_id in sorted(documents):
+            digest.update(f"{doc_id}:{documents[doc_id].content_hash};".encode())
+        return _State(epoch, digest.hexdigest(), documents, chunk_doc, len(pairs))
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def epoch(self) -> int:
+        return self._current().epoch
+
+    @property
+    def signature(self) -> str:
+        """Changes exactly when chunks or documents' contents change (not on unrelated writes)."""
+        return self._current().signature
+
+    @property
+    def n_chunks(self) -> int:
+        return self._current().n_chunks
+
+    def document(self, doc_id: int) -> Document | None:
+        return self._current().documents.get(doc_id)
+
+    # ------------------------------------------------------------- visibility
+    def document_mask(self, user: User) -> np.ndarray:
+        """visible[doc_id] for every document id (False for ids with no document)."""
+        state = self._current()
+        with self._lock:
+            mask = self._masks.get(user)
+            if mask is None:
+                size = max(state.documents, default=-1) + 1
+                mask = np.zeros(size, dtype=bool)
+                for doc_id, doc in state.documents.items():
+                    mask[doc_id] = user.can_see(doc.groups)
+                if len(self._masks) >= _MASKS_KEPT:
+                    self._masks.clear()
+                self._masks[user] = mask
+            return mask
+
+    def sees_everything(self, user: User) -> bool:
+        """True when no filtering is needed (the common single-user case): skip the masks."""
+        return user.sees_all or bool(self.document_mask(user).sum() == len(self._current().documents))
+
+    def visible_chunks(self, user: User, chunk_ids: np.ndarray) -> np.ndarray:
+        """A boolean array aligned with ``chunk_ids``: which of them ``user`` may see."""
+        chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
+        state = self._current()
+        known = (chunk_ids >= 0) & (chunk_ids < len(state.chunk_doc))
+        doc_ids = np.full(len(chunk_ids), -1, dtype=np.int64)
+        doc_ids[known] = state.chunk_doc[chunk_ids[known]]
+        mask = self.document_mask(user)
+        ok = (doc_ids >= 0) & (doc_ids < len(mask))
+        visible = np.zeros(len(chunk_ids), dtype=bool)
+        visible[ok] = mask[doc_ids[ok]]
+        return visible
+
+    def can_see_document(self, user: User, doc_id: int | None) -> bool:
+        doc = self.document(doc_id) if doc_id is not None else None
+        return doc is not None and user.can_see(doc.groups)
+
+    # ------------------------------------------------------------------- hits
+    def hits(self, chunk_ids: Sequence[int], scores: Sequence[float], retriever: str) -> list[Hit]:
+        """Hits for ranked chunk ids (best first), ranked 1.. under ``retriever`` in ``found_by``.
+
+        Ids whose chunk vanished meanwhile (a concurrent re-ingest) are skipped, not errors.
+        """
+        chunks = self.kb.chunks_by_ids([int(i) for i in chunk_ids])
+        hits: list[Hit] = []
+        for chunk_id, score in zip(chunk_ids, scores):
+            chunk = chunks.get(int(chunk_id))
+            document = self.document(chunk.doc_id) if chunk is not None and chunk.doc_id is not None else None
+            if chunk is None or document is None:
+                continue
+            hits.append(Hit(chunk=chunk, document=document, score=float(score), found_by={retriever: len(hits) + 1}))
+        return hits

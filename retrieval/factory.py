@@ -1,0 +1,115 @@
+"""Building the retriever a mode names, and adapting any retriever to llama-index.
+
+``build_retriever`` is what the CLI, the UI and the eval harness call. It shares one catalog
+(documents and access lists) and one query-embedding cache between the retrievers it builds, and
+the returned object keeps the BM25 index, FAISS index and graph loaded: build it once per process
+and call ``retrieve`` for every question.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from retrieval.catalog import Catalog
+from retrieval.fusion import FusedRetriever
+from retrieval.graph import GraphRetriever
+from retrieval.keyword import KeywordRetriever
+from retrieval.rerank import Reranker, RerankedRetriever
+from retrieval.vector import QueryEmbedder, VectorRetriever
+from zhiku.kb import KnowledgeBase
+from zhiku.models import Embedder
+from zhiku.protocols import Retriever
+from zhiku.records import User
+from zhiku.settings import Settings, SettingsError
+
+MODES = ("vector", "keyword", "graph", "hybrid", "hybrid+rerank")
+#: The longest question accepted, in characters: longer input is a pasted document, not a question.
+MAX_QUERY_CHARS = 4000
+
+
+class QueryError(ValueError):
+    """The question cannot be searched (empty, or too long); the message says what to do."""
+
+
+def check_query(query: str) -> str:
+    """The question stripped, or ``QueryError`` for an empty or oversized one."""
+    text = (query or "").strip()
+    if not text:
+        raise QueryError("the question is empty: type what you want to find")
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(
+            f"the question is {len(text)} characters long; keep it under {MAX_QUERY_CHARS} "
+            "(ask about a document with `zhiku summarize` instead of pasting it)"
+        )
+    return text
+
+
+def fusion_weights(settings: Settings) -> dict[str, float]:
+    """Per-retriever RRF weights from ``fusion_weights = {vector = 1.0, keyword = 1.0, graph = 0.5}``."""
+    raw = settings.extra.get("fusion_weights") or {}
+    if not isinstance(raw, Mapping):
+        raise SettingsError(f"setting 'fusion_weights' must be a table like {{vector = 1.0, graph = 0.5}}, got {raw!r}")
+    try:
+        return {str(name): float(weight) for name, weight in raw.items()}
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting 'fusion_weights': every weight must be a number ({exc})") from exc
+
+
+def build_retriever(
+    kb: KnowledgeBase,
+    embedder: Embedder,
+    settings: Settings,
+    mode: str | None = None,
+    graph: Any = None,
+    reranker: Reranker | None = None,
+) -> Retriever:
+    """The retriever for ``mode`` (default: ``settings.mode``), ready to be kept and reused.
+
+    ``graph`` is an already loaded ``kg.graph.KnowledgeGraph`` (else loaded on first use);
+    ``reranker`` is required by ``hybrid+rerank`` (see ``retrieval.rerank.load_reranker``).
+    """
+    mode = mode or settings.mode
+    if mode not in MODES:
+        raise SettingsError(f"unknown retrieval mode {mode!r}; choose one of: {', '.join(MODES)}")
+    if mode == "hybrid+rerank" and reranker is None:
+        raise SettingsError(
+            "mode 'hybrid+rerank' needs a reranker: set reranker = \"llm\" or reranker = \"/path/to/cross-encoder\" "
+            "in zhiku.toml (or ZHIKU_RERANKER), or use mode 'hybrid'"
+        )
+    catalog = Catalog(kb)
+    queries = QueryEmbedder(embedder)
+    single: dict[str, Any] = {
+        "vector": lambda: VectorRetriever(kb, queries, catalog),
+        "keyword": lambda: KeywordRetriever(kb, catalog),
+        "graph": lambda: GraphRetriever(kb, queries, graph=graph, catalog=catalog),
+    }
+    if mode in single:
+        return single[mode]()
+    fused = FusedRetriever([make() for make in single.values()], weights=fusion_weights(settings))
+    return fused if mode == "hybrid" else RerankedRetriever(fused, reranker)
+
+
+def as_llama_index(retriever: Retriever, user: User, k: int = 5) -> Any:
+    """``retriever`` as a llama-index ``BaseRetriever`` answering for ``user`` with ``k`` nodes.
+
+    Nodes are ``TextNode(id_=str(chunk id))`` with metadata ``source``, ``page`` and ``section``.
+    """
+    from llama_index.core.base.base_retriever import BaseRetriever
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+    class _ZhikuRetriever(BaseRetriever):
+        def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+            hits = retriever.retrieve(query_bundle.query_str, k, user)
+            return [
+                NodeWithScore(
+                    node=TextNode(
+                        id_=str(hit.chunk.id),
+                        text=hit.chunk.text,
+                        metadata={"source": hit.document.source, "page": hit.chunk.page, "section": hit.chunk.section},
+                    ),
+                    score=hit.score,
+                )
+                for hit in hits
+            ]
+
+    return _ZhikuRetriever()

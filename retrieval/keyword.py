@@ -1,0 +1,165 @@
+"""Keyword retrieval: BM25 (bm25s) over every chunk, for English and Chinese alike.
+
+Text is split into runs of Chinese characters and runs of everything else. Chinese runs are
+segmented with ``jieba.lcut_for_search`` (which also emits the sub-words of long words, so a query
+word matches inside a longer document word); other runs are lower-cased words with English stop
+words dropped and a Snowball stem, so "policies" finds "policy". Mixed text gets both.
+
+The index is derived from SQLite: built once per corpus signature (see ``retrieval.catalog``),
+kept in the retriever instance and saved as ``bm25.npz`` in the knowledge-base folder, stamped
+with the signature, so a new process loads it instead of re-tokenising the corpus.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import jieba
+import numpy as np
+from bm25s.stopwords import STOPWORDS_CHINESE, STOPWORDS_EN_PLUS
+from nltk.stem.snowball import EnglishStemmer
+
+from retrieval.catalog import Catalog
+from zhiku.kb import KnowledgeBase, atomic_write
+from zhiku.records import Hit, User
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = "bm25.npz"
+_CJK_RUN = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)")
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+class Tokenizer:
+    """Text -> BM25 terms. Keeps a stem cache: corpora repeat words, stemming is the slow part."""
+
+    def __init__(self) -> None:
+        self._stemmer = EnglishStemmer()
+        self._stems: dict[str, str] = {}
+        self._en_stop = frozenset(STOPWORDS_EN_PLUS)
+        self._zh_stop = frozenset(STOPWORDS_CHINESE)
+
+    def __call__(self, text: str) -> list[str]:
+        terms: list[str] = []
+        for i, run in enumerate(_CJK_RUN.split(text)):
+            if i % 2:  # a run of Chinese characters
+                terms.extend(w for w in jieba.lcut_for_search(run) if w not in self._zh_stop)
+            else:
+                for word in _WORD.findall(run.lower()):
+                    if word in self._en_stop:
+                        continue
+                    stem = self._stems.get(word)
+                    if stem is None:
+                        stem = self._stems[word] = self._stemmer.stem(word)
+                    terms.append(stem)
+        return terms
+
+
+@dataclass
+class _Index:
+    signature: str
+    model: bm25s.BM25
+    #: chunk_ids[i] is the chunk id of BM25 document i.
+    chunk_ids: np.ndarray
+
+
+class KeywordRetriever:
+    """BM25 over chunk text and section headings, filtered by the user's groups."""
+
+    name = "keyword"
+
+    def __init__(self, kb: KnowledgeBase, catalog: Catalog | None = None, persist: bool = True) -> None:
+        self.kb = kb
+        self.catalog = catalog or Catalog(kb)
+        self.persist = persist
+        self.tokenize = Tokenizer()
+        self._index: _Index | None = None
+        self._lock = threading.Lock()
+
+    def retrieve(self, query: str, k: int, user: User) -> list[Hit]:
+        terms = self.tokenize(query)
+        if not terms or k <= 0:
+            return []
+        index = self.index()
+        if index is None:
+            return []
+        scores = index.model.get_scores(terms)
+        if not self.catalog.sees_everything(user):
+            scores = np.where(self.catalog.visible_chunks(user, index.chunk_ids), scores, 0.0)
+        matched = np.flatnonzero(scores > 0)
+        if len(matched) > k:
+            matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
+        best = matched[np.argsort(-scores[matched], kind="stable")]
+        return self.catalog.hits(index.chunk_ids[best].tolist(), scores[best].tolist(), self.name)
+
+    # ------------------------------------------------------------------ index
+    def index(self) -> _Index | None:
+        """The BM25 index of the current corpus (None for an empty one): kept, loaded or built."""
+        signature = self.catalog.signature
+        with self._lock:
+            if self._index is None or self._index.signature != signature:
+                self._index = self._load(signature) if self.persist else None
+                if self._index is None:
+                    self._index = self._build(signature)
+                    if self.persist and self._index is not None:
+                        self._save(self._index)
+            return self._index if len(self._index.chunk_ids) else None
+
+    def _build(self, signature: str) -> _Index:
+        ids, corpus = [], []
+        for chunk in self.kb.iter_chunks(batch=5000):
+            ids.append(chunk.id)
+            corpus.append(self.tokenize(f"{chunk.section}\n{chunk.text}" if chunk.heading_path else chunk.text))
+        model = bm25s.BM25()
+        if corpus:
+            model.index(corpus, show_progress=False)
+        log.info("built BM25 index over %d chunks", len(ids))
+        return _Index(signature, model, np.array(ids, dtype=np.int64))
+
+    @property
+    def _path(self) -> Path:
+        return self.kb.root / INDEX_FILE
+
+    def _save(self, index: _Index) -> None:
+        scores = index.model.scores if len(index.chunk_ids) else {}
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as out:
+                np.savez(
+                    out,
+                    signature=np.array(index.signature),
+                    chunk_ids=index.chunk_ids,
+                    vocab=np.array(json.dumps(getattr(index.model, "vocab_dict", {}), ensure_ascii=False)),
+                    **{f"scores_{key}": np.asarray(value) for key, value in scores.items()},
+                )
+
+        try:
+            atomic_write(self._path, write)
+        except OSError as exc:  # a read-only knowledge base still answers; it just rebuilds next time
+            log.warning("could not save the BM25 index to %s: %s", self._path, exc)
+
+    def _load(self, signature: str) -> _Index | None:
+        try:
+            with np.load(self._path, allow_pickle=False) as saved:
+                if str(saved["signature"]) != signature:
+                    return None
+                model = bm25s.BM25()
+                chunk_ids = saved["chunk_ids"]
+                if len(chunk_ids):
+                    model.scores = {
+                        key[len("scores_"):]: (saved[key].item() if saved[key].ndim == 0 else saved[key])
+                        for key in saved.files if key.startswith("scores_")
+                    }
+                    model.vocab_dict = json.loads(str(saved["vocab"]))
+                    model.unique_token_ids_set = set(model.vocab_dict.values())
+                    model.nonoccurrence_array = None  # only BM25L/BM25+ have one; we use lucene
+                return _Index(signature, model, chunk_ids)
+        except (OSError, ValueError, KeyError) as exc:
+            if self._path.exists():
+                log.warning("ignoring unreadable BM25 index %s (%s); rebuilding", self._path, exc)
+            return None

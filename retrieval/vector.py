@@ -1,0 +1,93 @@
+"""Dense retrieval: the query's embedding against the knowledge base's FAISS index of chunks.
+
+The index holds every chunk, whoever may read it, so the retriever over-fetches and drops chunks
+of documents the user cannot see before returning: it asks FAISS for ``4k`` neighbours, and
+doubles that until ``k`` visible ones are found or the index is exhausted. A user who sees
+everything skips the filter entirely, so the common case costs one FAISS search.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+from retrieval.catalog import Catalog
+from zhiku.kb import KnowledgeBase
+from zhiku.models import Embedder
+from zhiku.records import Hit, User
+
+#: First over-fetch factor for users who cannot see everything.
+OVERFETCH = 4
+
+
+class QueryEmbedder:
+    """An ``Embedder`` that remembers the last few single-text embeddings.
+
+    Hybrid retrieval embeds the same question twice (vector search and graph entity linking);
+    wrapping the embedder once and handing it to both makes the second call free.
+    """
+
+    def __init__(self, embedder: Embedder, keep: int = 256) -> None:
+        self.inner = embedder
+        self.name, self.dimension, self.max_tokens = embedder.name, embedder.dimension, embedder.max_tokens
+        self.keep = keep
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.inner.count_tokens(texts)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) != 1:
+            return self.inner.embed(texts)
+        with self._lock:
+            vector = self._recent.get(texts[0])
+            if vector is not None:
+                self._recent.move_to_end(texts[0])
+                return vector
+        vector = self.inner.embed(texts)
+        vector.setflags(write=False)  # shared between callers
+        with self._lock:
+            self._recent[texts[0]] = vector
+            while len(self._recent) > self.keep:
+                self._recent.popitem(last=False)
+        return vector
+
+
+class VectorRetriever:
+    """FAISS inner-product search over L2-normalised chunk vectors (cosine similarity scores)."""
+
+    name = "vector"
+
+    def __init__(self, kb: KnowledgeBase, embedder: Embedder, catalog: Catalog | None = None) -> None:
+        self.kb = kb
+        self.embedder = embedder
+        self.catalog = catalog or Catalog(kb)
+
+    def retrieve(self, query: str, k: int, user: User) -> list[Hit]:
+        if not query.strip() or k <= 0:
+            return []
+        return self.retrieve_vector(self.embedder.embed([query])[0], k, user)
+
+    def retrieve_vector(self, vector: np.ndarray, k: int, user: User) -> list[Hit]:
+        """The same search for an already-embedded query (the graph retriever shares the embedding)."""
+        index = self.kb.vector_index()
+        total = int(index.ntotal)
+        if total == 0 or k <= 0:
+            return []
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        open_to_all = self.catalog.sees_everything(user)
+        fetch = min(k if open_to_all else k * OVERFETCH, total)
+        while True:
+            scores, ids = index.search(query, fetch)
+            scores, ids = scores[0], ids[0]
+            found = ids >= 0
+            scores, ids = scores[found], ids[found]
+            if not open_to_all:
+                visible = self.catalog.visible_chunks(user, ids)
+                scores, ids = scores[visible], ids[visible]
+            if len(ids) >= k or fetch >= total:
+                return self.catalog.hits(ids[:k].tolist(), scores[:k].tolist(), self.name)
+            fetch = min(fetch * 2, total)
