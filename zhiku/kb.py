@@ -299,6 +299,17 @@ class KnowledgeBase:
                 conn.execute("DELETE FROM triples WHERE doc_id = ?", (doc_id,))
                 self._insert_triples(conn, doc_id, [(t.chunk_id, t) for t in triples])
 
+    def set_groups(self, source: str, groups: Sequence[str]) -> bool:
+        """Change a stored document's access groups (an ACL edit needs no re-embedding)."""
+        encoded = json.dumps(list(groups))
+        rows = self.query("SELECT groups FROM documents WHERE source = ?", (source,))
+        if not rows or rows[0][0] == encoded:
+            return False
+        with self.transaction() as conn:
+            conn.execute("UPDATE documents SET groups = ? WHERE source = ?", (encoded, source))
+        self._sync_index()
+        return True
+
     def remove_document(self, source: str) -> bool:
         """Delete a document and everything derived from it; False when it was not stored."""
         with self.transaction() as conn:
@@ -419,11 +430,15 @@ class KnowledgeBase:
             self._index_epoch = self.epoch
 
     def save_vectors(self) -> None:
-        """Persist the vector index atomically, stamped with the epoch it reflects."""
+        """Persist the vector index atomically, stamped with the epoch it reflects (if not already)."""
         with self._lock:
-            index = self.vector_index()
-            atomic_write(self.root / VECTORS, lambda tmp: faiss.write_index(index, str(tmp)))
-            _write_text(self.root / VECTORS_STAMP, str(self._index_epoch))
+            stamp = self.root / VECTORS_STAMP
+            if not (stamp.exists() and stamp.read_text().strip() == str(self.epoch)):
+                self._write_vectors(self.vector_index())
+
+    def _write_vectors(self, index: faiss.Index) -> None:
+        atomic_write(self.root / VECTORS, lambda tmp: faiss.write_index(index, str(tmp)))
+        _write_text(self.root / VECTORS_STAMP, str(self._index_epoch))
 
     def vectors_of(self, chunk_ids: Sequence[int]) -> np.ndarray:
         """Stored vectors of the given chunks, in the given order."""
@@ -459,7 +474,7 @@ class KnowledgeBase:
         with self._lock:
             self._index = self._build_index()
             self._index_epoch = self.epoch
-            self.save_vectors()
+            self._write_vectors(self._index)
             return int(self._index.ntotal)
 
 

@@ -50,7 +50,7 @@ class SentenceTransformerEmbedder:
         """Tokens as the model sees them, special tokens included."""
         if not texts:
             return []
-        encoded = self._tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        encoded = self._tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

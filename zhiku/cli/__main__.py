@@ -1,0 +1,5 @@
+import sys
+
+from zhiku.cli import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""``zhiku ingest`` (bring the knowledge base up to date with files) and ``zhiku reindex``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ingest.pipeline import Filters, IngestReport, ingest
+from zhiku.cli.common import FAILED, OK, UsageError, add_common, emit, open_existing, settings_from
+from zhiku.kb import KnowledgeBase
+from zhiku.models import load_embedder
+from zhiku.protocols import Extractor
+from zhiku.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ingest",
+        help="add, update or (with --prune) remove documents from files and folders",
+        description="Ingest files and folders (recursively). Unchanged files are skipped by content "
+        "hash, changed files replaced, and with --prune files gone from a folder are removed. "
+        "Access groups come from zhiku-acl.toml at a folder's root, else --groups, else public.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
+    parser.add_argument("--include", action="append", default=[], metavar="GLOB",
+                        help="only files matching GLOB (name glob, or path glob with '/'); repeatable")
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip files matching GLOB; repeatable")
+    parser.add_argument("--prune", action="store_true", help="remove documents whose files left the given folders")
+    parser.add_argument("--groups", metavar="G1,G2", help="access groups for files no zhiku-acl.toml rule matches")
+    parser.add_argument("--workers", type=int, metavar="N", help="parser processes (default: cores - 1)")
+    parser.add_argument("--no-graph", action="store_true", help="skip triple extraction for the knowledge graph")
+    add_common(parser)
+    parser.set_defaults(func=run_ingest)
+
+    reindex = subparsers.add_parser(
+        "reindex",
+        help="rebuild the vector index from SQLite, or re-embed with another model",
+        description="Rebuild vectors.faiss from the vectors stored in SQLite. With --embedding-model "
+        "naming another model, re-embed every chunk with it and switch the knowledge base to it.",
+    )
+    add_common(reindex)
+    reindex.set_defaults(func=run_reindex)
+
+
+def _extractor(settings: Settings) -> Extractor | None:
+    if settings.extractor == "none":
+        return None
+    try:
+        from kg.extract import load_extractor
+    except ImportError:
+        return None
+    return load_extractor(settings)
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    overrides = {"workers": args.workers}
+    if args.no_graph:
+        overrides["extractor"] = "none"
+    settings = settings_from(args, **overrides)
+    if not any(p.exists() for p in args.paths):
+        raise UsageError(f"none of the paths exist: {', '.join(map(str, args.paths))}")
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
+    if args.groups is not None and not groups:
+        raise UsageError("--groups needs at least one group name, e.g. --groups hr,finance")
+    embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
+    with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb:
+        with tqdm(desc="ingest", unit="file", disable=args.json, dynamic_ncols=True) as bar:
+            def progress(done: int, total: int, path: str, outcome: str) -> None:
+                bar.total = total
+                bar.n = done
+                bar.set_postfix_str(f"{outcome}: {Path(path).name}"[-60:])
+
+            report = ingest(
+                kb, embedder, args.paths, settings, extractor=_extractor(settings), groups=groups,
+                filters=Filters(tuple(args.include), tuple(args.exclude)), prune=args.prune, progress=progress,
+            )
+    emit(report.to_json(), args.json, _summary(report, settings))
+    nothing_worked = report.failed and not (report.added or report.updated or report.unchanged or report.removed)
+    return FAILED if nothing_worked else OK
+
+
+def _summary(report: IngestReport, settings: Settings) -> str:
+    lines = [
+        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.removed} removed, {len(report.failed)} failed",
+        f"knowledge base {settings.kb}: {report.documents} documents, {report.chunks} chunks",
+    ]
+    lines += [f"  failed: {f.path}: {f.error}" for f in report.failed]
+    return "\n".join(lines)
+
+
+def run_reindex(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    current = KnowledgeBase.resolve_model(settings.kb, "")
+    if settings.embedding_model == current:
+        with open_existing(settings) as kb:
+            n = kb.reindex()
+        emit({"vectors": n, "embedding_model": current}, args.json, f"rebuilt the vector index: {n} vectors")
+        return OK
+    embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
+    with KnowledgeBase.open(settings.kb, current) as kb:
+        with tqdm(total=kb.stats()["chunks"], desc="re-embed", unit="chunk", disable=args.json) as bar:
+            kb.reembed(embedder.name, embedder.dimension, embedder.embed, progress=bar.update)
+        n = kb.reindex()
+    emit({"vectors": n, "embedding_model": embedder.name}, args.json,
+         f"re-embedded {n} chunks with {embedder.name!r} and rebuilt the vector index")
+    return OK
