@@ -16,6 +16,7 @@ from zhiku.cli.common import run_command
 COMMAND_MODULES = (
     "zhiku.cli.ingest",
     "zhiku.cli.graph",
+    "zhiku.cli.search",
     "zhiku.cli.ask",
     "zhiku.cli.eval",
     "zhiku.cli.ui",
