@@ -26,11 +26,23 @@ def citations_json(answer: Answer) -> str:
     )
 
 
-def record_feedback(kb: KnowledgeBase, user: User, answer: Answer, rating: int, comment: str = "") -> int:
-    """Store one rating of ``answer`` by ``user``; returns the feedback row id."""
+def save_feedback(
+    kb: KnowledgeBase, user: User, answer: Answer, rating: int, comment: str = "", feedback_id: int | None = None
+) -> int:
+    """Store ``user``'s rating of ``answer`` and return the row id.
+
+    With ``feedback_id`` the earlier row is updated instead (a changed thumb, or a comment added
+    later), so one answer rated twice in a session stays one row. An empty comment keeps the old one.
+    """
     if rating not in (UP, DOWN):
         raise ValueError(f"rating must be {UP} or {DOWN}, got {rating!r}")
     with kb.transaction() as conn:
+        if feedback_id is not None:
+            conn.execute(
+                "UPDATE feedback SET rating = ?, comment = CASE WHEN ? = '' THEN comment ELSE ? END WHERE id = ?",
+                (rating, comment.strip(), comment.strip(), feedback_id),
+            )
+            return feedback_id
         cur = conn.execute(
             "INSERT INTO feedback (created_at, user, question, answer, rating, comment, citations)"
             " VALUES (?,?,?,?,?,?,?)",

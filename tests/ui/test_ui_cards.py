@@ -1,0 +1,29 @@
+"""Source cards: matched query words are highlighted the way the keyword retriever matches them."""
+from __future__ import annotations
+
+from retrieval import Tokenizer
+from ui.cards import card_title, escape_markdown, fact_line, highlight
+from zhiku.records import Chunk, Citation, Document, Hit, Triple
+
+
+def test_highlight_marks_stemmed_english_matches_and_escapes_markdown() -> None:
+    text = highlight("The travel policy says: *hotels* cost $200.", "What do travel policies say?", Tokenizer())
+    assert ":orange-background[**travel**]" in text and ":orange-background[**policy**]" in text
+    assert "hotels" in text and ":orange-background[**hotels**]" not in text
+    assert r"\*" in text and r"\$200" in text  # no emphasis, no LaTeX
+
+
+def test_highlight_marks_chinese_words() -> None:
+    text = highlight("员工差旅报销政策规定酒店费用上限。", "差旅报销的规定", Tokenizer())
+    assert ":orange-background[**差旅**]" in text and ":orange-background[**报销**]" in text
+
+
+def test_highlight_without_matches_is_the_escaped_passage() -> None:
+    assert highlight("a_b [c]", "zzz", Tokenizer()) == escape_markdown("a_b [c]") == r"a\_b \[c\]"
+
+
+def test_card_title_names_file_page_and_section() -> None:
+    hit = Hit(chunk=Chunk(text="x", position=0, n_tokens=1, page=3, heading_path=("Travel", "Hotels")),
+              document=Document(source="/data/handbook.pdf", content_hash="h"), score=1.0)
+    assert card_title(Citation(2, hit)) == "[2] handbook.pdf · p. 3 · Travel > Hotels"
+    assert fact_line(Triple("Acme", "based_in", "Berlin")) == r"Acme — *based\_in* → Berlin"

@@ -1,0 +1,70 @@
+"""Zhiku's Streamlit entry point (``zhiku ui`` runs it): sign-in, navigation, friendly errors.
+
+Each page is a script under ``views/`` that renders from ``ui.context.current()``. Any exception on a
+page ends as one friendly ``st.error`` line; the full traceback goes to the server log only.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import context
+from ui.auth import authenticate, is_admin
+from zhiku.kb import KnowledgeBase
+from zhiku.records import User
+
+#: (script, title, icon, admins only)
+PAGES = (
+    ("views/chat.py", "Chat", ":material/chat:", False),
+    ("views/documents.py", "Documents", ":material/description:", False),
+    ("views/ingest.py", "Ingest", ":material/upload_file:", True),
+    ("views/graph.py", "Graph explorer", ":material/hub:", False),
+    ("views/evaluation.py", "Evaluation", ":material/monitoring:", False),
+)
+
+
+def sign_in_form(kb: KnowledgeBase) -> None:
+    st.title("Zhiku 知库")
+    st.write("Sign in to ask questions about the documents your groups may see.")
+    with st.form("sign-in"):
+        name = st.text_input("User name")
+        password = st.text_input("Password", type="password")
+        if st.form_submit_button("Sign in", type="primary"):
+            user = authenticate(kb, name.strip(), password)
+            if user is None:
+                st.error("Wrong user name or password. Try again, or ask an administrator (`zhiku user add`).")
+            else:
+                st.session_state[context.USER_KEY] = user
+                st.rerun()
+
+
+def account_box(user: User) -> None:
+    with st.sidebar:
+        if user.sees_all:
+            st.info("No users are configured, so you are the local user and see every document. "
+                    "`zhiku user add NAME --groups …` turns on sign-in and access control.",
+                    icon=":material/lock_open:")
+        else:
+            st.caption(f"Signed in as **{user.name}** · groups: {', '.join(user.groups) or 'none'}")
+            if st.button("Sign out", key="sign-out"):
+                del st.session_state[context.USER_KEY]
+                st.rerun()
+
+
+def main() -> None:
+    settings = context.load_settings()
+    kb = context.open_assistant(settings).kb
+    user = context.signed_in(kb)
+    if user is None:
+        sign_in_form(kb)
+        return
+    account_box(user)
+    admin = is_admin(user, settings.admin_group)
+    pages = [st.Page(path, title=title, icon=icon) for path, title, icon, admin_only in PAGES if admin or not admin_only]
+    st.navigation(pages).run()
+
+
+st.set_page_config(page_title="Zhiku 知库", page_icon=":material/menu_book:", layout="wide")
+try:
+    main()
+except Exception as exc:  # the boundary: a page never shows a traceback
+    context.show_error(exc)

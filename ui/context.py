@@ -1,0 +1,105 @@
+"""What every page of one browser session shares: the process's Assistant, the user, friendly errors.
+
+The ``Assistant`` (models, indexes, LLM) is opened once per server process and knowledge-base
+configuration through ``st.cache_resource``; it is the only process-wide object. The signed-in user
+lives in the browser session's ``st.session_state``. Pages get both from ``current()``.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from ui.auth import LOCAL_USER, has_users
+from zhiku.kb import KnowledgeBase, KnowledgeBaseError
+from zhiku.models import ModelError
+from zhiku.records import User
+from zhiku.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from retrieval.assistant import Assistant
+
+log = logging.getLogger(__name__)
+
+#: Session-state key of the signed-in user.
+USER_KEY = "zhiku_user"
+
+
+@dataclass(frozen=True)
+class Context:
+    """One page run's view of the world: the shared assistant, its settings and who is asking."""
+
+    assistant: Assistant
+    settings: Settings
+    user: User
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        return self.assistant.kb
+
+
+def load_settings() -> Settings:
+    """Settings from ``zhiku.toml`` and ``ZHIKU_*`` (``zhiku ui`` passes the knowledge base as ``ZHIKU_KB``)."""
+    settings = Settings.load()
+    if not KnowledgeBase.exists(settings.kb):
+        raise KnowledgeBaseError(
+            f"no knowledge base at {settings.kb.resolve()}: build one with `zhiku ingest examples/corpus "
+            f"--kb {settings.kb}` (or your own folder), then reload this page"
+        )
+    return settings.replace(embedding_model=KnowledgeBase.resolve_model(settings.kb, settings.embedding_model))
+
+
+@st.cache_resource(show_spinner="Opening the knowledge base and loading models…", max_entries=4)
+def _open_assistant(key: str, _settings: Settings) -> Assistant:
+    """One Assistant per distinct configuration (``key``) and server process."""
+    from retrieval.assistant import Assistant
+
+    return Assistant.open(_settings)
+
+
+def open_assistant(settings: Settings) -> Assistant:
+    return _open_assistant(repr(settings), settings)
+
+
+def signed_in(kb: KnowledgeBase) -> User | None:
+    """Who is using this browser session: the local user when no accounts exist, else the signed-in one."""
+    if not has_users(kb):
+        return LOCAL_USER
+    user = st.session_state.get(USER_KEY)
+    return None if user is None or user.sees_all else user
+
+
+def current() -> Context:
+    """The context of this page run (the entry script has already made sure someone is signed in)."""
+    settings = load_settings()
+    assistant = open_assistant(settings)
+    user = signed_in(assistant.kb)
+    if user is None:
+        raise PermissionError("you are signed out: sign in again from the start page")
+    return Context(assistant, settings, user)
+
+
+#: Errors whose message already says what went wrong and what to do.
+_SELF_EXPLAINING = (KnowledgeBaseError, ModelError, SettingsError, FileNotFoundError, PermissionError, ValueError,
+                    LookupError)
+
+
+def friendly_message(exc: BaseException) -> str:
+    """One line for the page: what went wrong and what to do; never a traceback."""
+    if isinstance(exc, sqlite3.DatabaseError):
+        return (f"The knowledge base database cannot be read ({exc}). Check the folder, or rebuild it "
+                "with `zhiku ingest`; then reload the page.")
+    if isinstance(exc, _SELF_EXPLAINING):
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        return text[0].upper() + text[1:]
+    return (f"Something went wrong ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}). "
+            "Try again; if it keeps happening, the server log has the details.")
+
+
+def show_error(exc: BaseException) -> None:
+    """Log the full error for the operator; show the user one friendly line."""
+    log.error("page failed", exc_info=exc)
+    st.error(friendly_message(exc), icon=":material/error:")

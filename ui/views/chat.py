@@ -1,0 +1,120 @@
+"""Chat page: streamed, grounded answers with their sources, graph facts and feedback.
+
+The conversation (a list of ``Answer``) lives in the browser session; each question is sent with the
+earlier turns so a follow-up ("and in 2023?") is understood. Under each answer: the cited passages as
+cards (matched words highlighted, original file downloadable), the graph facts used, and thumbs
+up/down with an optional comment stored in the knowledge base's ``feedback`` table.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import streamlit as st
+
+from retrieval import MODES, Tokenizer
+from ui.cards import Tokenize, facts_block, source_card
+from ui.context import Context, current
+from ui.feedback import DOWN, UP, save_feedback
+from zhiku.records import Answer
+
+CONVERSATION = "chat_answers"
+#: Bumped by "New conversation", so widgets of a new conversation never inherit the old ones' state.
+GENERATION = "chat_generation"
+FEEDBACK_ROWS = "chat_feedback_rows"
+
+
+def controls(ctx: Context) -> tuple[str, int]:
+    """The sidebar: retrieval mode, how many passages, and a fresh start."""
+    with st.sidebar:
+        st.subheader("Retrieval")
+        default_mode = ctx.settings.mode if ctx.settings.mode in MODES else "hybrid"
+        mode = st.selectbox("Mode", MODES, index=MODES.index(default_mode), key="chat_mode",
+                            help="vector: meaning · keyword: BM25 words · graph: entities and relations · "
+                                 "hybrid: all three fused")
+        k = st.slider("Passages (top-k)", 1, 20, min(max(ctx.settings.top_k, 1), 20), key="chat_k")
+        st.button("New conversation", icon=":material/add_comment:", on_click=new_conversation, key="chat_new")
+    return mode, k
+
+
+def new_conversation() -> None:
+    st.session_state[CONVERSATION] = []
+    st.session_state[FEEDBACK_ROWS] = {}
+    st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
+
+
+def stream_answer(ctx: Context, question: str, mode: str, k: int, history: list[Answer]) -> Answer:
+    """Write the answer's tokens as they come, then replace them with the final, citation-checked text."""
+    final: list[Answer] = []
+
+    def tokens() -> Iterator[str]:
+        for item in ctx.assistant.ask_stream(question, user=ctx.user, mode=mode, k=k, history=history):
+            if isinstance(item, Answer):
+                final.append(item)
+            else:
+                yield item
+
+    placeholder = st.empty()
+    with placeholder:
+        st.write_stream(tokens())
+    if not final:
+        raise RuntimeError("the answer stream ended without an answer")
+    placeholder.markdown(final[0].text)
+    return final[0]
+
+
+def answer_details(ctx: Context, answer: Answer, turn: int, tokenize: Tokenize) -> None:
+    """Warnings, source cards, graph facts and the feedback control under one answer."""
+    for warning in answer.warnings:
+        st.caption(f":material/warning: {warning}")
+    prefix = f"{st.session_state.get(GENERATION, 0)}-{turn}"
+    if answer.citations:
+        st.caption(f"Sources ({len(answer.citations)})")
+        for citation in answer.citations:
+            source_card(citation, answer.question, tokenize, key=f"download-{prefix}-{citation.n}")
+    facts_block(answer.facts)
+    feedback(ctx, answer, prefix)
+
+
+def feedback(ctx: Context, answer: Answer, prefix: str) -> None:
+    """Thumbs are stored as soon as they are clicked; a comment can be added to the same row."""
+    choice = st.feedback("thumbs", key=f"rating-{prefix}")
+    if choice is None:
+        return
+    rows: dict[str, tuple[int, int]] = st.session_state.setdefault(FEEDBACK_ROWS, {})
+    rating = UP if choice == 1 else DOWN
+    stored = rows.get(prefix)
+    if stored is None or stored[1] != rating:  # write only when the thumb changed: writes move the epoch
+        rows[prefix] = (save_feedback(ctx.kb, ctx.user, answer, rating, feedback_id=stored[0] if stored else None), rating)
+    with st.form(f"comment-{prefix}", clear_on_submit=True, border=False):
+        comment = st.text_input("Comment (optional)", key=f"comment-text-{prefix}",
+                                placeholder="What was right or wrong?")
+        if st.form_submit_button("Send comment") and comment.strip():
+            save_feedback(ctx.kb, ctx.user, answer, rating, comment, feedback_id=rows[prefix][0])
+            st.toast("Thank you: your comment was saved.")
+
+
+def render(ctx: Context) -> None:
+    st.title("Ask your documents")
+    mode, k = controls(ctx)
+    answers: list[Answer] = st.session_state.setdefault(CONVERSATION, [])
+    tokenize = Tokenizer()
+    if not answers:
+        st.caption("Answers cite the passages they come from; open a source to see the passage and the file.")
+    for turn, answer in enumerate(answers):
+        with st.chat_message("user"):
+            st.markdown(answer.question)
+        with st.chat_message("assistant"):
+            st.markdown(answer.text)
+            answer_details(ctx, answer, turn, tokenize)
+    question = st.chat_input("Ask a question about your documents…")
+    if question:
+        with st.chat_message("user"):
+            st.markdown(question)
+        with st.chat_message("assistant"):
+            answer = stream_answer(ctx, question, mode, k, history=list(answers))
+            answers.append(answer)
+            answer_details(ctx, answer, len(answers) - 1, tokenize)
+
+
+if __name__ == "__main__":
+    render(current())
