@@ -12,12 +12,16 @@ import csv
 import hashlib
 import json
 import re
-import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from ingest.pipeline import IngestReport, ingest
+from zhiku.kb import KnowledgeBase
+from zhiku.models import Embedder, load_embedder
 from zhiku.settings import Settings
 
 #: How a gold label names what is relevant: documents (sources or corpus ids) or chunk ids.
@@ -311,42 +315,34 @@ def corpus_folder(dataset: Dataset, cache_dir: Path, settings: Settings) -> Path
     return (cache_dir / f"{dataset.name}-{_fingerprint(dataset, settings)}" / "docs").resolve()
 
 
-def prepare_kb(
-    dataset: Dataset,
-    cache_dir: Path,
-    settings: Settings,
-    ingest: Callable[[Settings, list[Path]], Any] | None = None,
-) -> Path:
+def prepare_kb(dataset: Dataset, cache_dir: Path, settings: Settings, embedder: Embedder | None = None,
+               progress: bool = True) -> Path:
     """Ingest the dataset's corpus into a knowledge base under ``cache_dir`` once, and reuse it.
 
     The folder is keyed by dataset, file sizes and mtimes, the records kept and the embedding
     settings; a finished build leaves ``ready.json``, so an interrupted one is resumed (ingest is
-    incremental) and a finished one is returned at once. ``ingest(settings, paths)`` defaults to the
-    product pipeline with the configured triple extractor.
+    incremental) and a finished one is returned at once. The corpus goes through the product's
+    ingest pipeline with the configured triple extractor.
     """
     slot = cache_dir / f"{dataset.name}-{_fingerprint(dataset, settings)}"
     kb_dir, marker = slot / "kb", slot / "ready.json"
     if marker.exists() and (kb_dir / "manifest.json").exists():
         return kb_dir
-    if marker.exists():
-        marker.unlink()
     docs = corpus_folder(dataset, cache_dir, settings)
     if dataset.records is not None:
         write_corpus(dataset, docs)
-    (ingest or ingest_corpus)(settings.replace(kb=kb_dir), [docs])
-    slot.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"dataset": str(dataset.path), "corpus": str(docs),
-                                  "embedding_model": settings.embedding_model}, indent=2), encoding="utf-8")
+    embedder = embedder or load_embedder(settings.embedding_model or "minilm", settings.embed_batch_size)
+    report = ingest_corpus(settings.replace(kb=kb_dir), embedder, [docs], progress)
+    if not report.documents:
+        raise DatasetError(f"{docs}: nothing could be ingested ({len(report.failed)} files failed)")
+    marker.write_text(json.dumps({"dataset": str(dataset.path), "corpus": str(docs), "documents": report.documents,
+                                  "failed": len(report.failed), "embedding_model": embedder.name}, indent=2),
+                      encoding="utf-8")
     return kb_dir
 
 
-def ingest_corpus(settings: Settings, paths: list[Path]) -> Any:
+def ingest_corpus(settings: Settings, embedder: Embedder, paths: list[Path], progress: bool = True) -> IngestReport:
     """The product's ingest of ``paths`` into ``settings.kb``, with the configured triple extractor."""
-    from ingest.pipeline import ingest
-    from zhiku.kb import KnowledgeBase
-    from zhiku.models import load_embedder
-
-    embedder = load_embedder(settings.embedding_model or "minilm", settings.embed_batch_size)
     extractor = None
     if settings.extractor != "none":
         try:
@@ -354,10 +350,10 @@ def ingest_corpus(settings: Settings, paths: list[Path]) -> Any:
         except ModuleNotFoundError:
             load_extractor = None
         extractor = load_extractor(settings) if load_extractor else None
-    with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb:
-        return ingest(kb, embedder, paths, settings, extractor=extractor)
+    with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb, \
+            tqdm(desc="ingest corpus", unit="file", disable=not progress, leave=False) as bar:
+        def tell(done: int, total: int, path: str, outcome: str) -> None:
+            bar.total, bar.n = total, done
+            bar.refresh()
 
-
-def remove_cache(cache_dir: Path) -> None:
-    """Forget every cached knowledge base (``zhiku eval --fresh``)."""
-    shutil.rmtree(cache_dir, ignore_errors=True)
+        return ingest(kb, embedder, paths, settings, extractor=extractor, progress=tell)

@@ -132,12 +132,18 @@ def markdown(result: EvalResult, plots: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
+#: Line styles that keep overlapping curves (modes that rank alike) distinguishable.
+_STYLES = [dict(marker=m, linestyle=ls, markersize=ms, alpha=0.85) for m, ls, ms in
+           (("o", "-", 6), ("s", "--", 5), ("^", ":", 5), ("D", "-.", 4), ("v", "-", 4), ("x", "--", 6))] * 3
+
+
 def plot(result: EvalResult, judgements: Sequence[Judgement], out: Path, depth: int) -> list[Path]:
     """Recall@k curves per mode (each level with data) and hybrid's per-query wins/losses; PNG files."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     written = []
     ran = [m for m in result.modes if m.skipped is None]
@@ -148,8 +154,9 @@ def plot(result: EvalResult, judgements: Sequence[Judgement], out: Path, depth: 
         if not curves:
             continue
         fig, ax = plt.subplots(figsize=(6, 4))
-        for name, curve in curves.items():
-            ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3, label=name)
+        for (name, curve), style in zip(curves.items(), _STYLES):
+            ax.plot(range(1, len(curve) + 1), curve, label=name, **style)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel="k", ylabel="recall@k", ylim=(0, 1.02), title=f"{result.dataset}: {LEVEL_TITLES[level].lower()} recall@k")
         ax.grid(alpha=0.3)
         ax.legend()

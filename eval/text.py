@@ -67,5 +67,5 @@ _SENTENCE = re.compile(r"(?:\d\.\d|[^.!?。！？；])+(?:[.!?。！？；]+(?:\
 
 
 def sentences(text: str) -> list[str]:
-    """Split on English and Chinese sentence ends, keeping citation markers with their sentence."""
-    return [m.group().strip() for m in _SENTENCE.finditer(text) if m.group().strip()]
+    """Split on line breaks and English and Chinese sentence ends, keeping citation markers with their sentence."""
+    return [m.group().strip() for line in text.splitlines() for m in _SENTENCE.finditer(line) if m.group().strip()]

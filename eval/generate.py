@@ -1,0 +1,165 @@
+"""Synthetic questions from a knowledge base, so a company can measure retrieval on its own corpus.
+
+Chunks are sampled with a seeded generator (the same knowledge base and seed give the same file).
+With an LLM configured, each sampled chunk is turned into one question and a short answer by a
+prompt; without one, two template generators take turns:
+
+- **triple**: a fact the graph extracted from the chunk becomes "What is the <relation> of
+  <subject>?" (Chinese: "<subject>的<relation>是什么？") with the object as the answer;
+- **cloze**: a salient sentence of the chunk (one holding a number or a name) with that key term
+  masked becomes a fill-in-the-blank question whose answer is the masked term.
+
+Each question's ``relevant`` is the source of the chunk's document and its ``evidence`` is the
+sentence it came from, so the harness can judge both documents and chunks (without chunk ids, which
+change when a document is re-ingested). Template questions are easier than real ones (they reuse
+the corpus's own words): treat their figures as an upper bound, and compare modes, not absolutes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from eval.text import has_cjk, normalize, sentences
+from zhiku.kb import KnowledgeBase
+from zhiku.records import Chunk, Triple
+
+log = logging.getLogger(__name__)
+
+PROMPT = (
+    "Write one question that the passage below answers, and its short answer (a few words), in the "
+    "language of the passage. The question must make sense on its own, without seeing the passage.\n"
+    'Reply with JSON only: {{"question": "...", "answer": "..."}}\n\nPassage:\n{passage}\n\nJSON:'
+)
+_JSON = re.compile(r"\{.*?\}", re.DOTALL)
+#: Key terms a cloze question masks: numbers with their unit, or capitalised names (not sentence-initial).
+_EN_TERM = re.compile(
+    r"\d[\d,.]*\s*(?:%|percent|days?|weeks?|months?|years?|hours?|euros?|dollars?|USD|EUR|RMB|TB|GB|km|kg)?"
+    r"|(?<=[a-z,] )[A-Z][\w&.-]*(?: [A-Z][\w&.-]*)*"
+)
+_ZH_TERM = re.compile(r"[\d零一二三四五六七八九十百千万两]+(?:[.\d]*)\s*(?:%|个|天|年|月|周|小时|元|万元|人|名|次|台|项)")
+BLANK = "____"
+
+
+@dataclass
+class GeneratedQuestion:
+    id: str
+    query: str
+    relevant: list[str]
+    answer: str
+    evidence: list[str] = field(default_factory=list)
+    type: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _sample(kb: KnowledgeBase, seed: int) -> list[Chunk]:
+    chunks = sorted((c for c in kb.iter_chunks() if c.kind != "title"), key=lambda c: c.id or 0)
+    random.Random(seed).shuffle(chunks)
+    return chunks
+
+
+def _sentence_with(text: str, *needles: str) -> str:
+    for sentence in sentences(text):
+        if all(normalize(n).replace(" ", "") in normalize(sentence).replace(" ", "") for n in needles):
+            return sentence
+    return ""
+
+
+def triple_question(triple: Triple, chunk: Chunk) -> tuple[str, str, str] | None:
+    """(question, answer, evidence) from one fact, or None when the fact makes a poor question."""
+    subject, relation, obj = triple.subject.strip(), triple.relation.strip(), triple.object.strip()
+    if not (subject and relation and obj) or normalize(obj) in normalize(subject) or len(obj) > 60:
+        return None
+    evidence = _sentence_with(chunk.text, subject, obj)
+    if not evidence:
+        return None
+    if has_cjk(subject + relation):
+        return f"{subject}的{relation}是什么？", obj, evidence
+    return f"What is the {relation} of {subject}?", obj, evidence
+
+
+def cloze_question(sentence: str) -> tuple[str, str] | None:
+    """(question, answer): ``sentence`` with its first key term blanked, or None without one."""
+    chinese = has_cjk(sentence)
+    words = len(sentence) if chinese else len(sentence.split())
+    if not (12 if chinese else 6) <= words <= (80 if chinese else 40):
+        return None
+    match = (_ZH_TERM if chinese else _EN_TERM).search(sentence)
+    if match is None or not match.group().strip():
+        return None
+    term = match.group().strip()
+    masked = sentence[: match.start()] + BLANK + sentence[match.start() + len(match.group().rstrip()):]
+    return (f"填空：「{masked}」" if chinese else f'Fill in the blank: "{masked}"'), term
+
+
+def _template_questions(kb: KnowledgeBase, chunks: list[Chunk]) -> Iterator[tuple[Chunk, str, str, str, str]]:
+    """(chunk, kind, question, answer, evidence), alternating triple and cloze questions."""
+    by_chunk: dict[int, list[Triple]] = defaultdict(list)
+    for triple in kb.triples():
+        if triple.chunk_id is not None:
+            by_chunk[triple.chunk_id].append(triple)
+    turn = 0
+    for chunk in chunks:
+        made = []
+        for triple in by_chunk.get(chunk.id or -1, []):
+            q = triple_question(triple, chunk)
+            if q:
+                made.append((chunk, "triple", *q))
+                break
+        for sentence in sentences(chunk.text):
+            q = cloze_question(sentence)
+            if q:
+                made.append((chunk, "cloze", q[0], q[1], sentence))
+                break
+        if made:
+            turn += 1
+            yield made[turn % len(made)]
+
+
+def _llm_questions(llm: Any, chunks: list[Chunk]) -> Iterator[tuple[Chunk, str, str, str, str]]:
+    for chunk in chunks:
+        try:
+            reply = llm.complete(PROMPT.format(passage=chunk.text[:2000])).text
+            match = _JSON.search(reply)
+            data = json.loads(match.group()) if match else {}
+        except Exception as exc:  # one bad generation skips that chunk, never the run
+            log.warning("question generation failed for chunk %s: %s", chunk.id, exc)
+            continue
+        question, answer = str(data.get("question", "")).strip(), str(data.get("answer", "")).strip()
+        if question and answer:
+            yield chunk, "llm", question, answer, _sentence_with(chunk.text, answer) or answer
+
+
+def generate(kb: KnowledgeBase, n: int = 50, seed: int = 0, llm: Any = None, progress: bool = True) -> list[GeneratedQuestion]:
+    """Up to ``n`` questions, at most one per chunk, from chunks sampled with ``seed``."""
+    chunks = _sample(kb, seed)
+    sources = {d.id: d.source for d in kb.documents()}
+    made = _llm_questions(llm, chunks) if llm is not None else _template_questions(kb, chunks)
+    out: list[GeneratedQuestion] = []
+    seen: set[str] = set()
+    with tqdm(total=n, desc="generate", unit="q", disable=not progress, leave=False) as bar:
+        for chunk, kind, question, answer, evidence in made:
+            if len(out) >= n:
+                break
+            if normalize(question) in seen:
+                continue
+            seen.add(normalize(question))
+            out.append(GeneratedQuestion(f"gen-{len(out) + 1}", question, [sources[chunk.doc_id]], answer,
+                                         [evidence] if evidence else [], kind))
+            bar.update()
+    return out
+
+
+def write_jsonl(questions: list[GeneratedQuestion], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(q.to_json(), ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")

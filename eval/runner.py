@@ -1,0 +1,107 @@
+"""One evaluation run end to end: dataset -> knowledge base -> the product's retrievers -> report.
+
+This is what ``zhiku eval`` and the UI's evaluation page call. The knowledge base is the dataset's
+cached one (BEIR and MultiHop-RAG corpora, or our JSONL with a corpus folder), or the configured
+knowledge base itself (a dataset generated from it, or one whose sources are its documents).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eval.datasets import corpus_files, corpus_folder, load_dataset, prepare_kb
+from eval.gold import Judgement, resolve
+from eval.harness import EvalResult, evaluate
+from eval.report import write
+from zhiku.kb import KnowledgeBase
+from zhiku.models import Embedder, load_embedder
+from zhiku.protocols import Retriever
+from zhiku.settings import Settings
+
+DEFAULT_CACHE = Path("~/.cache/zhiku/eval")
+
+
+@dataclass
+class RunConfig:
+    dataset: Path
+    modes: Sequence[str]
+    ks: Sequence[int]
+    out: Path
+    limit: int | None = None
+    corpus: Path | None = None
+    cache_dir: Path = DEFAULT_CACHE
+    depth: int | None = None
+    max_docs: int | None = None
+    #: Also generate answers (in ``answer_mode``) and score them (``eval.answers``).
+    answers: bool = False
+    answer_mode: str = "hybrid"
+    progress: bool = True
+
+
+def product_retrievers(
+    kb: KnowledgeBase, embedder: Embedder, settings: Settings, modes: Sequence[str]
+) -> dict[str, Callable[[], Retriever]]:
+    """A factory per mode over one shared graph, built with ``retrieval.build_retriever``.
+
+    The reranker is loaded when ``hybrid+rerank`` is built; when none is configured the factory
+    raises the retrieval package's message, and the harness reports the mode as skipped.
+    """
+    from kg.graph import load_graph
+    from retrieval import build_retriever, load_reranker
+
+    shared: dict[str, Any] = {}
+
+    def graph() -> Any:
+        if "graph" not in shared:
+            shared["graph"] = load_graph(kb)
+        return shared["graph"]
+
+    def factory(mode: str) -> Callable[[], Retriever]:
+        def build() -> Retriever:
+            reranker = None
+            if mode.endswith("+rerank"):
+                llm = _llm(settings) if settings.reranker.strip() == "llm" else None
+                reranker = load_reranker(settings, llm)
+            return build_retriever(kb, embedder, settings, mode, graph=graph(), reranker=reranker)
+
+        return build
+
+    return {mode: factory(mode) for mode in modes}
+
+
+def _llm(settings: Settings) -> Any:
+    from retrieval.llm import load_llm
+
+    return load_llm(settings)
+
+
+def run(
+    config: RunConfig, settings: Settings, embedder: Embedder | None = None
+) -> tuple[EvalResult, list[Judgement], dict[str, Path]]:
+    """Evaluate every mode of ``config`` and write the report into ``config.out``.
+
+    ``embedder`` (else loaded from the settings) must be the model the knowledge base was built with.
+    """
+    dataset = load_dataset(config.dataset, config.corpus).limited(config.limit, config.max_docs)
+    cache = config.cache_dir.expanduser()
+    settings = settings.replace(embedding_model=settings.embedding_model or "minilm")
+    embedder = embedder or load_embedder(settings.embedding_model, settings.embed_batch_size)
+    files = None
+    if dataset.records is not None or dataset.corpus_dir is not None:
+        settings = settings.replace(kb=prepare_kb(dataset, cache, settings, embedder, config.progress))
+        if dataset.records is not None:
+            files = corpus_files(dataset, corpus_folder(dataset, cache, settings))
+    with KnowledgeBase.open(settings.kb, embedder.name) as kb:
+        judgements = resolve(dataset, kb, files)
+        retrievers = product_retrievers(kb, embedder, settings, config.modes)
+        result = evaluate(judgements, retrievers, config.ks, depth=config.depth, dataset=dataset.name,
+                          progress=config.progress)
+        if config.limit:
+            result.notes.append(f"--limit {config.limit}: the first {len(dataset.queries)} queries only")
+        if config.max_docs and dataset.records is not None:
+            result.notes.append(f"--max-docs {config.max_docs}: corpus cut to {len(dataset.records)} documents "
+                                "(the relevant ones plus others): an easier task than the full corpus")
+        paths = write(result, judgements, config.out, config.depth or 2 * max(config.ks))
+    return result, judgements, paths

@@ -1,0 +1,142 @@
+"""The harness end to end on a tiny corpus: a cached knowledge base, every mode, the report files."""
+import json
+from pathlib import Path
+
+import pytest
+
+from eval.datasets import load_dataset, prepare_kb
+from eval.gold import resolve
+from eval.runner import RunConfig, run
+from zhiku.cli import main
+from zhiku.kb import KnowledgeBase
+from zhiku.settings import Settings
+
+DOCS = {
+    "hr/leave.md": "# Leave policy\n\nFull-time employees of Acme Corporation receive 25 days of paid annual leave "
+                   "per calendar year. Up to 5 unused days may be carried over with a manager's approval.\n",
+    "finance/expenses.md": "# Travel expenses\n\nExpense claims must be submitted within 30 days after the trip "
+                           "ends. Claims above 500 euros are approved by Maria Lopez, the finance director.\n",
+    "products/nimbus.txt": "Nimbus X2 product sheet\n\nThe Nimbus X2 is a cloud backup appliance made by Acme "
+                           "Corporation. It stores 40 TB and costs 12,000 euros.\n",
+    "it/security.md": "# 信息安全规定\n\n所有员工必须每九十天更换一次密码。安全事件须在两小时内报告给信息安全部。\n",
+}
+QUESTIONS = [
+    {"id": "leave", "query": "How many days of annual leave do employees get?", "relevant": ["hr/leave.md"],
+     "answer": "25 days"},
+    {"id": "approver", "query": "Who approves expense claims above 500 euros?", "relevant": ["finance/expenses.md"],
+     "answer": "Maria Lopez"},
+    {"id": "password", "query": "密码多久更换一次？", "relevant": ["it/security.md"], "answer": "九十天"},
+    {"id": "two-docs", "query": "Which company makes the Nimbus X2, and how much leave do its employees get?",
+     "relevant": ["products/nimbus.txt", "hr/leave.md"]},
+    {"id": "mars", "query": "What is the capital of Mars?", "relevant": []},
+]
+MODES = ["vector", "keyword", "graph", "hybrid", "hybrid+rerank"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    for name, text in DOCS.items():
+        (root / "corpus" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "corpus" / name).write_text(text, encoding="utf-8")
+    (root / "qa.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in QUESTIONS), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return Settings(embedding_model="minilm", workers=1)
+
+
+@pytest.fixture(scope="module")
+def outcome(tiny, settings, embedder):
+    config = RunConfig(dataset=tiny / "qa.jsonl", modes=MODES, ks=[1, 3], out=tiny / "out", corpus=tiny / "corpus",
+                       cache_dir=tiny / "cache", progress=False)
+    return run(config, settings, embedder)
+
+
+def test_every_artefact_is_written(outcome, tiny):
+    _, _, paths = outcome
+    for name in ("metrics.json", "per_query.jsonl", "report.md", "recall_at_k_doc.png", "recall_at_k_chunk.png",
+                 "wins_losses.png"):
+        assert (tiny / "out" / name).stat().st_size > 0, name
+    assert paths["report"] == tiny / "out" / "report.md"
+
+
+def test_metrics_cover_each_mode_level_and_k(outcome, tiny):
+    metrics = json.loads((tiny / "out" / "metrics.json").read_text())
+    assert metrics["ks"] == [1, 3]
+    assert metrics["coverage"] == {"queries": 5, "judged": 4, "judged_chunk_level": 3, "unanswerable": 1,
+                                   "unresolved_labels": 0, "unresolved_queries": 0}
+    vector = metrics["modes"]["vector"]
+    assert set(vector["doc"]) == {f"{m}@{k}" for m in ("hit_rate", "recall", "precision", "mrr", "ndcg", "map")
+                                  for k in (1, 3)}
+    assert vector["doc"]["hit_rate@3"]["n"] == 4 and vector["chunk"]["hit_rate@3"]["n"] == 3
+    low, mean, high = (vector["doc"]["recall@3"][x] for x in ("low", "mean", "high"))
+    assert 0 <= low <= mean <= high <= 1
+    assert metrics["modes"]["hybrid"]["doc"]["recall@3"]["mean"] >= 0.75  # four tiny documents: easy
+
+
+def test_a_mode_without_its_reranker_is_skipped_with_the_reason(outcome, tiny):
+    result, _, _ = outcome
+    rerank = next(m for m in result.modes if m.mode == "hybrid+rerank")
+    assert "needs a reranker" in rerank.skipped and not rerank.queries
+    assert "hybrid+rerank" in (tiny / "out" / "report.md").read_text() and "Skipped modes" in (tiny / "out" / "report.md").read_text()
+
+
+def test_per_query_rows_name_query_mode_and_ranking(tiny, outcome):
+    rows = [json.loads(line) for line in (tiny / "out" / "per_query.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 * 4  # judged queries x modes that ran
+    leave = next(r for r in rows if r["query_id"] == "leave" and r["mode"] == "vector")
+    assert leave["docs"][0].endswith("hr/leave.md") and leave["doc"]["mrr@3"] == 1.0
+
+
+def test_report_has_a_table_per_level_and_k(tiny, outcome):
+    report = (tiny / "out" / "report.md").read_text()
+    assert "**Document level, k = 3** (4 queries)" in report and "**Chunk level, k = 1** (3 queries)" in report
+    assert "| hybrid | " in report and "![wins_losses](wins_losses.png)" in report
+
+
+def test_the_knowledge_base_is_cached_and_reused(tiny, settings, embedder, outcome):
+    dataset = load_dataset(tiny / "qa.jsonl", corpus=tiny / "corpus")
+    first = prepare_kb(dataset, tiny / "cache", settings, embedder, progress=False)
+    stamp = (first / "kb.sqlite").stat().st_mtime_ns
+    assert prepare_kb(dataset, tiny / "cache", settings, embedder, progress=False) == first
+    assert (first / "kb.sqlite").stat().st_mtime_ns == stamp
+    other_model = settings.replace(chunk_tokens=64)
+    assert prepare_kb(dataset, tiny / "cache", other_model, embedder, progress=False) != first
+
+
+def test_beir_corpus_ids_map_to_the_ingested_documents(tmp_path, settings, embedder):
+    root = tmp_path / "beir"
+    (root / "qrels").mkdir(parents=True)
+    corpus = [{"_id": "doc:1", "title": "Aspirin", "text": "Aspirin lowers fever and eases mild pain."},
+              {"_id": "doc:2", "title": "Tides", "text": "Ocean tides follow the pull of the moon."}]
+    (root / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in corpus), encoding="utf-8")
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "what lowers a fever"}), encoding="utf-8")
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq\tdoc:1\t1\n", encoding="utf-8")
+    dataset = load_dataset(root)
+    kb_dir = prepare_kb(dataset, tmp_path / "cache", settings, embedder, progress=False)
+    from eval.datasets import corpus_files, corpus_folder
+
+    files = corpus_files(dataset, corpus_folder(dataset, tmp_path / "cache", settings))
+    with KnowledgeBase.open(kb_dir, embedder.name) as kb:
+        [judgement] = resolve(dataset, kb, files)
+        assert [d.title for d in kb.documents()] and not judgement.unresolved
+        [source] = judgement.docs
+        assert kb.get_document(source).source == str(files["doc:1"])
+
+
+def test_cli_prints_json_with_the_contract_shape(tiny, capsys):
+    code = main(["eval", "--dataset", str(tiny / "qa.jsonl"), "--corpus", str(tiny / "corpus"), "--modes",
+                 "vector,keyword", "--k", "1,3", "--out", str(tiny / "cli"), "--cache", str(tiny / "cache"),
+                 "--limit", "2", "--json"])
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert set(payload["modes"]) == {"vector", "keyword"} and payload["coverage"]["queries"] == 2
+    assert Path(payload["out"]["report"]).exists()
+
+
+def test_cli_without_dataset_is_a_usage_error(capsys):
+    assert main(["eval"]) == 2
+    assert "--dataset PATH is required" in capsys.readouterr().err
