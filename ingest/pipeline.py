@@ -214,17 +214,12 @@ def ingest(
 
     done = report.unchanged
     total = len(files)
-    policy = ChunkPolicy(
-        budget=min(settings.chunk_tokens, embedder.max_tokens),
-        overlap=max(0, min(settings.chunk_overlap, settings.chunk_tokens // 4)),
-        max_tokens=embedder.max_tokens,
-    )
     batch: list[_Pending] = []
     batch_chunks = 0
     try:
         results = _parse_all([s.path for s, _ in todo], default_workers(settings.workers))
         for (source, digest), result in zip(todo, results):
-            pending = _prepare(source, digest, result, embedder, policy, str(source.path) in stored)
+            pending = _prepare(source, digest, result, embedder, settings, str(source.path) in stored)
             if isinstance(pending, Failure):
                 report.failed.append(pending)
                 done += 1
@@ -235,21 +230,35 @@ def ingest(
             if batch_chunks >= settings.embed_batch_size * 4:
                 done = _store(kb, embedder, extractor, batch, report, progress, done, total)
                 batch, batch_chunks = [], 0
-        done = _store(kb, embedder, extractor, batch, report, progress, done, total)
-        if prune:
-            report.removed = _prune(kb, roots, seen, filters)
+        _store(kb, embedder, extractor, batch, report, progress, done, total)
+        return _finish(kb, report, roots, seen, filters, prune)
     finally:
         kb.save_vectors()
+
+
+def _finish(
+    kb: KnowledgeBase, report: IngestReport, roots: list[Path], seen: set[str],
+    filters: Filters, prune: bool,
+) -> IngestReport:
+    if prune:
+        report.removed = _prune(kb, roots, seen, filters)
     stats = kb.stats()
     report.documents, report.chunks = stats["documents"], stats["chunks"]
     return report
 
 
 def _prepare(
-    source: SourceFile, digest: str, result: ParsedFile | str, embedder: Embedder, policy: ChunkPolicy, replaces: bool
+    source: SourceFile, digest: str, result: ParsedFile | str, embedder: Embedder, settings: Settings, replaces: bool
 ) -> _Pending | Failure:
+    """Chunk a parsed file. The embedder's tokenizer is touched only here, so runs where nothing
+    parses (an unchanged corpus, bad files only) never load the model."""
     if isinstance(result, str):
         return Failure(str(source.path), result)
+    policy = ChunkPolicy(
+        budget=min(settings.chunk_tokens, embedder.max_tokens),
+        overlap=max(0, min(settings.chunk_overlap, settings.chunk_tokens // 4)),
+        max_tokens=embedder.max_tokens,
+    )
     chunks = chunk_elements(result.elements, embedder.count_tokens, policy)
     if not chunks:
         return Failure(str(source.path), "no text to index besides headings")

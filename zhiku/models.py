@@ -9,6 +9,7 @@ corpora), or a path to any sentence-transformers folder. Nothing is fetched from
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,26 +33,39 @@ class Embedder(Protocol):
 
 
 class SentenceTransformerEmbedder:
-    """Any sentence-transformers model folder; inputs are batched and sorted by length by the library."""
+    """Any sentence-transformers model folder; inputs are batched and sorted by length by the library.
+
+    The weights load on first use, so commands that find nothing to embed (an unchanged re-ingest)
+    never pay for them.
+    """
 
     def __init__(self, name: str, path: Path, batch_size: int = 32) -> None:
-        from sentence_transformers import SentenceTransformer
-
         if not (path / "config.json").exists() and not (path / "modules.json").exists():
             raise ModelError(f"embedding model {name!r}: {path} is not a sentence-transformers folder")
         self.name = name
+        self.path = path
         self.batch_size = batch_size
-        self._model = SentenceTransformer(str(path), device="cpu")
-        self.dimension = int(self._model.get_embedding_dimension())
-        self.max_tokens = int(self._model.max_seq_length)
-        self._tokenizer = self._model.tokenizer
+
+    @cached_property
+    def _model(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(self.path), device="cpu")
+
+    @property
+    def dimension(self) -> int:
+        return int(self._model.get_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self._model.max_seq_length)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens as the model sees them, special tokens included."""
         if not texts:
             return []
-        encoded = self._tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        encoded = self._model.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

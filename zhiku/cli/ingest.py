@@ -64,7 +64,8 @@ def run_ingest(args: argparse.Namespace) -> int:
     if args.groups is not None and not groups:
         raise UsageError("--groups needs at least one group name, e.g. --groups hr,finance")
     embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
-    with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb:
+    exists = KnowledgeBase.exists(settings.kb)
+    with KnowledgeBase.open(settings.kb, embedder.name, None if exists else embedder.dimension) as kb:
         with tqdm(desc="ingest", unit="file", disable=args.json, dynamic_ncols=True) as bar:
             def progress(done: int, total: int, path: str, outcome: str) -> None:
                 bar.total = total
