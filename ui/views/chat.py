@@ -1,6 +1,6 @@
 """Chat page: streamed, grounded answers with their sources, graph facts and feedback.
 
-The conversation (a list of ``Answer``) lives in the browser session; each question is sent with the
+The conversation (a list of ``Turn``) lives in the browser session; each question is sent with the
 earlier turns so a follow-up ("and in 2023?") is understood. Under each answer: the cited passages as
 cards (matched words highlighted, original file downloadable), the graph facts used, and thumbs
 up/down with an optional comment stored in the knowledge base's ``feedback`` table.
@@ -8,6 +8,7 @@ up/down with an optional comment stored in the knowledge base's ``feedback`` tab
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import streamlit as st
 
@@ -17,10 +18,18 @@ from ui.context import Context, current
 from ui.feedback import DOWN, UP, save_feedback
 from zhiku.records import Answer
 
-CONVERSATION = "chat_answers"
+CONVERSATION = "chat_turns"
 #: Bumped by "New conversation", so widgets of a new conversation never inherit the old ones' state.
 GENERATION = "chat_generation"
 FEEDBACK_ROWS = "chat_feedback_rows"
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One exchange: what the user typed, and the answer (whose ``question`` is the standalone rewrite)."""
+
+    question: str
+    answer: Answer
 
 
 def controls(ctx: Context) -> tuple[str, int]:
@@ -96,25 +105,24 @@ def feedback(ctx: Context, answer: Answer, prefix: str) -> None:
 def render(ctx: Context) -> None:
     st.title("Ask your documents")
     mode, k = controls(ctx)
-    answers: list[Answer] = st.session_state.setdefault(CONVERSATION, [])
+    turns: list[Turn] = st.session_state.setdefault(CONVERSATION, [])
     tokenize = Tokenizer()
-    if not answers:
+    if not turns:
         st.caption("Answers cite the passages they come from; open a source to see the passage and the file.")
-    for turn, answer in enumerate(answers):
+    for n, turn in enumerate(turns):
         with st.chat_message("user"):
-            st.markdown(answer.question)
+            st.markdown(turn.question)
         with st.chat_message("assistant"):
-            st.markdown(answer.text)
-            answer_details(ctx, answer, turn, tokenize)
+            st.markdown(turn.answer.text)
+            answer_details(ctx, turn.answer, n, tokenize)
     question = st.chat_input("Ask a question about your documents…")
     if question:
         with st.chat_message("user"):
             st.markdown(question)
         with st.chat_message("assistant"):
-            answer = stream_answer(ctx, question, mode, k, history=list(answers))
-            answers.append(answer)
-            answer_details(ctx, answer, len(answers) - 1, tokenize)
-
+            answer = stream_answer(ctx, question, mode, k, history=[t.answer for t in turns])
+            turns.append(Turn(question, answer))
+            answer_details(ctx, answer, len(turns) - 1, tokenize)
 
 if __name__ == "__main__":
     render(current())
