@@ -22,12 +22,13 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from eval.text import contains, normalize, sentences, token_f1, token_recall
+from retrieval.answer import NOT_FOUND
 from zhiku.models import Embedder
 from zhiku.records import Answer
 
-#: Phrases by which an answer declines (English and Chinese); normalised before matching.
+#: Phrases by which an answer declines: the grounded prompt's own, then common English and Chinese ones.
 REFUSALS = (
-    "not in the documents", "not in the provided documents", "documents do not contain", "no information",
+    *NOT_FOUND.values(), "not in the provided documents", "documents do not contain", "no information",
     "cannot find", "could not find", "not mentioned", "insufficient information",
     "文档中没有", "文件中没有", "未在文档中", "文档未提及", "没有相关信息", "无法从文档",
 )
@@ -170,6 +171,7 @@ def summary(results: Sequence[AnswerResult], method: str) -> dict[str, Any]:
 
 
 def markdown(figures: dict[str, Any], mode: str, backend: str) -> str:
+    """The report section of an answer run."""
     def fmt(value: Any) -> str:
         return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 

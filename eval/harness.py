@@ -71,8 +71,9 @@ class EvalResult:
     #: Counts that say what was (and was not) measured: queries, judged, unanswerable, unresolved labels.
     coverage: dict[str, int]
     notes: list[str] = field(default_factory=list)
-    #: Extra sections (answer quality) keyed by name; filled by ``eval.answers``.
+    #: Further results by name for ``metrics.json`` (answer quality), and their Markdown sections.
     extra: dict[str, Any] = field(default_factory=dict)
+    sections: list[str] = field(default_factory=list)
 
     def mode(self, name: str) -> ModeResult | None:
         return next((m for m in self.modes if m.mode == name and m.skipped is None), None)

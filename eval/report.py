@@ -124,9 +124,8 @@ def markdown(result: EvalResult, plots: Sequence[str] = ()) -> str:
                   "| versus | hybrid better | same | hybrid worse |", "|---|---|---|---|"]
         lines += [f"| {name} | {c['wins']} | {c['ties']} | {c['losses']} |" for name, c in table.items()]
         lines.append("")
-    for section in result.extra.values():
-        if isinstance(section, dict) and "markdown" in section:
-            lines += [section["markdown"], ""]
+    for section in result.sections:
+        lines += [section, ""]
     if plots:
         lines += ["## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
     return "\n".join(lines)
@@ -191,10 +190,11 @@ def write(result: EvalResult, judgements: Sequence[Judgement], out: Path, depth:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "metrics.json", "per_query": out / "per_query.jsonl", "report": out / "report.md"}
     paths["metrics"].write_text(json.dumps(to_json(result), ensure_ascii=False, indent=2), encoding="utf-8")
+    texts = {j.query.id: j.query.query for j in judgements}
     with paths["per_query"].open("w", encoding="utf-8") as handle:
         for mode in result.modes:
             for q in mode.queries:
-                handle.write(json.dumps(q.as_dict(), ensure_ascii=False) + "\n")
+                handle.write(json.dumps({"query": texts.get(q.query_id, ""), **q.as_dict()}, ensure_ascii=False) + "\n")
     plots = plot(result, judgements, out, depth)
     paths["report"].write_text(markdown(result, [str(p) for p in plots]), encoding="utf-8")
     paths.update({p.stem: p for p in plots})

@@ -6,14 +6,17 @@ knowledge base itself (a dataset generated from it, or one whose sources are its
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from eval.answers import LLMJudge, OverlapJudge, evaluate_answers
+from eval.answers import markdown as answer_markdown
 from eval.datasets import corpus_files, corpus_folder, load_dataset, prepare_kb
 from eval.gold import Judgement, resolve
-from eval.harness import EvalResult, evaluate
+from eval.harness import EVALUATOR, EvalResult, evaluate
 from eval.report import write
 from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder, load_embedder
@@ -103,5 +106,31 @@ def run(
         if config.max_docs and dataset.records is not None:
             result.notes.append(f"--max-docs {config.max_docs}: corpus cut to {len(dataset.records)} documents "
                                 "(the relevant ones plus others): an easier task than the full corpus")
+        if config.answers:
+            answer_quality(result, judgements, settings, kb, embedder, config)
         paths = write(result, judgements, config.out, config.depth or 2 * max(config.ks))
     return result, judgements, paths
+
+
+def answer_quality(
+    result: EvalResult, judgements: list[Judgement], settings: Settings, kb: KnowledgeBase, embedder: Embedder,
+    config: RunConfig,
+) -> None:
+    """Ask every question through the product's ``Assistant`` and add the answer-quality section.
+
+    Citation support is judged by the configured LLM when there is one, else by token overlap and
+    embedding similarity (the report says which). Per-answer rows go to ``answers.jsonl``.
+    """
+    from retrieval.assistant import Assistant
+
+    assistant = Assistant(settings, kb, embedder)
+    judge = LLMJudge(assistant.llm) if assistant.llm is not None else OverlapJudge(embedder)
+    items = [(j.query.id, j.query.query, j.query.answer, j.query.answerable) for j in judgements]
+    rows, figures = evaluate_answers(
+        items, lambda q: assistant.ask(q, user=EVALUATOR, mode=config.answer_mode), judge, config.progress)
+    result.extra["answers"] = {"mode": config.answer_mode, "backend": settings.llm, **figures}
+    result.sections.append(answer_markdown(figures, config.answer_mode, settings.llm))
+    config.out.mkdir(parents=True, exist_ok=True)
+    with (config.out / "answers.jsonl").open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(asdict(row), ensure_ascii=False) + "\n")

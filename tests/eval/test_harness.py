@@ -51,7 +51,7 @@ def settings() -> Settings:
 @pytest.fixture(scope="module")
 def outcome(tiny, settings, embedder):
     config = RunConfig(dataset=tiny / "qa.jsonl", modes=MODES, ks=[1, 3], out=tiny / "out", corpus=tiny / "corpus",
-                       cache_dir=tiny / "cache", progress=False)
+                       cache_dir=tiny / "cache", answers=True, progress=False)
     return run(config, settings, embedder)
 
 
@@ -95,6 +95,17 @@ def test_report_has_a_table_per_level_and_k(tiny, outcome):
     report = (tiny / "out" / "report.md").read_text()
     assert "**Document level, k = 3** (4 queries)" in report and "**Chunk level, k = 1** (3 queries)" in report
     assert "| hybrid | " in report and "![wins_losses](wins_losses.png)" in report
+
+
+def test_answers_are_scored_with_the_method_named(tiny, outcome):
+    answers = json.loads((tiny / "out" / "metrics.json").read_text())["answers"]
+    assert answers["backend"] == "extractive" and answers["citation_method"] == "token overlap + embedding similarity"
+    assert answers["answers"] == 5 and answers["with_gold"] == 3 and answers["unanswerable"] == 1
+    assert answers["refusal_rate_unanswerable"] == 1.0  # "What is the capital of Mars?"
+    assert answers["contains_gold"] >= 2 / 3
+    rows = [json.loads(line) for line in (tiny / "out" / "answers.jsonl").read_text().splitlines()]
+    assert {r["query_id"] for r in rows} == {q["id"] for q in QUESTIONS}
+    assert "## Answer quality (mode hybrid, answer backend extractive)" in (tiny / "out" / "report.md").read_text()
 
 
 def test_the_knowledge_base_is_cached_and_reused(tiny, settings, embedder, outcome):
