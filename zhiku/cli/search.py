@@ -1,0 +1,99 @@
+"""``zhiku search "…"``: ranked passages without generation, and who the asking user is.
+
+``user_from_args`` is shared by every query-side command (search, ask, summarize): ``--groups``
+names the asking user's access groups explicitly, ``--user`` looks an account up in the knowledge
+base, and with neither the local user sees everything.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from zhiku.cli.common import FAILED, OK, UsageError, add_common, emit, settings_from
+from zhiku.kb import KnowledgeBase
+from zhiku.records import Hit, User
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from retrieval.factory import MODES
+
+    search = subparsers.add_parser("search", help="show the passages retrieval finds, without generating an answer")
+    search.add_argument("query", help="what to look for, in English or Chinese")
+    search.add_argument("--mode", choices=MODES, help="retrieval mode (default: the setting `mode`, hybrid)")
+    search.add_argument("--k", type=int, metavar="N", help="number of hits (default: the setting `top_k`, 5)")
+    search.add_argument("--user", metavar="NAME", help="search as this user (their access groups apply)")
+    search.add_argument("--groups", metavar="G1,G2", help="search as a member of these access groups")
+    add_common(search)
+    search.set_defaults(func=_search)
+
+
+def user_from_args(args: argparse.Namespace, kb: KnowledgeBase) -> User:
+    """The asking user: ``--groups`` explicitly, else the ``--user`` account, else the local user.
+
+    With both, the name comes from ``--user`` and the groups from ``--groups``. ``--groups ""``
+    is a user with no groups (public documents only).
+    """
+    from ui.auth import AccountError, accounts, parse_groups
+
+    name, groups = getattr(args, "user", None), getattr(args, "groups", None)
+    if groups is not None:
+        try:
+            return User(name=name or "cli", groups=parse_groups(groups))
+        except AccountError as exc:
+            raise UsageError(f"--groups: {exc}") from exc
+    if name is not None:
+        for account in accounts(kb):
+            if account.user.name == name:
+                return account.user
+        raise UsageError(f"--user: no user named {name!r} in {kb.root} (`zhiku user list` shows them, "
+                         f"`zhiku user add {name} --groups G1,G2` adds one)")
+    return User(name="local", sees_all=True)
+
+
+def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
+    """One hit as ``--json`` prints it: ``zhiku ask``'s hit keys plus the title and graph facts."""
+    from zhiku.cli.ask import hit_json as ask_hit_json
+
+    return {
+        **ask_hit_json(rank, hit),
+        "title": hit.document.title,
+        "facts": [{"subject": f.subject, "relation": f.relation, "object": f.object} for f in hit.facts],
+    }
+
+
+def hits_text(hits: list[Hit]) -> str:
+    if not hits:
+        return "no matching passages"
+    lines = []
+    for rank, hit in enumerate(hits, 1):
+        where = ", ".join(p for p in (
+            f"p. {hit.chunk.page}" if hit.chunk.page is not None else "", hit.chunk.section) if p)
+        found = ", ".join(f"{name} #{r}" for name, r in hit.found_by.items())
+        lines.append(f"{rank}. [{hit.score:.4f}] {hit.document.title or hit.document.source}"
+                     f"{f' ({where})' if where else ''} — {hit.document.source}  [{found}]")
+        text = " ".join(hit.chunk.text.split())
+        lines.append(f"   {text[:300]}{'…' if len(text) > 300 else ''}")
+        lines.extend(f"   fact: {f.subject} —{f.relation}→ {f.object}" for f in hit.facts[:3])
+    return "\n".join(lines)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from retrieval.assistant import Assistant, AssistantError
+    from retrieval.factory import QueryError
+
+    if args.k is not None and args.k < 1:
+        raise UsageError("--k must be at least 1")
+    settings = settings_from(args, mode=args.mode, top_k=args.k)
+    try:
+        with Assistant.open(settings) as assistant:
+            user = user_from_args(args, assistant.kb)
+            hits = assistant.search(args.query, mode=args.mode, k=args.k, user=user)
+    except QueryError as exc:
+        raise UsageError(str(exc)) from exc
+    except AssistantError as exc:
+        print(f"zhiku search: {exc}", file=sys.stderr)
+        return FAILED
+    emit({"query": args.query, "mode": args.mode or settings.mode,
+          "hits": [hit_json(rank, hit) for rank, hit in enumerate(hits, 1)]}, args.json, hits_text(hits))
+    return OK
