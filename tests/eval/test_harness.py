@@ -9,43 +9,8 @@ from eval.gold import resolve
 from eval.runner import RunConfig, run
 from zhiku.cli import main
 from zhiku.kb import KnowledgeBase
-from zhiku.settings import Settings
 
-DOCS = {
-    "hr/leave.md": "# Leave policy\n\nFull-time employees of Acme Corporation receive 25 days of paid annual leave "
-                   "per calendar year. Up to 5 unused days may be carried over with a manager's approval.\n",
-    "finance/expenses.md": "# Travel expenses\n\nExpense claims must be submitted within 30 days after the trip "
-                           "ends. Claims above 500 euros are approved by Maria Lopez, the finance director.\n",
-    "products/nimbus.txt": "Nimbus X2 product sheet\n\nThe Nimbus X2 is a cloud backup appliance made by Acme "
-                           "Corporation. It stores 40 TB and costs 12,000 euros.\n",
-    "it/security.md": "# 信息安全规定\n\n所有员工必须每九十天更换一次密码。安全事件须在两小时内报告给信息安全部。\n",
-}
-QUESTIONS = [
-    {"id": "leave", "query": "How many days of annual leave do employees get?", "relevant": ["hr/leave.md"],
-     "answer": "25 days"},
-    {"id": "approver", "query": "Who approves expense claims above 500 euros?", "relevant": ["finance/expenses.md"],
-     "answer": "Maria Lopez"},
-    {"id": "password", "query": "密码多久更换一次？", "relevant": ["it/security.md"], "answer": "九十天"},
-    {"id": "two-docs", "query": "Which company makes the Nimbus X2, and how much leave do its employees get?",
-     "relevant": ["products/nimbus.txt", "hr/leave.md"]},
-    {"id": "mars", "query": "What is the capital of Mars?", "relevant": []},
-]
 MODES = ["vector", "keyword", "graph", "hybrid", "hybrid+rerank"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tiny")
-    for name, text in DOCS.items():
-        (root / "corpus" / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / "corpus" / name).write_text(text, encoding="utf-8")
-    (root / "qa.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in QUESTIONS), encoding="utf-8")
-    return root
-
-
-@pytest.fixture(scope="module")
-def settings() -> Settings:
-    return Settings(embedding_model="minilm", workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +69,8 @@ def test_answers_are_scored_with_the_method_named(tiny, outcome):
     assert answers["refusal_rate_unanswerable"] == 1.0  # "What is the capital of Mars?"
     assert answers["contains_gold"] >= 2 / 3
     rows = [json.loads(line) for line in (tiny / "out" / "answers.jsonl").read_text().splitlines()]
-    assert {r["query_id"] for r in rows} == {q["id"] for q in QUESTIONS}
+    questions = [json.loads(line) for line in (tiny / "qa.jsonl").read_text().splitlines()]
+    assert {r["query_id"] for r in rows} == {q["id"] for q in questions}
     assert "## Answer quality (mode hybrid, answer backend extractive)" in (tiny / "out" / "report.md").read_text()
 
 
