@@ -2,24 +2,27 @@
 
 A report folder holds ``metrics.json`` (per mode: each metric@k at document and chunk level, as a
 mean with a 95% bootstrap interval), ``report.md`` and PNG plots. The page finds report folders under
-a root the user gives (default: ``eval-reports`` and the knowledge base's ``reports`` folder).
+a root the user gives (default: ``eval-out`` and the knowledge base's ``reports`` folder).
 """
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from retrieval import MODES
+from ui.auth import is_admin
 from ui.context import Context, current
 
 METRICS_FILE = "metrics.json"
 
 
 def default_roots(ctx: Context) -> list[Path]:
-    return [Path("eval-reports"), ctx.kb.root / "reports"]
+    return [Path("eval-out"), ctx.kb.root / "reports"]
 
 
 def find_reports(roots: list[Path]) -> list[Path]:
@@ -57,13 +60,45 @@ def latency_table(metrics: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").round(1)
 
 
+def run_evaluation(ctx: Context, dataset: Path, modes: list[str], limit: int) -> Path:
+    """Evaluate ``modes`` on a judged dataset (``eval.runner``, as ``zhiku eval`` does); returns the report folder."""
+    from eval.runner import RunConfig, run
+
+    out = ctx.kb.root / "reports" / time.strftime("%Y%m%d-%H%M%S")
+    config = RunConfig(dataset=dataset, modes=modes, ks=[1, 5, 10], out=out, limit=limit or None, progress=False)
+    run(config, ctx.settings, ctx.assistant.embedder)
+    return out
+
+
+def run_form(ctx: Context) -> None:
+    """Admins may start a small run from the page; its report lands under the knowledge base's ``reports``."""
+    with st.expander("Run an evaluation"):
+        with st.form("eval_run"):
+            dataset = st.text_input("Dataset (JSONL of judged questions, or a BEIR / MultiHop-RAG folder)",
+                                    key="eval_dataset")
+            modes = st.multiselect("Modes", MODES, default=["vector", "keyword", "hybrid"], key="eval_modes")
+            limit = st.number_input("At most this many questions (0: all)", 0, 10_000, 20, key="eval_limit")
+            if not st.form_submit_button("Run"):
+                return
+        path = Path(dataset.strip()).expanduser()
+        if not dataset.strip() or not path.exists():
+            st.error(f"No dataset at {dataset.strip() or '(empty)'}: give the path of a JSONL file or a dataset folder.")
+            return
+        with st.spinner(f"Evaluating {len(modes)} modes…", show_time=True):
+            out = run_evaluation(ctx, path, modes, int(limit))
+        st.success(f"Report written to {out}; it is selected below.")
+        st.session_state["eval_report"] = out.resolve()
+
+
 def render(ctx: Context) -> None:
     st.title("Evaluation")
+    if is_admin(ctx.user, ctx.settings.admin_group):
+        run_form(ctx)
     roots_text = st.text_input("Report folders under", value="; ".join(map(str, default_roots(ctx))),
-                               key="eval_roots", help="Folders written by `zhiku eval --out DIR`, separated by ';'")
+                               key="eval_roots", help="Folders holding reports written by `zhiku eval --out DIR`, separated by ';'")
     reports = find_reports([Path(p.strip()).expanduser() for p in roots_text.split(";") if p.strip()])
     if not reports:
-        st.info("No evaluation reports found there. Write one with `zhiku eval DATASET --out eval-reports/NAME`, "
+        st.info("No evaluation reports found there. Write one with `zhiku eval --dataset FILE` (reports go to eval-out/), "
                 "then pick it here.")
         return
     folder = st.selectbox("Report", reports, format_func=lambda p: p.name, key="eval_report")

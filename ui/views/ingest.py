@@ -48,8 +48,10 @@ def load_extractor(ctx: Context) -> Extractor | None:
     """The triple extractor ingest runs (none when ``extractor = "none"`` or the kg package lacks one)."""
     if ctx.settings.extractor == "none":
         return None
-    from kg.extract import load_extractor as load
-
+    try:
+        from kg.extract import load_extractor as load
+    except ImportError:
+        return None
     return load(ctx.settings)
 
 
