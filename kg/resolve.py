@@ -23,10 +23,11 @@ from zhiku.records import Triple
 #: Relations an extractor emits to say "these two names are one entity"; they become merges, not edges.
 ALIAS_RELATIONS = frozenset({"also known as", "简称", "alias"})
 
-#: Legal-form suffixes that do not change which company is meant (normalised, longest first).
+#: Legal-form suffixes that do not change which company is meant (normalised, longest first). "Group"
+#: and "Holdings" are left out: in English they usually name a parent, a different company.
 CORPORATE_SUFFIXES = (
     "股份有限公司", "有限责任公司", "有限公司", "集团公司", "公司", "集团",
-    "incorporated", "corporation", "company", "limited", "holdings", "group",
+    "incorporated", "corporation", "company", "limited",
     "gmbh", "corp", "inc", "ltd", "llc", "plc", "co", "ag", "sa",
 )
 
