@@ -289,11 +289,11 @@ def write_corpus(dataset: Dataset, folder: Path) -> dict[str, Path]:
 
 
 def _fingerprint(dataset: Dataset, settings: Settings) -> str:
-    """What the cached knowledge base depends on: the data files, the records kept and the settings."""
+    """What the cached knowledge base depends on: the corpus files (for records, the dataset files
+    holding them), the records kept and the ingest settings. Questions alone changing reuse it."""
     digest = hashlib.sha256()
-    sources = [dataset.path] if dataset.path.is_file() else sorted(p for p in dataset.path.rglob("*") if p.is_file())
-    if dataset.records is None and dataset.corpus_dir is not None:
-        sources += sorted(p for p in dataset.corpus_dir.rglob("*") if p.is_file())
+    root = dataset.corpus_dir if dataset.records is None and dataset.corpus_dir is not None else dataset.path
+    sources = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     for p in sources:
         stat = p.stat()
         digest.update(f"{p.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
