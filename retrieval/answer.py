@@ -93,7 +93,7 @@ _INSTRUCTIONS = {
     ),
 }
 _HEADINGS = {
-    "en": ("Passages:", "Facts from the knowledge graph:", "Question:", "Answer:"),
+    "en": ("Passages:", "Facts from the knowledge graph:", "Question: ", "Answer:"),
     "zh": ("段落：", "知识图谱中的事实：", "问题：", "回答："),
 }
 
@@ -141,7 +141,7 @@ def build_prompt(
     language = language or language_of(question)
     system = _INSTRUCTIONS[language]
     h_passages, h_facts, h_question, h_answer = _HEADINGS[language]
-    tail = f"\n\n{h_question} {question}\n{h_answer}"
+    tail = f"\n\n{h_question}{question}\n{h_answer}"
     used = count_tokens(system) + count_tokens(f"{h_passages}\n") + count_tokens(tail)
     kept: list[Hit] = []
     blocks: list[str] = []
@@ -151,7 +151,7 @@ def build_prompt(
         if used + cost > budget:
             if kept:
                 continue
-            block = _truncate(block, budget - used, count_tokens)
+            block = _truncate(block, budget - used - count_tokens("\n\n"), count_tokens)
             cost = count_tokens(block + "\n\n")
             if not block:
                 break
@@ -343,11 +343,10 @@ def answer_stream(
             text += delta
             if delta:
                 yield delta
-            if time.perf_counter() - started > timeout_s:
+            local_timeout = isinstance(response.raw, dict) and response.raw.get("timed_out")
+            if local_timeout or time.perf_counter() - started > timeout_s:
                 warnings.append(f"the LLM did not finish within {timeout_s:g} s (llm_timeout_s); the answer is cut short")
                 break
-            if (response.raw or {}).get("timed_out"):
-                warnings.append(f"the LLM did not finish within {timeout_s:g} s (llm_timeout_s); the answer is cut short")
     except Exception as exc:  # a backend failure of any kind: report it, keep the retrieval results
         log.debug("generation failed", exc_info=True)
         warnings.append(describe_failure(exc, llm))

@@ -152,22 +152,27 @@ def resolve_local_model(choice: str, cache_dir: Path) -> Path:
     )
 
 
-def _convert_packaged(model: PackagedModel, folder: Path) -> Path:
+def verified_gguf(model: PackagedModel, workdir: Path) -> Path:
+    """The model's GGUF, its SHA-256 checked: the single part itself, or the parts joined in ``workdir``.
+
+    Refuses (``LLMError``) when the bytes differ from the pinned hash: a changed upload is not loaded.
+    """
     parts = model.locate()
     if len(parts) == 1:
-        actual = _sha256(parts)
-        gguf = parts[0]
-        if actual != model.sha256:
-            raise LLMError(_mismatch(model, actual))
-        return _convert_gguf(gguf, folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".assemble-") as tmp:
-        gguf = Path(tmp) / f"{model.name}.gguf"
+        gguf, actual = parts[0], _sha256(parts)
+    else:
+        gguf = workdir / f"{model.name}.gguf"
         with gguf.open("wb") as out:
             actual = _sha256(parts, out.write)
-        if actual != model.sha256:
-            raise LLMError(_mismatch(model, actual))
-        return _convert_gguf(gguf, folder)
+    if actual != model.sha256:
+        raise LLMError(_mismatch(model, actual))
+    return gguf
+
+
+def _convert_packaged(model: PackagedModel, folder: Path) -> Path:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".assemble-") as tmp:
+        return _convert_gguf(verified_gguf(model, Path(tmp)), folder)
 
 
 def _mismatch(model: PackagedModel, actual: str) -> str:

