@@ -1,0 +1,233 @@
+"""``zhiku graph build|stats|entities|neighbors|path|export``: build and inspect the knowledge graph.
+
+The graph is derived from the triples in the knowledge base and rebuilt on demand when stale; every
+command here reads it through ``kg.graph.load_graph``. ``build`` re-extracts the triples of every
+chunk (after changing the extractor, or for a knowledge base ingested with ``--no-graph``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from kg.extract import EXTRACTORS, load_extractor
+from kg.graph import KnowledgeGraph, UnknownEntityError, load_graph
+from zhiku.cli.common import FAILED, OK, UsageError, add_common, emit, open_existing, settings_from
+from zhiku.kb import KnowledgeBase
+from zhiku.records import Triple
+from zhiku.settings import Settings
+
+#: Chunks extracted between two writes to the knowledge base during ``graph build``.
+BUILD_BATCH = 512
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    graph = subparsers.add_parser(
+        "graph", help="build, inspect and export the knowledge graph",
+        description="The knowledge graph: entities and relations extracted from every chunk, with the "
+        "chunk and document each relation came from.",
+    )
+    actions = graph.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
+        parser = actions.add_parser(name, help=help_text, description=help_text)
+        add_common(parser)
+        parser.set_defaults(func=func)
+        return parser
+
+    build = action("build", run_build, "re-extract triples from every chunk and rebuild the graph")
+    build.add_argument("--extractor", choices=[e for e in EXTRACTORS if e != "none"],
+                       help="triple extractor (default: the 'extractor' setting)")
+    stats = action("stats", run_stats, "counts of entities, relations and types, and the most central entities")
+    stats.add_argument("--limit", type=int, default=10, metavar="N", help="central entities to list (default 10)")
+    entities = action("entities", run_entities, "list entities, most connected first")
+    entities.add_argument("--limit", type=int, default=50, metavar="N", help="at most N entities (default 50)")
+    entities.add_argument("--by", choices=("degree", "pagerank"), default="degree", help="ranking (default degree)")
+    entities.add_argument("--type", metavar="TYPE", help="only entities of this type (PERSON, ORG, GPE, ...)")
+    entities.add_argument("--doc", metavar="DOC", help="only entities of this document (id, path or title part)")
+    neighbors = action("neighbors", run_neighbors, "relations around an entity, nearest first")
+    neighbors.add_argument("entity", metavar="ENTITY", help="entity name, alias or key")
+    neighbors.add_argument("--hops", type=int, default=1, metavar="K", help="how far to go (default 1)")
+    neighbors.add_argument("--limit", type=int, default=50, metavar="N", help="at most N relations (default 50)")
+    path = action("path", run_path, "a shortest chain of relations between two entities")
+    path.add_argument("source", metavar="A")
+    path.add_argument("target", metavar="B")
+    export = action("export", run_export, "write the graph as GraphML (.graphml) or node-link JSON (.json)")
+    export.add_argument("file", type=Path, metavar="FILE", help="output file; its extension picks the format")
+
+
+def _fact(t: Triple) -> dict[str, Any]:
+    return {"subject": t.subject, "relation": t.relation, "object": t.object, "subject_type": t.subject_type,
+            "object_type": t.object_type, "chunk_id": t.chunk_id, "doc_id": t.doc_id}
+
+
+def _fact_line(t: Triple) -> str:
+    return f"{t.subject} --[{t.relation}]--> {t.object}   (doc {t.doc_id}, chunk {t.chunk_id})"
+
+
+def _entity(graph: KnowledgeGraph, key: str, score: float | None = None) -> dict[str, Any]:
+    e = graph.entity(key)
+    row: dict[str, Any] = {"key": key, "name": e.name, "type": e.type, "aliases": sorted(e.aliases),
+                           "mentions": e.mentions, "degree": graph.graph.degree(key), "doc_ids": sorted(e.doc_ids)}
+    if score is not None:
+        row["score"] = round(score, 6)
+    return row
+
+
+def _positive(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1")
+
+
+def _open(args: argparse.Namespace) -> tuple[KnowledgeBase, KnowledgeGraph]:
+    kb = open_existing(settings_from(args))
+    return kb, load_graph(kb)
+
+
+def _unknown(args: argparse.Namespace, exc: UnknownEntityError) -> int:
+    print(f"zhiku graph {args.action}: {exc}; try `zhiku graph entities` to see the names", file=sys.stderr)
+    return FAILED
+
+
+# ------------------------------------------------------------------- commands
+def run_build(args: argparse.Namespace) -> int:
+    settings = settings_from(args, extractor=args.extractor)
+    extractor = load_extractor(settings, llm=_llm(settings))
+    if extractor is None:
+        raise UsageError("the 'extractor' setting is 'none': choose one with --extractor default (or llm)")
+    started = time.perf_counter()
+    with open_existing(settings) as kb:
+        docs = kb.documents()
+        triples = extract_all(kb, extractor, docs, progress=not args.json)
+        graph = load_graph(kb)
+        payload = {"documents": len(docs), "chunks": sum(d.n_chunks for d in docs), "triples": triples,
+                   "extractor": extractor.name, "seconds": round(time.perf_counter() - started, 2), **graph.stats()}
+    emit(payload, args.json, f"extracted {triples} triples from {payload['chunks']} chunks of {len(docs)} documents "
+         f"with the {extractor.name} extractor: {payload['entities']} entities, {payload['relations']} relations")
+    return OK
+
+
+def extract_all(kb: KnowledgeBase, extractor: Any, docs: list, progress: bool = True) -> int:
+    """Replace the triples of every document, a batch of documents per transaction; returns the count."""
+    total = 0
+    pending: dict[int, list[Triple]] = {}
+    pending_chunks = 0
+    with tqdm(total=sum(d.n_chunks for d in docs), desc="graph build", unit="chunk", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for doc in docs:
+            chunks = kb.chunks_of(doc.id)
+            found = [t for ts in extractor.extract(chunks, doc.language) for t in ts]
+            pending[doc.id] = found
+            pending_chunks += len(chunks)
+            total += len(found)
+            bar.update(len(chunks))
+            if pending_chunks >= BUILD_BATCH:
+                kb.replace_triples(pending)
+                pending, pending_chunks = {}, 0
+        if pending:
+            kb.replace_triples(pending)
+    return total
+
+
+def _llm(settings: Settings) -> Any:
+    if settings.extractor != "llm":
+        return None
+    from retrieval.llm import load_llm
+
+    return load_llm(settings)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    _positive(args, "limit")
+    kb, graph = _open(args)
+    with kb:
+        stats = graph.stats()
+        stats["top_degree"] = [_entity(graph, k, s) for k, s in graph.top_entities(args.limit, "degree")]
+        stats["top_pagerank"] = [_entity(graph, k, s) for k, s in graph.top_entities(args.limit, "pagerank")]
+    types = ", ".join(f"{t} {n}" for t, n in stats["types"].items()) or "none"
+    text = "\n".join([
+        f"{stats['entities']} entities, {stats['relations']} relations from {stats['documents']} documents, "
+        f"{stats['components']} connected components",
+        f"types: {types}",
+        "most connected: " + ", ".join(f"{e['name']} ({e['degree']})" for e in stats["top_degree"]),
+        "most central (PageRank): " + ", ".join(e["name"] for e in stats["top_pagerank"]),
+    ])
+    emit(stats, args.json, text)
+    return OK
+
+
+def run_entities(args: argparse.Namespace) -> int:
+    _positive(args, "limit")
+    kb, graph = _open(args)
+    with kb:
+        keys: set[str] | None = None
+        if args.doc:
+            doc = kb.get_document(int(args.doc)) if args.doc.isdigit() else None
+            found = [doc] if doc else kb.find_documents(args.doc)
+            if not found:
+                raise UsageError(f"no document matches --doc {args.doc!r}")
+            keys = {k for d in found for k in graph.entities_of(d.id)}
+        ranked = graph.top_entities(graph.graph.number_of_nodes(), args.by)
+        rows = [_entity(graph, k, s) for k, s in ranked
+                if (keys is None or k in keys) and (not args.type or graph.graph.nodes[k]["type"] == args.type.upper())]
+    rows = rows[:args.limit]
+    text = "\n".join(f"{r['name']:40} {r['type'] or '-':8} {r['degree']:5} relations  {r['mentions']:5} mentions"
+                     for r in rows) or "no entities"
+    emit({"entities": rows}, args.json, text)
+    return OK
+
+
+def run_neighbors(args: argparse.Namespace) -> int:
+    _positive(args, "hops", "limit")
+    kb, graph = _open(args)
+    with kb:
+        try:
+            key = graph.require(args.entity)
+            facts = graph.neighbors(key, hops=args.hops, limit=args.limit)
+            distances = graph.distances(key, hops=args.hops)
+        except UnknownEntityError as exc:
+            return _unknown(args, exc)
+    payload = {"entity": _entity(graph, key), "hops": args.hops, "facts": [_fact(t) for t in facts],
+               "entities": [{"key": k, "name": graph.graph.nodes[k]["name"], "distance": d}
+                            for k, d in sorted(distances.items(), key=lambda kv: (kv[1], kv[0])) if k != key]}
+    text = "\n".join([f"{graph.graph.nodes[key]['name']}: {len(facts)} relations within {args.hops} hops",
+                      *map(_fact_line, facts)])
+    emit(payload, args.json, text)
+    return OK
+
+
+def run_path(args: argparse.Namespace) -> int:
+    kb, graph = _open(args)
+    with kb:
+        try:
+            a, b = graph.require(args.source), graph.require(args.target)
+            steps = graph.path(a, b)
+        except UnknownEntityError as exc:
+            return _unknown(args, exc)
+    payload = {"source": a, "target": b, "found": bool(steps) or a == b, "length": len(steps),
+               "facts": [_fact(t) for t in steps]}
+    names = graph.graph.nodes
+    text = "\n".join(map(_fact_line, steps)) if steps else \
+        f"no path between {names[a]['name']} and {names[b]['name']}"
+    emit(payload, args.json, text)
+    return OK if payload["found"] else FAILED
+
+
+def run_export(args: argparse.Namespace) -> int:
+    if args.file.suffix.lower() not in (".graphml", ".json"):
+        raise UsageError(f"{args.file}: the extension picks the format: use .graphml (Gephi, yEd, Neo4j) or .json")
+    if not args.file.parent.exists():
+        raise UsageError(f"{args.file.parent} does not exist")
+    kb, graph = _open(args)
+    with kb:
+        graph.export(args.file)
+        stats = graph.stats()
+    emit({"file": str(args.file), "format": args.file.suffix.lower().lstrip("."), "entities": stats["entities"],
+          "relations": stats["relations"]}, args.json,
+         f"wrote {stats['entities']} entities and {stats['relations']} relations to {args.file}")
+    return OK
