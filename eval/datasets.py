@@ -343,13 +343,11 @@ def prepare_kb(dataset: Dataset, cache_dir: Path, settings: Settings, embedder: 
 
 def ingest_corpus(settings: Settings, embedder: Embedder, paths: list[Path], progress: bool = True) -> IngestReport:
     """The product's ingest of ``paths`` into ``settings.kb``, with the configured triple extractor."""
-    extractor = None
-    if settings.extractor != "none":
-        try:
-            from kg.extract import load_extractor
-        except ModuleNotFoundError:
-            load_extractor = None
-        extractor = load_extractor(settings) if load_extractor else None
+    from kg.extract import load_extractor  # spaCy and llama-index load in seconds: only when ingesting
+    from retrieval.llm import load_llm
+
+    llm = load_llm(settings) if settings.extractor == "llm" else None
+    extractor = load_extractor(settings, llm)
     with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb, \
             tqdm(desc="ingest corpus", unit="file", disable=not progress, leave=False) as bar:
         def tell(done: int, total: int, path: str, outcome: str) -> None:

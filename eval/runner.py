@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.answers import LLMJudge, OverlapJudge, evaluate_answers
-from eval.answers import markdown as answer_markdown
 from eval.datasets import corpus_files, corpus_folder, load_dataset, prepare_kb
 from eval.gold import Judgement, resolve
 from eval.harness import EVALUATOR, EvalResult, evaluate
@@ -121,6 +119,8 @@ def answer_quality(
     Citation support is judged by the configured LLM when there is one, else by token overlap and
     embedding similarity (the report says which). Per-answer rows go to ``answers.jsonl``.
     """
+    from eval.answers import LLMJudge, OverlapJudge, evaluate_answers  # loads llama-index: only when asked
+    from eval.answers import markdown as answer_markdown
     from retrieval.assistant import Assistant
 
     assistant = Assistant(settings, kb, embedder)
