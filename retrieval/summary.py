@@ -195,8 +195,8 @@ def llm_summary(doc: Document, chunks: Sequence[Chunk], llm: LLM, language: str)
     return parse_summary(combined)
 
 
-_POINTS_HEADING = re.compile(r"^\s*(\*\*)?(key points|要点)(\*\*)?\s*[:：]?\s*$", re.I | re.M)
-_SUMMARY_LABEL = re.compile(r"^\s*(\*\*)?(summary|摘要)(\*\*)?\s*[:：]\s*", re.I)
+_POINTS_HEADING = re.compile(r"^\s*#*\s*\**\s*(key points|要点)\s*\**\s*[:：]?\s*\**\s*$", re.I | re.M)
+_SUMMARY_LABEL = re.compile(r"^\s*#*\s*\**\s*(summary|摘要)\s*\**\s*[:：]\s*\**\s*", re.I)
 _BULLET = re.compile(r"^\s*(?:[-*•·]|\d+[.)、])\s+(.+)$", re.M)
 
 
