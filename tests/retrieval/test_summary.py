@@ -108,3 +108,20 @@ def test_chinese_is_detected_even_when_the_document_is_tagged_english(kb: Knowle
 ])
 def test_model_replies_are_parsed_leniently(reply: str, text: str, points: list[str]) -> None:
     assert parse_summary(reply) == (text, points)
+
+
+def test_zhiku_summarize_by_path_or_id(tmp_path: Path, embedder, capsys: pytest.CaptureFixture[str]) -> None:
+    from zhiku.cli import main
+
+    with KnowledgeBase.open(tmp_path / "kb", embedder.name, embedder.dimension) as kb:
+        doc = put(kb, embedder, "/docs/acme.md", ACME, ACME_FACTS, "v1")
+    assert main(["summarize", "/docs/acme.md", "--kb", str(tmp_path / "kb"), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert set(payload) == {"doc", "doc_id", "source", "summary", "key_points", "entities", "language", "backend",
+                            "cached"}
+    assert payload["doc_id"] == doc.id and payload["entities"][0] == "Acme Robotics" and not payload["cached"]
+    assert main(["summarize", str(doc.id), "--kb", str(tmp_path / "kb")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("acme (/docs/acme.md)") and "Key entities: Acme Robotics" in out
+    assert main(["summarize", "nope.md", "--kb", str(tmp_path / "kb")]) == 1
+    assert "zhiku summarize: unknown document 'nope.md'" in capsys.readouterr().err
