@@ -26,6 +26,25 @@ def headline_metric(ks: Sequence[int]) -> str:
     return f"ndcg@{10 if 10 in ks else max(ks)}"
 
 
+def by_kind(result: EvalResult, judgements: Sequence[Judgement], metric: str) -> dict[str, dict[str, Any]]:
+    """Mean document-level ``metric`` per question type (``type`` in our JSONL, ``question_type`` in
+    MultiHop-RAG) and mode, with the number of questions; empty when the dataset has no types."""
+    kinds = {j.query.id: j.query.kind for j in judgements if j.query.kind}
+    if not kinds:
+        return {}
+    table: dict[str, dict[str, Any]] = {}
+    for kind in sorted(set(kinds.values())):
+        row: dict[str, Any] = {"n": 0}
+        for mode in (m for m in result.modes if m.skipped is None):
+            values = [q.doc[metric] for q in mode.queries if kinds.get(q.query_id) == kind]
+            if values:
+                row["n"] = len(values)
+                row[mode.mode] = sum(values) / len(values)
+        if row["n"]:
+            table[kind] = row
+    return table
+
+
 def _estimates(mode: ModeResult, level: str) -> dict[str, Estimate]:
     return mode.doc if level == "doc" else mode.chunk
 
@@ -72,8 +91,9 @@ def summary_table(result: EvalResult) -> str:
     return "\n".join(lines)
 
 
-def to_json(result: EvalResult) -> dict[str, Any]:
+def to_json(result: EvalResult, judgements: Sequence[Judgement] = ()) -> dict[str, Any]:
     """The ``metrics.json`` payload (also what ``zhiku eval --json`` prints)."""
+    recall_k = f"recall@{10 if 10 in result.ks else max(result.ks)}"
     return {
         "dataset": result.dataset,
         "ks": result.ks,
@@ -90,11 +110,12 @@ def to_json(result: EvalResult) -> dict[str, Any]:
         },
         "wins_losses": {"metric": headline_metric(result.ks),
                         "hybrid_vs": wins_losses(result, headline_metric(result.ks))},
+        "by_type": {metric: by_kind(result, judgements, metric) for metric in (headline_metric(result.ks), recall_k)},
         **result.extra,
     }
 
 
-def markdown(result: EvalResult, plots: Sequence[str] = ()) -> str:
+def markdown(result: EvalResult, judgements: Sequence[Judgement] = (), plots: Sequence[str] = ()) -> str:
     metric = headline_metric(result.ks)
     cov = result.coverage
     lines = [
@@ -123,6 +144,16 @@ def markdown(result: EvalResult, plots: Sequence[str] = ()) -> str:
         lines += [f"## Hybrid against each single retriever, per query ({metric}, document level)", "",
                   "| versus | hybrid better | same | hybrid worse |", "|---|---|---|---|"]
         lines += [f"| {name} | {c['wins']} | {c['ties']} | {c['losses']} |" for name, c in table.items()]
+        lines.append("")
+    recall_k = f"recall@{10 if 10 in result.ks else max(result.ks)}"
+    kinds = {m: by_kind(result, judgements, m) for m in (metric, recall_k)}
+    if kinds[metric]:
+        names = [m.mode for m in ran]
+        lines += [f"## By question type (document level, {metric} / {recall_k})", "",
+                  "| type | n | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+        for kind, row in kinds[metric].items():
+            cells = [f"{row[n]:.3f} / {kinds[recall_k][kind][n]:.3f}" if n in row else "–" for n in names]
+            lines.append(f"| {kind} | {row['n']} | " + " | ".join(cells) + " |")
         lines.append("")
     for section in result.sections:
         lines += [section, ""]
@@ -189,13 +220,13 @@ def write(result: EvalResult, judgements: Sequence[Judgement], out: Path, depth:
     """Write every artefact of a run into ``out``; returns their paths by kind."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "metrics.json", "per_query": out / "per_query.jsonl", "report": out / "report.md"}
-    paths["metrics"].write_text(json.dumps(to_json(result), ensure_ascii=False, indent=2), encoding="utf-8")
+    paths["metrics"].write_text(json.dumps(to_json(result, judgements), ensure_ascii=False, indent=2), encoding="utf-8")
     texts = {j.query.id: j.query.query for j in judgements}
     with paths["per_query"].open("w", encoding="utf-8") as handle:
         for mode in result.modes:
             for q in mode.queries:
                 handle.write(json.dumps({"query": texts.get(q.query_id, ""), **q.as_dict()}, ensure_ascii=False) + "\n")
     plots = plot(result, judgements, out, depth)
-    paths["report"].write_text(markdown(result, [str(p) for p in plots]), encoding="utf-8")
+    paths["report"].write_text(markdown(result, judgements, [str(p) for p in plots]), encoding="utf-8")
     paths.update({p.stem: p for p in plots})
     return paths

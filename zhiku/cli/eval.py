@@ -91,10 +91,10 @@ def run_eval(args: argparse.Namespace) -> int:
         answers=args.answers, progress=not args.json,
     )
     try:
-        result, _, paths = run(config, settings)
+        result, judgements, paths = run(config, settings)
     except DatasetError as exc:
         raise UsageError(str(exc)) from None
-    payload = {**to_json(result), "out": {kind: str(p) for kind, p in paths.items()}}
+    payload = {**to_json(result, judgements), "out": {kind: str(p) for kind, p in paths.items()}}
     emit(payload, args.json, summary_table(result) + f"\n\nreport: {paths['report']}")
     return FAILED if all(m.skipped for m in result.modes) else OK
 
