@@ -63,8 +63,11 @@ def main() -> None:
     st.navigation(pages).run()
 
 
-st.set_page_config(page_title="Zhiku 知库", page_icon=":material/menu_book:", layout="wide")
-try:
-    main()
-except Exception as exc:  # the boundary: a page never shows a traceback
-    context.show_error(exc)
+# Streamlit runs this file as ``__main__``; the guard keeps worker processes that re-import the main
+# module (the ingest pipeline's forkserver) from running the app.
+if __name__ == "__main__":
+    st.set_page_config(page_title="Zhiku 知库", page_icon=":material/menu_book:", layout="wide")
+    try:
+        main()
+    except Exception as exc:  # the boundary: a page never shows a traceback
+        context.show_error(exc)

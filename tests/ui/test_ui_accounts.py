@@ -1,8 +1,8 @@
 """User accounts and feedback: what sign-in and the chat page's thumbs store in the knowledge base."""
 from __future__ import annotations
 
+import io
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +13,8 @@ from ui.auth import (
     remove_user, verify_password,
 )
 from ui.feedback import DOWN, UP, save_feedback
+from zhiku.cli import main
+from zhiku.cli.ui import streamlit_command
 from zhiku.kb import KnowledgeBase
 from zhiku.records import Answer, Chunk, Citation, Document, Hit, User
 
@@ -85,28 +87,45 @@ def test_feedback_is_one_row_per_answer_updated_by_later_thumbs_and_comments(kb:
         save_feedback(kb, user, _answer(), 5)
 
 
-def _zhiku(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "zhiku.cli", *args], input=stdin, capture_output=True, text=True,
-                          timeout=120)
+def _zhiku(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str,
+           stdin: str = "") -> tuple[int, str, str]:
+    """Run the ``zhiku`` command in-process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_user_commands_add_list_and_remove(tmp_path: Path) -> None:
+def test_user_commands_add_list_and_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     KnowledgeBase.open(tmp_path / "kb", "minilm", 384).close()
     kb = str(tmp_path / "kb")
-    added = _zhiku("user", "add", "alice", "--groups", "hr,admin", "--password-stdin", "--kb", kb, stdin="pw\n")
-    assert added.returncode == 0, added.stderr
-    again = _zhiku("user", "add", "alice", "--password-stdin", "--kb", kb, stdin="pw\n")
-    assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
-    listed = _zhiku("user", "list", "--json", "--kb", kb)
-    assert [(u["name"], u["groups"]) for u in json.loads(listed.stdout)] == [("alice", ["hr", "admin"])]
+    code, out, err = _zhiku(capsys, monkeypatch, "user", "add", "alice", "--groups", "hr,admin", "--password-stdin",
+                            "--kb", kb, stdin="pw\n")
+    assert code == 0, err
+    code, out, err = _zhiku(capsys, monkeypatch, "user", "add", "alice", "--password-stdin", "--kb", kb, stdin="pw\n")
+    assert code == 2 and "already exists" in err and "Traceback" not in err
+    code, out, err = _zhiku(capsys, monkeypatch, "user", "list", "--json", "--kb", kb)
+    assert [(u["name"], u["groups"]) for u in json.loads(out)] == [("alice", ["hr", "admin"])]
     with KnowledgeBase.open(kb, "minilm") as opened:
         assert authenticate(opened, "alice", "pw") is not None
-    assert _zhiku("user", "remove", "alice", "--kb", kb).returncode == 0
-    missing = _zhiku("user", "remove", "alice", "--kb", kb)
-    assert missing.returncode == 1 and "no user named 'alice'" in missing.stderr
+    assert _zhiku(capsys, monkeypatch, "user", "remove", "alice", "--kb", kb)[0] == 0
+    code, out, err = _zhiku(capsys, monkeypatch, "user", "remove", "alice", "--kb", kb)
+    assert code == 1 and "no user named 'alice'" in err
 
 
-def test_ui_command_without_a_knowledge_base_points_at_the_sample_corpus(tmp_path: Path) -> None:
-    result = _zhiku("ui", "--kb", str(tmp_path / "none"), "--port", "8999")
-    assert result.returncode == 1
-    assert "no knowledge base" in result.stderr and "zhiku ingest examples/corpus" in result.stderr
+def test_ui_command_without_a_knowledge_base_points_at_the_sample_corpus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = _zhiku(capsys, monkeypatch, "ui", "--kb", str(tmp_path / "none"), "--port", "8999")
+    assert code == 1
+    assert "no knowledge base" in err and "zhiku ingest examples/corpus" in err
+
+
+def test_ui_command_serves_the_app_headless_on_loopback_without_error_details() -> None:
+    command = streamlit_command(8765)
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("ui/app.py")
+    flags = dict(zip(command[5::2], command[6::2]))
+    assert flags["--server.address"] == "127.0.0.1" and flags["--server.port"] == "8765"
+    assert flags["--server.headless"] == "true" and flags["--browser.gatherUsageStats"] == "false"
+    assert flags["--client.showErrorDetails"] == "false"

@@ -157,6 +157,19 @@ def test_ingest_page_adds_a_server_folder_and_reports_failures_with_reasons(ui_k
     assert "no such file or folder" in at.error[0].value.lower() and not at.exception
 
 
+def test_ingest_page_saves_uploads_under_the_knowledge_base_and_ingests_them(ui_kb: Path) -> None:
+    at = start().switch_page("views/ingest.py").run()
+    at.file_uploader(key="ingest_uploads").set_value(
+        ("benefits.md", b"# Benefits\n\nStaff get a yearly public transport pass.\n", "text/markdown"))
+    at.text_input(key="ingest_groups").input("hr")
+    at.button(key="ingest_start").click().run(timeout=300)
+    no_errors(at)
+    saved = ui_kb / "uploads" / "benefits.md"
+    assert saved.is_file()
+    with KnowledgeBase.open(ui_kb, "minilm") as kb:
+        assert kb.get_document(str(saved.resolve())).groups == ("hr",)
+
+
 def test_graph_explorer_draws_a_neighbourhood_and_opens_the_passage_behind_an_edge(ui_kb: Path) -> None:
     at = start().switch_page("views/graph.py").run()
     no_errors(at)

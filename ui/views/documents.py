@@ -58,9 +58,11 @@ def summary_section(ctx: Context, doc: Document) -> None:
     shown: dict[int, Summary] = st.session_state.setdefault(SUMMARIES, {})
     summary = shown.get(doc.id) or cached_summary(ctx.kb, doc, backend_name(ctx.assistant.llm))
     if summary is None:
-        if not st.button("Summarize", type="primary", icon=":material/summarize:", key=f"summarize-{doc.id}"):
+        slot = st.empty()
+        if not slot.button("Summarize", type="primary", icon=":material/summarize:", key=f"summarize-{doc.id}"):
             st.caption("No summary yet: it is made on demand and then cached for everyone.")
             return
+        slot.empty()
         with st.spinner(f"Summarizing {doc.n_chunks} passages…", show_time=True):
             summary = ctx.assistant.summarize(doc.id, ctx.user)
     shown[doc.id] = summary
@@ -74,7 +76,7 @@ def summary_section(ctx: Context, doc: Document) -> None:
 
 def document_detail(ctx: Context, doc: Document) -> None:
     st.subheader(doc.title or Path(doc.source).name)
-    st.caption(f"{doc.source} · {doc.kind} · {doc.pages or '?'} pages · {doc.n_chunks} chunks · language {doc.language}")
+    st.caption(f"{doc.source} · {doc.kind} · pages: {doc.pages or '?'} · chunks: {doc.n_chunks} · language: {doc.language}")
     entities = key_entities(ctx.kb, doc.id)
     if entities:
         st.markdown("**Key entities** " + " ".join(f":blue-badge[{escape_markdown(e)}]" for e in entities))

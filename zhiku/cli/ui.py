@@ -9,12 +9,13 @@ from pathlib import Path
 from zhiku.cli.common import FAILED, add_common, settings_from
 from zhiku.kb import KnowledgeBase
 
-#: Streamlit flags: no browser pop-up, no telemetry, loopback only, no tracebacks in the page.
+#: Streamlit flags: no browser pop-up, no telemetry, loopback only, no tracebacks or developer menu in the page.
 SERVER_FLAGS = (
     "--server.headless", "true",
     "--browser.gatherUsageStats", "false",
     "--server.address", "127.0.0.1",
     "--client.showErrorDetails", "false",
+    "--client.toolbarMode", "minimal",
     "--server.fileWatcherType", "none",
 )
 
