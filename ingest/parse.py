@@ -8,8 +8,10 @@ JSON partitioner only reads its own serialisation format.
 """
 from __future__ import annotations
 
+import csv
 import importlib
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -85,7 +87,8 @@ def parse_file(path: Path) -> ParsedFile:
         # a short text file whose lines all look like titles: its lines are its content
         elements = [Element(e.text, "text", e.page, e.heading_path) for e in elements]
     if not elements:
-        raise ParseError("no text found (a scanned PDF without a text layer, or an empty document)")
+        hint = " (a scanned PDF without a text layer?)" if kind == "pdf" else ""
+        raise ParseError(f"no text found in this {kind} file{hint}")
     text = " ".join(e.text for e in elements[:200])
     title = meta.pop("title", "") or next((e.text for e in elements if e.kind == "title"), "") or path.stem
     pages = max((e.page for e in elements if e.page), default=None)
@@ -147,8 +150,6 @@ _UNSTRUCTURED: dict[str, tuple[str, str, dict[str, Any]]] = {
     "docx": ("docx", "partition_docx", {}),
     "pptx": ("pptx", "partition_pptx", {}),
     "xlsx": ("xlsx", "partition_xlsx", {}),
-    "csv": ("csv", "partition_csv", {}),
-    "tsv": ("tsv", "partition_tsv", {}),
     "html": ("html", "partition_html", {}),
     "md": ("md", "partition_md", {}),
     "txt": ("text", "partition_text", {}),
@@ -162,6 +163,7 @@ def _unstructured(kind: str) -> Callable[[Path], tuple[list[Element], dict[str, 
 
     def partition(path: Path) -> tuple[list[Element], dict[str, Any]]:
         _use_shipped_spacy()
+        logging.getLogger("unstructured").setLevel(logging.ERROR)  # "no languages specified" on every file
         module = importlib.import_module(f"unstructured.partition.{module_name}")
         raw = getattr(module, function_name)(filename=str(path), **kwargs)
         return _convert(raw), _email_meta(raw) if kind in ("eml", "msg") else {}
@@ -238,6 +240,40 @@ def _email_meta(raw: list[Any]) -> dict[str, Any]:
     return {k: v for k, v in found.items() if v}
 
 
+def _read_text(path: Path) -> str:
+    """Text in UTF-8 (with or without BOM), else GB18030 (Chinese exports), else Latin-1."""
+    data = path.read_bytes()
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def _delimited(path: Path) -> tuple[list[Element], dict[str, Any]]:
+    """CSV/TSV rows with their headers. Read with the csv module rather than unstructured's pandas
+    reader, which rejects common real-world files (a ``# source`` comment line, ragged rows)."""
+    lines = [line for line in _read_text(path).splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        return [], {}
+    sample = "\n".join(lines[:20])
+    try:
+        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
+    rows = [[cell.strip() for cell in row] for row in csv.reader(lines, dialect)]
+    header, body = rows[0], rows[1:]
+    if not body:
+        return [Element(" | ".join(header), "table")], {}
+    elements = []
+    for row in body:
+        cells = [f"{h}: {v}" if h else v for h, v in zip(header, row) if v]
+        if cells:
+            elements.append(Element(" | ".join(cells), "table"))
+    return elements, {}
+
+
 def _json(path: Path) -> tuple[list[Element], dict[str, Any]]:
     """JSON flattened to ``key.path: value`` lines; a list of records becomes one element per record."""
     try:
@@ -269,4 +305,6 @@ def _flatten(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
 _PARTITIONERS: dict[str, Callable[[Path], tuple[list[Element], dict[str, Any]]]] = {
     **{kind: _unstructured(kind) for kind in _UNSTRUCTURED},
     "json": _json,
+    "csv": _delimited,
+    "tsv": _delimited,
 }

@@ -140,3 +140,11 @@ def test_bad_files_raise_one_line_reasons(tmp_path: Path, name: str, content: by
         parse_file(path)
     assert reason in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_real_world_csv_comment_lines_semicolons_and_chinese_encoding(tmp_path: Path) -> None:
+    (tmp_path / "prices.csv").write_text("# Data source: ERP export\nDate;Price\n2026-01-02;10.5\n", encoding="utf-8")
+    (tmp_path / "员工.csv").write_bytes("姓名,办公室\n李伟,上海\n".encode("gb18030"))
+    assert kinds(parse_file(tmp_path / "prices.csv")) == [("table", "Date: 2026-01-02 | Price: 10.5")]
+    chinese = parse_file(tmp_path / "员工.csv")
+    assert kinds(chinese) == [("table", "姓名: 李伟 | 办公室: 上海")] and chinese.language == "zh"
