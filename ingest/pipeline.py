@@ -15,6 +15,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -161,18 +162,28 @@ def _parse_job(path: Path) -> ParsedFile | str:
 
 
 def _parse_all(paths: list[Path], workers: int) -> Iterator[ParsedFile | str]:
-    """Parse in worker processes (when worth it), yielding results in input order."""
+    """Parse in worker processes (when worth it), yielding results in input order.
+
+    If the pool breaks (a worker killed by the OS, or a host that cannot start workers), the
+    rest is parsed in this process: slower, but the ingest completes.
+    """
     if workers < 1 or len(paths) < _MIN_FILES_FOR_WORKERS:
         yield from map(_parse_job, paths)
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["ingest.parse"])
+    done = 0
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         try:
-            yield from pool.map(_parse_job, paths, chunksize=1)
+            for result in pool.map(_parse_job, paths, chunksize=1):
+                yield result
+                done += 1
+        except BrokenProcessPool as exc:
+            log.warning("parser workers failed (%s); parsing the remaining files in this process", exc)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+    yield from map(_parse_job, paths[done:])
 
 
 def default_workers(setting: int) -> int:
