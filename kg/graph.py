@@ -68,18 +68,20 @@ class KnowledgeGraph:
                 entity.key, name=entity.name, type=entity.type, aliases=tuple(sorted(entity.aliases)),
                 mentions=entity.mentions, doc_ids=frozenset(entity.doc_ids),
             )
-        for t in triples:
-            if t.relation in ALIAS_RELATIONS:
-                continue
-            u, v = resolution.key_of[t.subject], resolution.key_of[t.object]
-            if u == v:
-                continue  # "Acme Corp. owns Acme" says nothing once both are one entity
-            graph.add_edge(u, v, relation=t.relation, chunk_id=t.chunk_id, doc_id=t.doc_id, confidence=t.confidence)
+        key_of = resolution.key_of
+        graph.add_edges_from(
+            # Explicit edge keys (the triple's position) spare NetworkX searching for a free one.
+            (key_of[t.subject], key_of[t.object], i,
+             {"relation": t.relation, "chunk_id": t.chunk_id, "doc_id": t.doc_id, "confidence": t.confidence})
+            for i, t in enumerate(triples)
+            # An alias is a merge, not a fact; "Acme Corp. owns Acme" says nothing once both are one.
+            if t.relation not in ALIAS_RELATIONS and key_of[t.subject] != key_of[t.object]
+        )
         forms = graph.graph["forms"]
         for key, data in graph.nodes(data=True):
             for alias in data["aliases"]:
                 forms.setdefault(normalize(alias), key)
-                forms.setdefault(canonical_key(alias), key)
+                forms.setdefault(resolution.canonical[alias], key)
         return cls(graph, epoch)
 
     @classmethod

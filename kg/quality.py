@@ -181,7 +181,8 @@ def evaluate(extractor: Any, gold: list[GoldChunk]) -> Report:
 def _table(reports: list[Report]) -> str:
     lines = [f"{'extractor':10} {'subset':7} {'entities P/R/F1':18} {'pairs P/R/F1':18} {'triples P/R/F1':18} chunks/s"]
     for r in reports:
-        for subset, measures in r.scores.items():
+        order = ["en", "zh", "table", "dev", "heldout", "all"]
+        for subset, measures in sorted(r.scores.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99):
             cells = [f"{s.precision:.2f}/{s.recall:.2f}/{s.f1:.2f}" for s in
                      (measures["entities"], measures["pairs"], measures["triples"])]
             lines.append(f"{r.extractor:10} {subset:7} {cells[0]:18} {cells[1]:18} {cells[2]:18} {r.chunks_per_s:.0f}")

@@ -84,7 +84,11 @@ def _strip_suffix(norm: str) -> str:
 
 def initials(text: str) -> str:
     """Upper-case initials of a multi-word name, skipping function words and legal suffixes."""
-    words = [w for w in canonical_key(text).split() if w not in _INITIAL_SKIP]
+    return _initials_of_key(canonical_key(text))
+
+
+def _initials_of_key(key: str) -> str:
+    words = [w for w in key.split() if w not in _INITIAL_SKIP]
     return "".join(w[0] for w in words).upper() if len(words) >= 2 else ""
 
 
@@ -106,6 +110,8 @@ class Resolution:
 
     key_of: dict[str, str]
     entities: dict[str, Entity]
+    #: Surface form -> its canonical key (before alias merges).
+    canonical: dict[str, str] = field(default_factory=dict)
 
     def key(self, surface: str) -> str | None:
         """The entity key a surface form resolves to (exact surface, then canonical form)."""
@@ -144,56 +150,61 @@ def resolve(triples: Iterable[Triple]) -> Resolution:
     surfaces: Counter[str] = Counter()
     types: dict[str, Counter[str]] = defaultdict(Counter)
     docs: dict[str, set[int]] = defaultdict(set)
-    uf = _UnionFind()
+    aliases: list[tuple[str, str]] = []
     for t in triples:
-        ends = ((t.subject, t.subject_type), (t.object, t.object_type))
-        for surface, type_ in ends:
+        for surface, type_ in ((t.subject, t.subject_type), (t.object, t.object_type)):
             surfaces[surface] += 1
             if type_:
                 types[surface][type_] += 1
             if t.doc_id is not None:
                 docs[surface].add(t.doc_id)
         if t.relation in ALIAS_RELATIONS:
-            uf.union(canonical_key(t.subject), canonical_key(t.object))
-    for surface in surfaces:
-        uf.find(canonical_key(surface))
-    _merge_acronyms(surfaces, uf)
+            aliases.append((t.subject, t.object))
+    canon = {surface: canonical_key(surface) for surface in surfaces}
+    uf = _UnionFind()
+    for key in canon.values():
+        uf.find(key)
+    for a, b in aliases:
+        uf.union(canon[a], canon[b])
+    _merge_acronyms(canon, uf)
 
     groups: dict[str, list[str]] = defaultdict(list)
-    for surface in surfaces:
-        groups[uf.find(canonical_key(surface))].append(surface)
+    for surface, key in canon.items():
+        groups[uf.find(key)].append(surface)
     key_of: dict[str, str] = {}
     entities: dict[str, Entity] = {}
     for members in groups.values():
         # Prefer a spelled-out name over an acronym, then the most frequent, then the longest.
         name = max(members, key=lambda s: (not _ACRONYM.match(s), surfaces[s], len(s), s))
-        key = canonical_key(name)
-        type_counts: Counter[str] = sum((types[s] for s in members), Counter())
+        key = canon[name]
+        type_counts: Counter[str] = Counter()
+        for s in members:
+            type_counts.update(types.get(s, {}))
         entities[key] = Entity(
             key=key,
             name=name,
             type=type_counts.most_common(1)[0][0] if type_counts else "",
             aliases=set(members),
             mentions=sum(surfaces[s] for s in members),
-            doc_ids=set().union(*(docs[s] for s in members)),
+            doc_ids=set().union(*(docs.get(s, ()) for s in members)),
         )
         for s in members:
             key_of[s] = key
-            key_of[_CANON_PREFIX + canonical_key(s)] = key
-    return Resolution(key_of, entities)
+            key_of[_CANON_PREFIX + canon[s]] = key
+    return Resolution(key_of, entities, canon)
 
 
-def _merge_acronyms(surfaces: Counter[str], uf: _UnionFind) -> None:
+def _merge_acronyms(canon: dict[str, str], uf: _UnionFind) -> None:
     """Merge "AR" into "Acme Robotics" when exactly one multi-word name has those initials."""
     by_initials: dict[str, set[str]] = defaultdict(set)
-    for surface in surfaces:
-        letters = initials(surface)
+    for key in set(canon.values()):
+        letters = _initials_of_key(key)
         if letters:
-            by_initials[letters].add(uf.find(canonical_key(surface)))
-    for surface in surfaces:
+            by_initials[letters].add(uf.find(key))
+    for surface, key in canon.items():
         stripped = unicodedata.normalize("NFKC", surface).strip().rstrip(".")
         if not _ACRONYM.match(stripped):
             continue
         candidates = by_initials.get(stripped.replace("&", ""), set())
         if len(candidates) == 1:
-            uf.union(next(iter(candidates)), canonical_key(surface))
+            uf.union(next(iter(candidates)), key)

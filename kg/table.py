@@ -1,6 +1,7 @@
 """Triples from table chunks: each row is an entity, each other column a relation to its cell.
 
-Three layouts are read: key–value rows (``Name: Mary Chen | Title: CTO``, one row per line),
+Three layouts are read: key–value rows (``Name: Mary Chen | Title: CTO``, one row per line, as
+ingest writes table rows; or one ``key: value`` per line, as ingest flattens JSON records),
 markdown pipe tables (a header line, a ``|---|`` rule, then rows) and delimited text (CSV or TSV
 with a header line). The first cell of a row names the row's entity; a row ``Atlas | Acme | 2023``
 under ``Product | Owner | Launch`` gives (Atlas, Owner, Acme) and (Atlas, Launch, 2023). Text in
@@ -24,27 +25,51 @@ def table_triples(text: str) -> list[Triple]:
     lines = [line for line in text.splitlines() if line.strip()]
     rows = _key_value_rows(lines) or _grid_rows(lines)
     triples = []
-    for cells in rows:
-        cells = [(h, v) for h, v in cells if h and v and len(v) <= MAX_CELL]
-        if len(cells) < 2:
+    for subject, cells in rows:
+        subject = subject.strip()
+        if not subject or len(subject) > MAX_CELL:
             continue
-        subject = cells[0][1]
-        triples.extend(Triple(subject, header, value) for header, value in cells[1:])
+        triples.extend(Triple(subject, h, v) for h, v in cells if h and v and len(v) <= MAX_CELL and v != subject)
     return triples
 
 
-def _key_value_rows(lines: list[str]) -> list[list[tuple[str, str]]]:
-    """``Header: value | Header: value`` lines (every cell must have a key)."""
-    rows = []
+Row = tuple[str, list[tuple[str, str]]]  # the row's entity, then (header, value) cells
+
+
+def _key_value_rows(lines: list[str]) -> list[Row]:
+    """``Header: value | Header: value`` rows; a first cell without a header names the row.
+
+    Lines with one ``key: value`` each (a JSON record flattened by ingest) form one record per run,
+    a new record starting when the first key comes back. Lines with no ``key: value`` at all (a
+    caption) are skipped.
+    """
+    parsed = []
     for line in lines:
-        matches = [_KEY_VALUE.match(cell) for cell in line.split("|") if cell.strip()]
-        if not matches or not all(matches):
-            return []
-        rows.append([(m.group(1).strip(), m.group(2).strip()) for m in matches if m])
+        cells = [cell.strip() for cell in line.split("|") if cell.strip()]
+        pairs = [_KEY_VALUE.match(cell) for cell in cells]
+        if any(pairs):
+            parsed.append([(m.group(1).strip(), m.group(2).strip()) if m else ("", cell) for m, cell in zip(pairs, cells)])
+    if not parsed:
+        return []
+    if all(len(cells) == 1 for cells in parsed) and len(parsed) > 1:
+        return _records([cells[0] for cells in parsed])
+    rows = []
+    for cells in parsed:
+        (key, first), rest = cells[0], cells[1:]
+        rows.append((first, [c for c in rest if c[0]]))
     return rows
 
 
-def _grid_rows(lines: list[str]) -> list[list[tuple[str, str]]]:
+def _records(pairs: list[tuple[str, str]]) -> list[Row]:
+    records: list[list[tuple[str, str]]] = []
+    for pair in pairs:
+        if not records or pair[0] == pairs[0][0]:
+            records.append([])
+        records[-1].append(pair)
+    return [(r[0][1], r[1:]) for r in records]
+
+
+def _grid_rows(lines: list[str]) -> list[Row]:
     """A header line then rows: markdown pipes, tabs or commas, whichever the header uses."""
     if len(lines) < 2:
         return []
@@ -56,6 +81,6 @@ def _grid_rows(lines: list[str]) -> list[list[tuple[str, str]]]:
             return []
         grid = [[c.strip() for c in row] for row in csv.reader(lines, delimiter=delimiter)]
     header, body = grid[0], grid[1:]
-    if len(header) < 2 or not any(len(row) == len(header) for row in body):
+    if len(header) < 2:
         return []
-    return [list(zip(header, row)) for row in body if len(row) == len(header)]
+    return [(row[0], list(zip(header[1:], row[1:]))) for row in body if len(row) == len(header)]

@@ -199,3 +199,14 @@ def test_load_extractor_by_settings(extractor):
         load_extractor(Settings(extractor="llm"))
     with pytest.raises(SettingsError, match="default, llm, none"):
         load_extractor(Settings(extractor="spacy"))
+
+
+def test_table_rows_as_ingest_writes_them():
+    # A caption line, then rows; a first cell without a header names its row.
+    text = "Office budgets\nCity: Lyon | Owner: Marta Nowak | Budget: 40k\nPune | Owner: Priya Iyer"
+    assert {(t.subject, t.relation, t.object) for t in table_triples(text)} == {
+        ("Lyon", "Owner", "Marta Nowak"), ("Lyon", "Budget", "40k"), ("Pune", "Owner", "Priya Iyer")}
+    # JSON records flattened one key per line: a record starts where the first key returns.
+    records = "name: Atlas\nowner.team: Robotics\nname: Vega\nowner.team: Controls"
+    assert {(t.subject, t.relation, t.object) for t in table_triples(records)} == {
+        ("Atlas", "owner.team", "Robotics"), ("Vega", "owner.team", "Controls")}
