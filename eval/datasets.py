@@ -303,6 +303,11 @@ def _fingerprint(dataset: Dataset, settings: Settings) -> str:
     return digest.hexdigest()[:12]
 
 
+def cache_slot(dataset: Dataset, cache_dir: Path, settings: Settings) -> Path:
+    """The cache folder of ``dataset``'s knowledge base (``kb/``) and written corpus (``docs/``)."""
+    return cache_dir / f"{dataset.name}-{_fingerprint(dataset, settings)}"
+
+
 def corpus_folder(dataset: Dataset, cache_dir: Path, settings: Settings) -> Path:
     """Where the corpus files of ``dataset`` are (its own folder, or the cache's ``docs/``)."""
     if dataset.records is None:
@@ -312,7 +317,7 @@ def corpus_folder(dataset: Dataset, cache_dir: Path, settings: Settings) -> Path
                 "sources live in), or --kb DIR to evaluate on an existing knowledge base"
             )
         return dataset.corpus_dir.resolve()
-    return (cache_dir / f"{dataset.name}-{_fingerprint(dataset, settings)}" / "docs").resolve()
+    return (cache_slot(dataset, cache_dir, settings) / "docs").resolve()
 
 
 def prepare_kb(dataset: Dataset, cache_dir: Path, settings: Settings, embedder: Embedder | None = None,
@@ -324,7 +329,7 @@ def prepare_kb(dataset: Dataset, cache_dir: Path, settings: Settings, embedder: 
     incremental) and a finished one is returned at once. The corpus goes through the product's
     ingest pipeline with the configured triple extractor.
     """
-    slot = cache_dir / f"{dataset.name}-{_fingerprint(dataset, settings)}"
+    slot = cache_slot(dataset, cache_dir, settings)
     kb_dir, marker = slot / "kb", slot / "ready.json"
     if marker.exists() and (kb_dir / "manifest.json").exists():
         return kb_dir

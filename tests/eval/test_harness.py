@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.datasets import load_dataset, prepare_kb
+from eval.datasets import cache_slot, load_dataset, prepare_kb
 from eval.gold import resolve
 from eval.runner import RunConfig, run
 from zhiku.cli import main
@@ -80,8 +80,9 @@ def test_the_knowledge_base_is_cached_and_reused(tiny, settings, embedder, outco
     stamp = (first / "kb.sqlite").stat().st_mtime_ns
     assert prepare_kb(dataset, tiny / "cache", settings, embedder, progress=False) == first
     assert (first / "kb.sqlite").stat().st_mtime_ns == stamp
-    other_model = settings.replace(chunk_tokens=64)
-    assert prepare_kb(dataset, tiny / "cache", other_model, embedder, progress=False) != first
+    assert cache_slot(dataset, tiny / "cache", settings) == first.parent
+    for changed in (settings.replace(chunk_tokens=64), settings.replace(embedding_model="multilingual")):
+        assert cache_slot(dataset, tiny / "cache", changed) != first.parent
 
 
 def test_beir_corpus_ids_map_to_the_ingested_documents(tmp_path, settings, embedder):
