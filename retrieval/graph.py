@@ -1,13 +1,14 @@
 """Graph retrieval: from the entities a question names to the passages that state facts about them.
 
 1. **Link** the question to graph entities: exact and alias matches (``KnowledgeGraph.link``)
-   weigh 1.0; entities whose name embeds close to the question (cosine >= ``link_threshold``) add
-   their similarity as weight. Entity-name vectors are computed once per name and kept (in the
+   weigh 1.0; when there are none, the entities whose names embed closest to the question
+   (cosine >= ``link_threshold``) stand in, weighted by their similarity. Entity-name vectors are computed once per name and kept (in the
    instance and in ``entity_vectors.npz`` in the knowledge-base folder), so a rebuilt graph only
    embeds its new names.
-2. **Expand** ``hops`` steps around the seeds over the relations the user may see (at most
-   ``max_nodes`` entities, so a hub cannot blow up a query), then run personalised PageRank from
-   the seeds on that neighbourhood.
+2. **Expand** ``hops`` steps around the seeds over the relations the user may see (relations
+   between two seeds always; otherwise at most ``edges_per_node`` per entity, ``max_nodes``
+   entities and ``max_edges`` relations, so a hub cannot blow up a query), then run personalised PageRank from the seeds on
+   that neighbourhood.
 3. **Score chunks** by the relations they carry: each relation adds the PageRank mass of its two
    ends to the chunk it was extracted from. The hit's ``facts`` are those relations, best first.
 
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
+from scipy import sparse
 
 from kg.graph import KnowledgeGraph, load_graph
 from retrieval.catalog import Catalog
@@ -99,7 +101,9 @@ class GraphRetriever:
         hops: int = 2,
         link_threshold: float = 0.55,
         max_similar: int = 3,
-        max_nodes: int = 400,
+        max_nodes: int = 150,
+        edges_per_node: int = 32,
+        max_edges: int = 1500,
         facts_per_hit: int = 5,
         persist: bool = True,
     ) -> None:
@@ -110,6 +114,8 @@ class GraphRetriever:
         self.link_threshold = link_threshold
         self.max_similar = max_similar
         self.max_nodes = max_nodes
+        self.edges_per_node = edges_per_node
+        self.max_edges = max_edges
         self.facts_per_hit = facts_per_hit
         self._graph = graph
         self._names: tuple[KnowledgeGraph, list[str], np.ndarray] | None = None  # (graph, keys, name matrix)
@@ -133,75 +139,89 @@ class GraphRetriever:
 
     # -------------------------------------------------------------- retrieval
     def link(self, query: str, kg: KnowledgeGraph) -> dict[str, float]:
-        """Seed entities of ``query`` -> weight (exact/alias 1.0, else name-embedding similarity)."""
+        """Seed entities of ``query`` -> weight.
+
+        Entities the question names (exactly or by an alias) weigh 1.0. Only when it names none
+        (a misspelling, a paraphrase, another language) do the entities whose names embed closest
+        to the question stand in, weighted by their cosine similarity: next to an exact match
+        they would only add look-alikes ("Project Heron359" for "Project Heron35").
+        """
         seeds = {key: 1.0 for key in kg.link(query)}
+        if seeds:
+            return seeds
         keys, matrix = self._name_matrix(kg)
-        if len(keys):
-            sims = matrix @ self.embedder.embed([query])[0]
-            top = np.argsort(-sims)[: self.max_similar]
-            for i in top:
-                if sims[i] >= self.link_threshold:
-                    seeds.setdefault(keys[i], float(sims[i]))
-        return seeds
+        if not keys:
+            return {}
+        sims = matrix @ self.embedder.embed([query])[0]
+        top = np.argpartition(-sims, self.max_similar)[: self.max_similar] if len(sims) > self.max_similar \
+            else np.arange(len(sims))
+        return {keys[i]: float(sims[i]) for i in top[np.argsort(-sims[top])] if sims[i] >= self.link_threshold}
 
     def retrieve(self, query: str, k: int, user: User) -> list[Hit]:
         hits, _ = self.retrieve_with_facts(query, k, user)
         return hits
 
-    def retrieve_with_facts(self, query: str, k: int, user: User) -> tuple[list[Hit], list[Triple]]:
-        """Hits and every visible relation of the query's neighbourhood, best first."""
+    def retrieve_with_facts(
+        self, query: str, k: int, user: User, max_facts: int = 50
+    ) -> tuple[list[Hit], list[Triple]]:
+        """Hits, and the best ``max_facts`` visible relations of the query's neighbourhood."""
         if not query.strip() or k <= 0:
             return [], []
         kg = self.graph()
-        if kg.graph.number_of_edges() == 0:
+        if not kg.graph:
             return [], []
         seeds = self.link(query, kg)
         if not seeds:
             return [], []
-        visible = self._visible_docs(user)
-        edges = self._neighbourhood(kg.graph, seeds, visible)
+        edges = self._neighbourhood(kg.graph, seeds, self.catalog.document_mask(user))
         if not edges:
             return [], []
         rank = self._pagerank(edges, seeds)
         by_chunk: dict[int, float] = defaultdict(float)
-        facts_of: dict[int, list[tuple[float, Triple]]] = defaultdict(list)
+        weighted = []
         for u, v, data in edges:
             weight = (rank.get(u, 0.0) + rank.get(v, 0.0)) * float(data.get("confidence", 1.0))
-            chunk_id = data.get("chunk_id")
-            if chunk_id is None:
-                continue
-            by_chunk[chunk_id] += weight
-            facts_of[chunk_id].append((weight, _fact(kg.graph, u, v, data)))
+            weighted.append((weight, u, v, data))
+            if data.get("chunk_id") is not None:
+                by_chunk[data["chunk_id"]] += weight
+        weighted.sort(key=lambda e: -e[0])
         best = sorted(by_chunk, key=lambda c: -by_chunk[c])[:k]
         hits = self.catalog.hits(best, [by_chunk[c] for c in best], self.name)
         for hit in hits:
-            ranked = sorted(facts_of[hit.chunk.id], key=lambda wf: -wf[0])
-            hit.facts = _unique([t for _, t in ranked])[: self.facts_per_hit]
-        all_facts = sorted((wf for chunk in facts_of.values() for wf in chunk), key=lambda wf: -wf[0])
-        return hits, _unique([t for _, t in all_facts])
-
-    def _visible_docs(self, user: User) -> np.ndarray | None:
-        """visible[doc_id], or None when the user sees everything."""
-        return None if self.catalog.sees_everything(user) else self.catalog.document_mask(user)
+            own = [_fact(kg.graph, u, v, data) for _, u, v, data in weighted if data.get("chunk_id") == hit.chunk.id]
+            hit.facts = _unique(own)[: self.facts_per_hit]
+        return hits, _unique([_fact(kg.graph, u, v, data) for _, u, v, data in weighted[: 2 * max_facts]])[:max_facts]
 
     def _neighbourhood(
-        self, g: nx.MultiDiGraph, seeds: dict[str, float], visible: np.ndarray | None
+        self, g: nx.MultiDiGraph, seeds: dict[str, float], visible: np.ndarray
     ) -> list[tuple[str, str, dict]]:
-        """Visible relations among the entities within ``hops`` of the seeds (breadth-first, capped)."""
+        """Visible relations around the seeds: those between seeds, then ``hops`` steps breadth-first.
+
+        Each entity contributes at most ``edges_per_node`` relations and the walk stops at
+        ``max_nodes`` entities or ``max_edges`` relations, so a hub (a city every document
+        mentions) costs the same as a leaf.
+        """
 
         def seen(data: dict) -> bool:
+            # ``visible`` is False for documents removed since the graph was built, too.
             doc_id = data.get("doc_id")
-            if doc_id is None or self.catalog.document(doc_id) is None:
-                return False  # a relation of a document removed since the graph was built
-            return visible is None or (doc_id < len(visible) and bool(visible[doc_id]))
+            return doc_id is not None and 0 <= doc_id < len(visible) and bool(visible[doc_id])
 
         reached = {s for s in seeds if s in g}
-        frontier = list(reached)
         edges: dict[tuple[str, str, int], dict] = {}
+        for a in reached:  # relations between two named entities matter most: never capped
+            for b in reached:
+                for key, data in g.succ[a].get(b, {}).items():
+                    if seen(data):
+                        edges[(a, b, key)] = data
+        frontier = list(reached)
         for _ in range(self.hops):
             next_frontier = []
             for node in frontier:
+                taken = 0
                 for u, v, key, data in _incident(g, node):
+                    if taken >= self.edges_per_node or len(edges) >= self.max_edges:
+                        break
                     if not seen(data):
                         continue
                     other = v if u == node else u
@@ -211,25 +231,48 @@ class GraphRetriever:
                         reached.add(other)
                         next_frontier.append(other)
                     edges[(u, v, key)] = data
+                    taken += 1
             frontier = next_frontier
             if not frontier:
                 break
         return [(u, v, data) for (u, v, _), data in edges.items()]
 
     @staticmethod
-    def _pagerank(edges: list[tuple[str, str, dict]], seeds: dict[str, float]) -> dict[str, float]:
-        """Personalised PageRank from the seeds over the (undirected, confidence-weighted) neighbourhood."""
-        local = nx.Graph()
+    def _pagerank(
+        edges: list[tuple[str, str, dict]], seeds: dict[str, float], alpha: float = 0.85, iterations: int = 50
+    ) -> dict[str, float]:
+        """Personalised PageRank from the seeds over the (undirected, confidence-weighted) neighbourhood.
+
+        Power iteration on a sparse matrix: the neighbourhood has at most a few thousand relations,
+        where building a NetworkX graph for ``nx.pagerank`` would cost more than the walk itself.
+        """
+        index: dict[str, int] = {}
+        rows, cols, weights = [], [], []
         for u, v, data in edges:
+            i, j = index.setdefault(u, len(index)), index.setdefault(v, len(index))
             weight = float(data.get("confidence", 1.0))
-            if local.has_edge(u, v):
-                local[u][v]["weight"] += weight
-            else:
-                local.add_edge(u, v, weight=weight)
-        personalization = {s: w for s, w in seeds.items() if s in local}
-        if not personalization:
+            rows += (i, j)
+            cols += (j, i)
+            weights += (weight, weight)
+        n = len(index)
+        start = np.zeros(n)
+        for seed, weight in seeds.items():
+            if seed in index:
+                start[index[seed]] = weight
+        if not start.any():
             return {}
-        return nx.pagerank(local, alpha=0.85, personalization=personalization, weight="weight")
+        start /= start.sum()
+        adjacency = sparse.csr_matrix((weights, (rows, cols)), shape=(n, n))
+        out = np.asarray(adjacency.sum(axis=1)).ravel()
+        walk = sparse.diags(1.0 / np.where(out > 0, out, 1.0)) @ adjacency  # row-stochastic
+        rank = start.copy()
+        for _ in range(iterations):
+            nxt = alpha * (walk.T @ rank) + (1 - alpha) * start
+            done = np.abs(nxt - rank).sum() < 1e-8
+            rank = nxt
+            if done:
+                break
+        return dict(zip(index, rank.tolist()))
 
 
 def _incident(g: nx.MultiDiGraph, node: str):

@@ -1,0 +1,225 @@
+"""Query latency of every retrieval mode at 10k and 100k chunks, beside raw FAISS and llama-index.
+
+Builds (once, cached under ``--workdir``) a throwaway knowledge base of N synthetic chunks with
+random 384-d vectors, BM25-worthy text (people, cities, topics and thousands of project names)
+and one or two triples per chunk; 10% of the documents are restricted to a group. Then, for a
+fixed set of questions, it times:
+
+- each Zhiku mode (``vector``, ``keyword``, ``graph``, ``hybrid``) for the all-seeing user and for
+  a restricted user (ACL filtering on), with query vectors computed beforehand so every row
+  measures retrieval only (the MiniLM query embedding is timed separately: add it for end to end);
+- raw FAISS (``IndexFlatIP`` search of the same index) — the floor for ``vector``;
+- llama-index ``VectorStoreIndex`` retrievers over the same vectors: the plain in-memory store
+  and the FAISS-backed store, given the same query embeddings.
+
+    python bench/query.py                 # 10k and 100k chunks
+    python bench/query.py --sizes 10000 --queries 50
+
+Targets (issue 4): hybrid p95 < 150 ms at 100k chunks on 2 cores; vector within 1.5x raw FAISS.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import zhiku  # noqa: E402,F401 - offline environment before model libraries load
+from bench.synth import CITIES, FIRST, LAST, PRODUCTS, TOPICS, VERBS  # noqa: E402
+from zhiku.kb import KnowledgeBase  # noqa: E402
+from zhiku.records import PUBLIC, Chunk, Document, Triple, User  # noqa: E402
+from zhiku.settings import Settings  # noqa: E402
+
+DIM = 384
+CHUNKS_PER_DOC = 50
+PROJECTS = [f"Project {a}{b}" for a in ("Kestrel", "Falcon", "Heron", "Osprey", "Lynx", "Marten", "Ibis", "Tern")
+            for b in range(1, 626)]  # 5000 rare names
+EVERYONE = User(sees_all=True)
+RESTRICTED = User("guest", ("staff",))  # sees the 90% public documents, not the "hr" ones
+
+
+# ----------------------------------------------------------------------------- the corpus
+def _chunk(rng: random.Random) -> tuple[str, list[Triple]]:
+    person, boss = (f"{rng.choice(FIRST)} {rng.choice(LAST)}" for _ in range(2))
+    project, city, product = rng.choice(PROJECTS), rng.choice(CITIES), rng.choice(PRODUCTS)
+    topic, verb = rng.choice(TOPICS), rng.choice(VERBS)
+    text = (
+        f"{project} is led by {person}, who reports to {boss} in the {city} office. "
+        f"The team {verb} the {topic} plan for the {product} and expects a lead time of {rng.randint(2, 40)} days. "
+        f"Budget for {topic} is {rng.randint(10, 900) * 1000} EUR; requests must be filed within "
+        f"{rng.randint(5, 60)} days of the event."
+    )
+    triples = [Triple(project, "led by", person, subject_type="project", object_type="person")]
+    if rng.random() < 0.5:
+        triples.append(Triple(person, "reports to", boss, subject_type="person", object_type="person"))
+    return text, triples
+
+
+def build_kb(root: Path, n_chunks: int, seed: int = 11) -> Path:
+    """A knowledge base of ``n_chunks`` synthetic chunks with random unit vectors (kept once built)."""
+    if KnowledgeBase.exists(root):
+        return root
+    rng, vectors_rng = random.Random(seed), np.random.default_rng(seed)
+    started = time.perf_counter()
+    with KnowledgeBase.open(root, "minilm", DIM) as kb:
+        for d in range(n_chunks // CHUNKS_PER_DOC):
+            pieces = [_chunk(rng) for _ in range(CHUNKS_PER_DOC)]
+            chunks = [Chunk(text=t, position=i, n_tokens=60, heading_path=(f"Note {d}",)) for i, (t, _) in enumerate(pieces)]
+            vectors = vectors_rng.standard_normal((len(chunks), DIM)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            doc = Document(source=f"/bench/doc{d:06}.md", content_hash=str(d), title=f"Note {d}",
+                           groups=("hr",) if d % 10 == 9 else (PUBLIC,))
+            kb.put_document(doc, chunks, vectors, [ts for _, ts in pieces])
+        kb.save_vectors()
+    print(f"  built {root} ({n_chunks} chunks) in {time.perf_counter() - started:.0f} s", flush=True)
+    return root
+
+
+def questions(n: int, seed: int = 5) -> list[str]:
+    rng = random.Random(seed)
+    forms = [
+        lambda: f"Who leads {rng.choice(PROJECTS)}?",
+        lambda: f"What did {rng.choice(FIRST)} {rng.choice(LAST)} decide about the {rng.choice(TOPICS)} plan?",
+        lambda: f"Lead time of the {rng.choice(PRODUCTS)} in {rng.choice(CITIES)}",
+        lambda: f"Who does {rng.choice(FIRST)} {rng.choice(LAST)} report to?",
+        lambda: f"{rng.choice(TOPICS)} budget requests deadline",
+    ]
+    return [rng.choice(forms)() for _ in range(n)]
+
+
+# -------------------------------------------------------------------------- measuring
+class Precomputed:
+    """An Embedder answering the bench questions from a table (retrieval timed without the model)."""
+
+    def __init__(self, inner, table: dict[str, np.ndarray]) -> None:
+        self.inner, self.table = inner, table
+        self.name, self.dimension, self.max_tokens = inner.name, inner.dimension, inner.max_tokens
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.inner.count_tokens(texts)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 1 and texts[0] in self.table:
+            return self.table[texts[0]][None, :]
+        return self.inner.embed(texts)
+
+
+def timed(run: Callable[[str], object], queries: Sequence[str], warmup: int = 3) -> dict[str, float]:
+    for q in queries[:warmup]:
+        run(q)
+    times = []
+    for q in queries:
+        started = time.perf_counter()
+        run(q)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"p50": statistics.median(times), "p95": times[min(len(times) - 1, int(0.95 * len(times)))], "n": len(times)}
+
+
+def rss_mib() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def llama_index_retrievers(kb: KnowledgeBase, k: int) -> dict[str, Callable[[str, np.ndarray], object]]:
+    """Plain and FAISS-backed llama-index VectorStoreIndex retrievers over the same chunks and vectors."""
+    import faiss
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.schema import QueryBundle, TextNode
+    from llama_index.vector_stores.faiss import FaissVectorStore
+
+    ids = [c.id for c in kb.iter_chunks()]
+    vectors = kb.vectors_of(ids)
+    texts = {c.id: c.text for c in kb.iter_chunks()}
+    nodes = [TextNode(id_=str(i), text=texts[i], embedding=v.tolist()) for i, v in zip(ids, vectors)]
+    embed = MockEmbedding(embed_dim=DIM)  # never called: the queries carry their embeddings
+    plain = VectorStoreIndex(nodes, embed_model=embed).as_retriever(similarity_top_k=k)
+    store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(DIM))
+    backed = VectorStoreIndex(nodes, embed_model=embed, storage_context=StorageContext.from_defaults(vector_store=store))
+    backed_retriever = backed.as_retriever(similarity_top_k=k)
+
+    def run(retriever):
+        return lambda q, v: retriever.retrieve(QueryBundle(query_str=q, embedding=v.tolist()))
+
+    return {"llama-index VectorStoreIndex (plain)": run(plain), "llama-index VectorStoreIndex (FAISS)": run(backed_retriever)}
+
+
+def bench_size(n_chunks: int, workdir: Path, n_queries: int, k: int, embedder) -> list[dict]:
+    from retrieval import build_retriever
+
+    print(f"\n== {n_chunks} chunks ==", flush=True)
+    root = build_kb(workdir / f"kb-{n_chunks}", n_chunks)
+    qs = questions(n_queries)
+    table = dict(zip(qs, embedder.embed(qs)))
+    fixed = Precomputed(embedder, table)
+    rows: list[dict] = []
+    with KnowledgeBase.open(root, "minilm") as kb:
+        index = kb.vector_index()
+        rows.append({"what": "raw FAISS IndexFlatIP search", **timed(lambda q: index.search(table[q][None, :], k), qs)})
+        settings = Settings(kb=root)
+        for mode in ("vector", "keyword", "graph", "hybrid"):
+            before, started = rss_mib(), time.perf_counter()
+            retriever = build_retriever(kb, fixed, settings, mode)
+            retriever.retrieve(qs[0], k, EVERYONE)  # loads or builds its indexes
+            load_s, grown = time.perf_counter() - started, rss_mib() - before
+            for label, user in (("all-seeing", EVERYONE), ("restricted", RESTRICTED)):
+                row = timed(lambda q: retriever.retrieve(q, k, user), qs)
+                rows.append({"what": f"zhiku {mode} ({label})", **row, "load_s": load_s, "rss_mib": grown})
+            del retriever
+            gc.collect()
+        before, started = rss_mib(), time.perf_counter()
+        baselines = llama_index_retrievers(kb, k)
+        load_s, grown = time.perf_counter() - started, rss_mib() - before
+        for name, run in baselines.items():
+            few = qs[: max(5, n_queries // 10)] if "plain" in name else qs
+            rows.append({"what": name, **timed(lambda q: run(q, table[q]), few), "load_s": load_s, "rss_mib": grown})
+    rows.append({"what": "MiniLM query embedding (add for end to end)", **timed(lambda q: embedder.embed([q]), qs[:50])})
+    for row in rows:
+        row["chunks"] = n_chunks
+    return rows
+
+
+def report(rows: list[dict]) -> str:
+    lines = [f"{'chunks':>7}  {'what':<48} {'p50 ms':>8} {'p95 ms':>8} {'n':>4} {'load s':>7} {'+RSS MiB':>9}"]
+    for r in rows:
+        load = f"{r['load_s']:.1f}" if "load_s" in r else ""
+        rss = f"{r['rss_mib']:.0f}" if "rss_mib" in r else ""
+        lines.append(f"{r['chunks']:>7}  {r['what']:<48} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['n']:>4} {load:>7} {rss:>9}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "zhiku-bench-query")
+    args = parser.parse_args()
+    from zhiku.models import load_embedder
+
+    embedder = load_embedder("minilm")
+    rows: list[dict] = []
+    for size in args.sizes:
+        rows += bench_size(size, args.workdir, args.queries, args.k, embedder)
+        print(report([r for r in rows if r["chunks"] == size]), flush=True)
+    print(f"\n== all (cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}) ==")
+    print(report(rows))
+    for size in args.sizes:
+        by = {r["what"]: r for r in rows if r["chunks"] == size}
+        raw, vec, hybrid = by["raw FAISS IndexFlatIP search"], by["zhiku vector (all-seeing)"], by["zhiku hybrid (all-seeing)"]
+        print(f"{size} chunks: vector p50 / raw FAISS p50 = {vec['p50'] / raw['p50']:.2f}x; "
+              f"hybrid p95 = {hybrid['p95']:.0f} ms (target < 150 ms)")
+
+
+if __name__ == "__main__":
+    main()
