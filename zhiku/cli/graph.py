@@ -154,8 +154,8 @@ def run_stats(args: argparse.Namespace) -> int:
         f"{stats['entities']} entities, {stats['relations']} relations from {stats['documents']} documents, "
         f"{stats['components']} connected components",
         f"types: {types}",
-        "most connected: " + ", ".join(f"{e['name']} ({e['degree']})" for e in stats["top_degree"]),
-        "most central (PageRank): " + ", ".join(e["name"] for e in stats["top_pagerank"]),
+        "most connected: " + (", ".join(f"{e['name']} ({e['degree']})" for e in stats["top_degree"]) or "none"),
+        "most central (PageRank): " + (", ".join(e["name"] for e in stats["top_pagerank"]) or "none"),
     ])
     emit(stats, args.json, text)
     return OK
