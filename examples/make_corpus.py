@@ -489,7 +489,8 @@ def datasheet_pdf(path: Path) -> None:
                  "between receiving, storage and production areas without fixed guidance. The K5 Lift was "
                  "designed at the Kestrel R&D centre in Shanghai under engineering lead Chen Jie. General "
                  "availability: 15 January 2027; pilot installations run from October 2026."),
-            ("Technical specifications", "\n".join([
+            # One paragraph of "name: value." sentences; short lines alone would be read as titles by parsers.
+            ("Technical specifications", " ".join(line + "." for line in [
                 f"Rated payload: {k5['payload_kg']:,} kg",
                 f"Lift height: {k5['lift_height_mm']} mm (lifting time 3 s)",
                 f"Maximum speed: {k5['max_speed_m_s']} m/s empty, 1.2 m/s loaded",
@@ -528,16 +529,18 @@ def datasheet_pdf(path: Path) -> None:
                                       "CreationDate": None, "ModDate": None}) as pdf:
             for number, (title, sections) in enumerate(pages, start=1):
                 fig = plt.figure(figsize=(8.27, 11.69))
-                fig.text(0.08, 0.94, title, fontsize=18)
-                y = 0.90
+                fig.text(0.08, 0.88, title, fontsize=18)
+                y = 0.84
                 for heading, body in sections:
                     if heading:
                         fig.text(0.08, y, heading, fontsize=13)
                         y -= 0.025
                     for paragraph in body.split("\n"):
+                        # 12 pt steps for 10 pt text: pdfminer then joins the lines of a paragraph into one box.
                         for line in textwrap.wrap(paragraph, 95):
                             fig.text(0.08, y, line, fontsize=10)
-                            y -= 0.018
+                            y -= 12 / (11.69 * 72)
+                        y -= 0.006
                     y -= 0.015
                 fig.text(0.08, 0.04, f"Kestrel Robotics · K5 Lift data sheet · page {number} of {len(pages)}",
                          fontsize=8)
