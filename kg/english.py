@@ -85,7 +85,7 @@ class _Context:
                 return Mention(text, ent.label_, named=True) if allow_concept or ent.label_ == "DATE" else None
             return self._remember(Mention(text, _fix_type(text, ent.label_), named=True))
         if token.pos_ == "PRON":
-            return self._antecedent(token.lower_, {"PERSON"} if token.lower_ in _PERSON_PRONOUNS else {"ORG"}) \
+            return self._antecedent({"PERSON"} if token.lower_ in _PERSON_PRONOUNS else {"ORG"}) \
                 if token.lower_ in _PERSON_PRONOUNS | _ORG_PRONOUNS else None
         if token.pos_ not in ("PROPN", "NOUN") or token.lower_ in ROLE_WORDS:
             return None
@@ -94,7 +94,7 @@ class _Context:
         if any(t.pos_ == "PROPN" for t in words) and token.pos_ == "PROPN":
             return self._remember(Mention(text, _fix_type(text, ""), named=True))
         if token.lower_ in _ORG_ANAPHORS and any(c.lower_ in ("the", "our", "this") for c in token.children):
-            return self._antecedent(token.lower_, {"ORG"})
+            return self._antecedent({"ORG"})
         if any(t.pos_ == "PROPN" for t in words):  # "the Atlas robot": named by its proper-noun modifier
             return Mention(text, "", named=True)
         if token.lemma_.lower() in ORG_UNITS and len(words) > 1:  # "the audit committee", not "an office"
@@ -106,7 +106,7 @@ class _Context:
             self.last[m.type] = m
         return m
 
-    def _antecedent(self, word: str, types: set[str]) -> Mention | None:
+    def _antecedent(self, types: set[str]) -> Mention | None:
         return next((self.last[t] for t in types if t in self.last), None)
 
     # ------------------------------------------------------------- sentences
@@ -173,7 +173,7 @@ class _Context:
         direct = [o for c in verb.children if c.dep_ in ("dobj", "dative") and c.pos_ != "ADP" for o in _conjuncts(c)]
         objects = [(o, self.mention(o, allow_concept=True)) for o in direct]
         roles = [o for c in verb.children if c.dep_ in ("attr", "xcomp", "oprd", "acomp", "prep")
-                 for o in ([c] if c.dep_ != "prep" else _objects(c) if c.lower_ in ("as", "to") else [])
+                 for o in (_conjuncts(c) if c.dep_ != "prep" else _objects(c) if c.lower_ in ("as", "to") else [])
                  if o.lemma_.lower() in ROLE_WORDS or c.dep_ == "attr" and o.pos_ in ("NOUN", "PROPN")]
         for role in roles:
             holders = [m for _, m in objects if m is not None and m.named and m.type == "PERSON"] or subjects
@@ -244,9 +244,7 @@ class _Context:
         """Prepositions on the verb: "headquartered in X", "supplies batteries to X"."""
         middle = f" {concept_heads[0].text}" if concept_heads else ""
         for prep in verb.children:
-            if prep.dep_ not in ("prep", "dative") or prep.lower_ in ("as", "by") and prep.dep_ == "agent":
-                continue
-            if prep.lower_ == "as":
+            if prep.dep_ not in ("prep", "dative") or prep.lower_ == "as":  # "as" introduces a role
                 continue
             for obj in _objects(prep):
                 target = self.mention(obj, allow_concept=True)
