@@ -114,6 +114,12 @@ def authenticate(kb: KnowledgeBase, name: str, password: str) -> User | None:
     return User(name=name, groups=tuple(json.loads(rows[0][1])))
 
 
+def lookup(kb: KnowledgeBase, name: str) -> User | None:
+    """The account ``name`` as stored now (None once removed), so group changes apply on the next page run."""
+    rows = kb.query("SELECT groups FROM users WHERE name = ?", (name,))
+    return User(name=name, groups=tuple(json.loads(rows[0][0]))) if rows else None
+
+
 def is_admin(user: User, admin_group: str) -> bool:
     """Admins may ingest: members of ``admin_group``, and the all-seeing local user."""
     return user.sees_all or admin_group in user.groups

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from ui.auth import LOCAL_USER, has_users
+from ui.auth import LOCAL_USER, has_users, lookup
 from zhiku.kb import KnowledgeBase, KnowledgeBaseError
 from zhiku.models import ModelError
 from zhiku.records import User
@@ -65,11 +65,17 @@ def open_assistant(settings: Settings) -> Assistant:
 
 
 def signed_in(kb: KnowledgeBase) -> User | None:
-    """Who is using this browser session: the local user when no accounts exist, else the signed-in one."""
+    """Who is using this browser session: the local user when no accounts exist, else the signed-in one
+    (None: show the sign-in form)."""
     if not has_users(kb):
         return LOCAL_USER
     user = st.session_state.get(USER_KEY)
-    return None if user is None or user.sees_all else user
+    if user is None:
+        return None
+    current_account = lookup(kb, user.name)  # a removed account signs out; changed groups apply at once
+    if current_account is None:
+        del st.session_state[USER_KEY]
+    return current_account
 
 
 def current() -> Context:

@@ -15,8 +15,6 @@ from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder
 from zhiku.records import PUBLIC, Chunk, Document, Triple
 
-APP = Path(__file__).resolve().parents[2] / "ui" / "app.py"
-
 #: (file name, title, groups, [(heading, text, [(subject, relation, object)])])
 CORPUS = [
     ("travel-policy.md", "Travel policy", (PUBLIC,), [

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP
-from ui.auth import add_user
+from ui.auth import add_user, remove_user
 from zhiku.kb import KnowledgeBase
 
+APP = Path(__file__).resolve().parents[2] / "ui" / "app.py"
 TIMEOUT = 120
 
 
@@ -127,6 +127,10 @@ def test_sign_in_gives_each_user_their_documents_and_pages(ui_kb: Path) -> None:
     at.switch_page("views/documents.py").run()
     assert "Salary bands" not in list(at.dataframe[0].value["title"])  # restricted to hr
 
+    with KnowledgeBase.open(ui_kb, "minilm") as kb:
+        remove_user(kb, "bob")
+    assert at.run().button[0].label == "Sign in"  # a removed account is signed out on its next page run
+
     admin = start()
     sign_in(admin, "ada", "ada-pw")
     admin.switch_page("views/ingest.py").run()
@@ -197,7 +201,9 @@ def test_evaluation_page_runs_and_shows_a_report(ui_kb: Path, tmp_path: Path) ->
     at.button[[b.label for b in at.button].index("Run")].click().run(timeout=300)
     no_errors(at)
     table = at.dataframe[0].value
-    assert set(table.index) == {"vector", "keyword"} and "recall@5" in table.columns
+    assert set(table.index) == {"vector", "keyword"} and list(table.columns) == [
+        "hit_rate@10", "recall@10", "precision@10", "mrr@10", "ndcg@10", "map@10"]
+    assert table.loc["vector", "recall@10"] == 1.0  # both questions find their document
     assert at.get("image")  # the recall@k plot
 
 

@@ -41,8 +41,11 @@ def load_metrics(folder: Path) -> dict[str, Any]:
         raise ValueError(f"{path} is not valid JSON ({exc}); run the evaluation again") from exc
 
 
-def metrics_table(metrics: dict[str, Any], level: str, with_interval: bool = False) -> pd.DataFrame:
-    """Modes as rows, ``metric@k`` as columns (means, or "mean [low, high]"); skipped modes say why."""
+def metrics_table(metrics: dict[str, Any], level: str, k: int | None = None, with_interval: bool = False) -> pd.DataFrame:
+    """Modes as rows, ``metric@k`` as columns (only at ``k`` when given), each a mean or "mean [low, high]".
+
+    A skipped mode is a row that says why.
+    """
     rows = {}
     for mode, data in metrics.get("modes", {}).items():
         if data.get("skipped"):
@@ -50,7 +53,7 @@ def metrics_table(metrics: dict[str, Any], level: str, with_interval: bool = Fal
             continue
         rows[mode] = {
             name: (f"{e['mean']:.3f} [{e['low']:.2f}, {e['high']:.2f}]" if with_interval else round(e["mean"], 4))
-            for name, e in data.get(level, {}).items() if e.get("n")
+            for name, e in data.get(level, {}).items() if e.get("n") and (k is None or name.endswith(f"@{k}"))
         }
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -110,8 +113,10 @@ def render(ctx: Context) -> None:
         st.caption(f":material/info: {note}")
     level = st.radio("Level", ("doc", "chunk"), horizontal=True, key="eval_level",
                      format_func={"doc": "Documents", "chunk": "Chunks"}.get)
-    with_interval = st.toggle("Show intervals", key="eval_intervals")
-    st.dataframe(metrics_table(metrics, level, with_interval))
+    ks = metrics.get("ks") or []
+    k = st.segmented_control("At k", ks, default=max(ks) if ks else None, key="eval_k") if ks else None
+    with_interval = st.toggle("Show 95% intervals", key="eval_intervals")
+    st.dataframe(metrics_table(metrics, level, k, with_interval))
     latency = latency_table(metrics)
     if not latency.empty:
         st.subheader("Latency per query (ms)")

@@ -1,0 +1,79 @@
+"""The pages' plain functions: document filters, report tables, graph drawing, upload handling."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kg.graph import KnowledgeGraph
+from ui.views.documents import document_table, filter_documents
+from ui.views.evaluation import find_reports, load_metrics, metrics_table
+from ui.views.graph import find_entities, neighbourhood_dot
+from ui.views.ingest import save_uploads, server_paths
+from zhiku.records import PUBLIC, Document, Triple, User
+
+DOCS = [
+    Document(source="/d/travel.pdf", content_hash="a", title="Travel policy", kind="pdf", groups=(PUBLIC,), size=2048),
+    Document(source="/d/salaries.xlsx", content_hash="b", title="Salary bands", kind="xlsx", groups=("hr",)),
+    Document(source="/d/hr/handbook.docx", content_hash="c", title="Handbook", kind="docx", groups=("hr", "staff")),
+]
+
+
+def test_documents_filter_by_text_type_and_group() -> None:
+    assert [d.title for d in filter_documents(DOCS, "HR/")] == ["Handbook"]
+    assert [d.title for d in filter_documents(DOCS, "salary")] == ["Salary bands"]
+    assert [d.title for d in filter_documents(DOCS, kinds=["pdf", "docx"])] == ["Travel policy", "Handbook"]
+    assert [d.title for d in filter_documents(DOCS, groups=["staff", PUBLIC])] == ["Travel policy", "Handbook"]
+    table = document_table(DOCS)
+    assert table.loc[0, "size (KB)"] == 2.0 and table.loc[0, "groups"] == "everyone"
+    assert table.loc[2, "groups"] == "hr, staff"
+
+
+METRICS = {
+    "dataset": "demo", "ks": [1, 5],
+    "modes": {
+        "vector": {"skipped": None, "doc": {"recall@1": {"mean": 0.5, "low": 0.0, "high": 1.0, "n": 2},
+                                            "recall@5": {"mean": 1.0, "low": 1.0, "high": 1.0, "n": 2}},
+                   "chunk": {}, "latency_ms": {"mean": 3.0}},
+        "hybrid+rerank": {"skipped": "no reranker configured", "doc": {}, "chunk": {}, "latency_ms": {}},
+    },
+}
+
+
+def test_metrics_table_has_a_row_per_mode_and_says_why_a_mode_was_skipped() -> None:
+    table = metrics_table(METRICS, "doc")
+    assert table.loc["vector", "recall@1"] == 0.5 and table.loc["vector", "recall@5"] == 1.0
+    assert table.loc["hybrid+rerank", "skipped"] == "no reranker configured"
+    assert list(metrics_table(METRICS, "doc", k=5).columns) == ["recall@5", "skipped"]
+    assert metrics_table(METRICS, "doc", k=1, with_interval=True).loc["vector", "recall@1"] == "0.500 [0.00, 1.00]"
+
+
+def test_reports_are_found_below_the_roots_and_a_bad_one_says_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "a" / "metrics.json").write_text("{", encoding="utf-8")
+    assert find_reports([tmp_path / "runs", tmp_path / "absent"]) == [(tmp_path / "runs" / "a").resolve()]
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_metrics(tmp_path / "runs" / "a")
+    with pytest.raises(FileNotFoundError, match="zhiku eval"):
+        load_metrics(tmp_path)
+
+
+def test_the_graph_view_finds_entities_by_alias_and_hides_restricted_ones() -> None:
+    triples = [Triple("Acme Robotics", "based_in", "Berlin", chunk_id=1, doc_id=1),
+               Triple("Acme Robotics", "pays", "Senior engineers", chunk_id=2, doc_id=2)]
+    graph = KnowledgeGraph.from_triples(triples, {1: (PUBLIC,), 2: ("hr",)})
+    outsider, insider = User("x"), User("y", groups=("hr",))
+    assert [graph.graph.nodes[k]["name"] for k in find_entities(graph, "acme", outsider)] == ["Acme Robotics"]
+    assert find_entities(graph, "senior", outsider) == [] and find_entities(graph, "senior", insider)
+    dot = neighbourhood_dot('Acme "AR" Robotics', [Triple('Acme "AR" Robotics', "based_in", "Berlin")])
+    assert '"Acme \\"AR\\" Robotics" -> "Berlin" [label="based_in"];' in dot
+
+
+def test_uploads_keep_only_their_base_name_and_server_paths_must_exist(tmp_path: Path) -> None:
+    saved = save_uploads(tmp_path, [("../../etc/evil.md", b"x"), ("notes.txt", b"y")])
+    assert saved == [tmp_path / "uploads" / "evil.md", tmp_path / "uploads" / "notes.txt"]
+    with pytest.raises(ValueError, match="no usable file name"):
+        save_uploads(tmp_path, [(".hidden", b"z")])
+    assert server_paths(f"{tmp_path}\n  \n{tmp_path / 'uploads'}") == [tmp_path, tmp_path / "uploads"]
+    with pytest.raises(FileNotFoundError, match="missing"):
+        server_paths(str(tmp_path / "missing"))
