@@ -124,6 +124,9 @@ def test_sign_in_gives_each_user_their_documents_and_pages(ui_kb: Path) -> None:
     no_errors(at)
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("views/ingest.py")  # st.navigation does not offer it
+    at.chat_input[0].set_value("How much do senior engineers at Acme Robotics earn?").run()
+    shown = " ".join(m.value for m in at.markdown) + " ".join(e.label for e in at.expander)
+    assert "salaries.md" not in shown and "120000" not in shown and "Senior engineers" not in shown
     at.switch_page("views/documents.py").run()
     assert "Salary bands" not in list(at.dataframe[0].value["title"])  # restricted to hr
 
