@@ -80,7 +80,7 @@ class _Context:
         """What ``token`` names: an entity, a proper noun phrase, or (if allowed) a noun phrase."""
         ent = self.ents.get(token.i)
         if ent is not None and ent.label_ in NAME_LABELS | VALUE_LABELS and not _is_role(ent):
-            text = _strip_article(ent)
+            text = _strip_article(_widen(ent))
             if ent.label_ in VALUE_LABELS:
                 return Mention(text, ent.label_, named=True) if allow_concept or ent.label_ == "DATE" else None
             return self._remember(Mention(text, _fix_type(text, ent.label_), named=True))
@@ -292,6 +292,15 @@ def _phrase(token: Token) -> list[Token]:
 def _verb_text(verb: Token) -> str:
     particles = [c.text for c in verb.children if c.dep_ == "prt"]
     return " ".join([verb.lower_, *particles])
+
+
+def _widen(ent: Span) -> Span:
+    """The entity with proper nouns compounded into it that the NER left out ("Prime" of "Prime Estates")."""
+    start = ent.start
+    while start > ent.sent.start and ent.doc[start - 1].pos_ == "PROPN" and ent.doc[start - 1].dep_ == "compound" \
+            and ent.start <= ent.doc[start - 1].head.i < ent.end and not ent.doc[start - 1].ent_type_:
+        start -= 1
+    return ent.doc[start:ent.end]
 
 
 def _strip_article(span: Span) -> str:

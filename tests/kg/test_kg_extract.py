@@ -49,6 +49,17 @@ def test_copula_gives_a_role_relation(extractor):
     assert ("Orbital Dynamics", "division of", "Zenith Labs") in facts(extractor, "Orbital Dynamics is a division of Zenith Labs.")
 
 
+def test_coordinated_objects_and_roles(extractor):
+    assert facts(extractor, "Blue Harbor Logistics acquired Prime Estates and Zenith Labs.") == {
+        ("Blue Harbor Logistics", "acquired", "Prime Estates"), ("Blue Harbor Logistics", "acquired", "Zenith Labs")}
+    assert facts(extractor, "Ana Silva is the CFO of Blue Harbor Logistics and a director of Prime Estates.") == {
+        ("Ana Silva", "CFO of", "Blue Harbor Logistics"), ("Ana Silva", "director of", "Prime Estates")}
+
+
+def test_negated_statements_are_not_facts(extractor):
+    assert facts(extractor, "Peter Gray did not found Orbital Dynamics.") == set()
+
+
 def test_possessive_role_and_as_complement(extractor):
     assert ("Paula Reed", "general counsel of", "Zenith") in facts(
         extractor, "Paula Reed, Zenith's general counsel, oversees compliance.")
