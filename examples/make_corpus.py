@@ -16,6 +16,7 @@ Usage: ``python examples/make_corpus.py [OUT_DIR]`` (default ``examples/corpus``
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -23,7 +24,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 import textwrap
 import zipfile
 from collections.abc import Callable
@@ -637,11 +637,10 @@ def _set_mtime(path: Path, day: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) > 1 or (args and args[0] in {"-h", "--help"}):
-        print(__doc__.strip().splitlines()[-1])
-        return 0 if args and args[0] in {"-h", "--help"} else 2
-    out_dir = Path(args[0]) if args else DEFAULT_OUT
+    parser = argparse.ArgumentParser(description="Write the Kestrel Robotics sample corpus (28 documents).")
+    parser.add_argument("out_dir", nargs="?", type=Path, default=DEFAULT_OUT,
+                        help="folder to write into (default: examples/corpus)")
+    out_dir = parser.parse_args(argv).out_dir
     written = build(out_dir)
     print(f"wrote {len(written) - 1} documents and zhiku-acl.toml to {out_dir}")
     return 0
