@@ -382,9 +382,8 @@ def shanghai_rd_report(path: Path) -> None:
 
 
 def quarterly_review_deck(path: Path) -> None:
-    """Q3 2026 business review (PPTX): title, bullet and table slides."""
+    """Q3 2026 business review (PPTX): a title slide, then bullet slides and one table slide (rows of tuples)."""
     from pptx import Presentation
-    from pptx.util import Inches
 
     prs = Presentation()
     prs.core_properties.title = "Q3 2026 Business Review"
@@ -393,13 +392,20 @@ def quarterly_review_deck(path: Path) -> None:
     title.shapes.title.text = "Q3 2026 Business Review"
     title.placeholders[1].text = "Kestrel Robotics · Leadership team · 6 October 2026 · Marcus Hale, CFO"
 
-    bullet_slides = [
+    slides = [
         ("Q3 2026 highlights", [
             "Revenue EUR 21.4 million, +31% year on year; gross margin 41.2%",
             "Series C of EUR 48 million closed on 8 September 2026 (lead: Alpenblick Ventures)",
             "Cash at 30 September 2026: EUR 57.3 million",
             "Largest order of the quarter: Nordhafen Logistik, 40 K2 Courier robots, EUR 1.36 million",
             "Nest EU outage on 21 August: 2 h 47 min, 23 sites, EUR 21,300 service credits",
+        ]),
+        ("Revenue and units by region, Q3 2026", [
+            ("Region", "Revenue (EUR m)", "Growth vs Q3 2025", "K2 Courier units", "Talon T7 units", "Regional lead"),
+            ("EMEA", "9.8", "+24%", "268", "112", "Felix Hoffmann"),
+            ("China", "6.1", "+38%", "214", "61", "Zhao Lei"),
+            ("North America", "5.5", "+36%", "130", "37", "Emily Carter"),
+            ("Total", "21.4", "+31%", "612", "210", "Priya Raman"),
         ]),
         ("Product roadmap", [
             "Nest 4.2 released 12 October 2026: offline buffer, multi-floor maps, 500 robots per site",
@@ -419,26 +425,23 @@ def quarterly_review_deck(path: Path) -> None:
             "Sign the lease for the Austin expansion (Suite 1500, 25 seats, from 1 February 2027)",
         ]),
     ]
-    for heading, bullets in bullet_slides[:1]:
-        _bullet_slide(prs, heading, bullets)
+    for heading, body in slides:
+        if isinstance(body[0], tuple):
+            _table_slide(prs, heading, body)
+        else:
+            _bullet_slide(prs, heading, body)
+    prs.save(path)
 
-    table_slide = prs.slides.add_slide(prs.slide_layouts[5])
-    table_slide.shapes.title.text = "Revenue and units by region, Q3 2026"
-    rows = [
-        ("Region", "Revenue (EUR m)", "Growth vs Q3 2025", "K2 Courier units", "Talon T7 units", "Regional lead"),
-        ("EMEA", "9.8", "+24%", "268", "112", "Felix Hoffmann"),
-        ("China", "6.1", "+38%", "214", "61", "Zhao Lei"),
-        ("North America", "5.5", "+36%", "130", "37", "Emily Carter"),
-        ("Total", "21.4", "+31%", "612", "210", "Priya Raman"),
-    ]
-    shape = table_slide.shapes.add_table(len(rows), len(rows[0]), Inches(0.4), Inches(1.6), Inches(9.2),
-                                         Inches(2.5))
+
+def _table_slide(prs, heading: str, rows: list[tuple[str, ...]]) -> None:
+    from pptx.util import Inches
+
+    slide = prs.slides.add_slide(prs.slide_layouts[5])
+    slide.shapes.title.text = heading
+    shape = slide.shapes.add_table(len(rows), len(rows[0]), Inches(0.4), Inches(1.6), Inches(9.2), Inches(2.5))
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
             shape.table.cell(r, c).text = text
-    for heading, bullets in bullet_slides[1:]:
-        _bullet_slide(prs, heading, bullets)
-    prs.save(path)
 
 
 def _bullet_slide(prs, heading: str, bullets: list[str]) -> None:
