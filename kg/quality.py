@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kg.resolve import ALIAS_RELATIONS, canonical_key, normalize
-from zhiku.records import Chunk, Triple
+from zhiku.records import Chunk
 
 GOLD = Path(__file__).resolve().parents[1] / "eval" / "data" / "kg_gold.jsonl"
 _STOP = frozenset("of at in on to for with by as is are was were be been the a an its their has have had from into".split())
