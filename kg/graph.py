@@ -3,9 +3,11 @@
 Nodes are resolved entities (key = canonical name, see ``kg.resolve``) with attributes ``name``,
 ``type``, ``aliases`` (every surface form), ``mentions`` and ``doc_ids``; edges are relations, one
 per stored triple, carrying ``relation``, ``chunk_id``, ``doc_id`` and ``confidence`` so every fact
-points back to the passage it came from. SQLite stays the truth: the graph is rebuilt from the
-triples whenever its stamp lags ``kb.epoch``, so removing a document (whose triples SQLite deletes
-by cascade) also removes every entity no remaining triple mentions.
+points back to the passage it came from. SQLite stays the truth: the graph is saved in the
+knowledge base folder (``graph.pickle``, and ``graph.stamp`` with the ``kb.epoch`` and a fingerprint
+of the triples and documents it reflects) and rebuilt when the stamp lags ``kb.epoch`` and the
+fingerprint moved. Removing a document (whose triples SQLite deletes by cascade) therefore also
+removes every entity no remaining triple mentions.
 
 Access control: every query takes an optional ``user``; a user sees only the edges whose document
 they may see and the entities mentioned in such documents. ``user=None`` means no filtering (for
@@ -13,6 +15,8 @@ administration commands).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import pickle
 import re
@@ -86,16 +90,27 @@ class KnowledgeGraph:
 
     @classmethod
     def build(cls, kb: KnowledgeBase) -> KnowledgeGraph:
-        """Build from the knowledge base's triples; stamped with the epoch read *before* reading them."""
-        epoch = kb.epoch
+        """Build from the knowledge base's triples, stamped with the state read *before* reading them."""
+        epoch, fingerprint = source_state(kb)
         groups = {d.id: d.groups for d in kb.documents() if d.id is not None}
-        return cls.from_triples(kb.triples(), groups, epoch)
+        graph = cls.from_triples(kb.triples(), groups, epoch)
+        graph.fingerprint = fingerprint
+        return graph
+
+    @property
+    def fingerprint(self) -> str:
+        """Summary of the triples and documents the graph was built from (see ``source_state``)."""
+        return str(self.graph.graph.get("fingerprint", ""))
+
+    @fingerprint.setter
+    def fingerprint(self, value: str) -> None:
+        self.graph.graph["fingerprint"] = value
 
     def save(self, root: Path) -> None:
         """Write the graph, then its stamp, each atomically: a crash between them only forces a rebuild."""
         atomic_write(root / GRAPH_FILE, lambda tmp: tmp.write_bytes(pickle.dumps(
-            (FORMAT_VERSION, self.epoch, self.graph), protocol=pickle.HIGHEST_PROTOCOL)))
-        atomic_write(root / GRAPH_STAMP, lambda tmp: tmp.write_text(str(self.epoch), encoding="utf-8"))
+            (FORMAT_VERSION, self.graph), protocol=pickle.HIGHEST_PROTOCOL)))
+        _write_stamp(root, self.epoch, self.fingerprint)
 
     # ---------------------------------------------------------------- visibility
     def visible_docs(self, user: User | None) -> set[int] | None:
@@ -275,8 +290,6 @@ class KnowledgeGraph:
         if suffix == ".graphml":
             atomic_write(path, lambda tmp: nx.write_graphml(flat, tmp))
         elif suffix == ".json":
-            import json
-
             payload = json.dumps(nx.node_link_data(flat, edges="edges"), ensure_ascii=False, indent=1)
             atomic_write(path, lambda tmp: tmp.write_text(payload, encoding="utf-8"))
         else:
@@ -300,24 +313,76 @@ def _dedupe(triples: list[Triple]) -> list[Triple]:
     return [t for t in triples if not (t in seen or seen.add(t))]
 
 
+#: One statement, so the epoch and the summary of the graph's sources come from one snapshot.
+_STATE_SQL = """SELECT
+  (SELECT value FROM meta WHERE key = 'epoch'),
+  (SELECT count(*) || ':' || total(id) || ':' || total(chunk_id) || ':' || total(doc_id) || ':'
+          || total(length(subject) + 3 * length(relation) + 7 * length(object)) FROM triples),
+  (SELECT count(*) || ':' || total(id) || ':' || total(ingested_at) || ':' || total(length(groups)) FROM documents)"""
+
+
+def source_state(kb: KnowledgeBase) -> tuple[int, str]:
+    """The knowledge base's epoch and a fingerprint of what the graph derives from.
+
+    The epoch moves with every write (feedback, users, summaries too); the fingerprint moves only
+    when triples or documents (ids, ingest times, access groups) change, so such writes do not
+    force a rebuild.
+    """
+    epoch, triples, documents = kb.query(_STATE_SQL)[0]
+    return int(epoch), hashlib.sha256(f"{triples}|{documents}".encode()).hexdigest()[:24]
+
+
+def _read_stamp(root: Path) -> tuple[int, str] | None:
+    try:
+        data = json.loads((root / GRAPH_STAMP).read_text(encoding="utf-8"))
+        return int(data["epoch"]), str(data["fingerprint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_stamp(root: Path, epoch: int, fingerprint: str) -> None:
+    stamp = json.dumps({"epoch": epoch, "fingerprint": fingerprint})
+    atomic_write(root / GRAPH_STAMP, lambda tmp: tmp.write_text(stamp, encoding="utf-8"))
+
+
+def _read_saved(path: Path, fingerprint: str) -> nx.MultiDiGraph | None:
+    try:
+        version, graph = pickle.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
+        log.warning("%s is damaged (%s); rebuilding the graph from the knowledge base", path, exc)
+        return None
+    if version != FORMAT_VERSION or graph.graph.get("fingerprint") != fingerprint:
+        return None
+    return graph
+
+
 def load_graph(kb: KnowledgeBase, current: KnowledgeGraph | None = None) -> KnowledgeGraph:
     """The knowledge base's graph, current with its epoch.
 
-    Returns ``current`` when it is still current (so a long-lived caller can keep one and call this
-    before each query), else the saved graph when its stamp matches, else a fresh build that is
-    saved for the next caller. A damaged or outdated file is rebuilt, never trusted.
+    Returns ``current`` when it still reflects the knowledge base (so a long-lived caller can keep
+    one and call this before each query; its ``epoch`` is advanced when only unrelated tables
+    changed), else the saved graph when its stamp matches, else a fresh build that is saved for the
+    next caller. A damaged, outdated or foreign file is rebuilt, never trusted.
     """
     epoch = kb.epoch
     if current is not None and current.epoch == epoch:
         return current
-    path, stamp = kb.root / GRAPH_FILE, kb.root / GRAPH_STAMP
-    if path.exists() and stamp.exists() and stamp.read_text(encoding="utf-8").strip() == str(epoch):
-        try:
-            version, saved_epoch, graph = pickle.loads(path.read_bytes())
-            if version == FORMAT_VERSION and saved_epoch == epoch:
-                return KnowledgeGraph(graph, saved_epoch)
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-            log.warning("%s is damaged (%s); rebuilding the graph from the knowledge base", path, exc)
-    graph = KnowledgeGraph.build(kb)
-    graph.save(kb.root)
-    return graph
+    stamp = _read_stamp(kb.root)
+    if stamp is not None and stamp[0] == epoch:
+        fingerprint = stamp[1]
+    else:
+        epoch, fingerprint = source_state(kb)
+    if current is not None and current.fingerprint == fingerprint:
+        current.epoch = epoch
+        return current
+    if stamp is not None and stamp[1] == fingerprint:
+        graph = _read_saved(kb.root / GRAPH_FILE, fingerprint)
+        if graph is not None:
+            if stamp[0] != epoch:
+                _write_stamp(kb.root, epoch, fingerprint)
+            return KnowledgeGraph(graph, epoch)
+    built = KnowledgeGraph.build(kb)
+    built.save(kb.root)
+    return built

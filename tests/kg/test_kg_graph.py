@@ -44,7 +44,7 @@ def test_every_edge_carries_its_relation_chunk_and_document(kb):
 def test_the_graph_is_saved_with_a_stamp_and_reloaded_while_current(kb):
     g = load_graph(kb)
     assert (kb.root / GRAPH_FILE).exists()
-    assert (kb.root / GRAPH_STAMP).read_text() == str(kb.epoch)
+    assert json.loads((kb.root / GRAPH_STAMP).read_text())["epoch"] == kb.epoch
     again = load_graph(kb)
     assert again is not g and nx.utils.graphs_equal(again.graph, g.graph)
     assert load_graph(kb, current=g) is g
@@ -56,6 +56,27 @@ def test_a_write_makes_the_graph_stale_and_the_next_load_rebuilds_it(kb, put):
     fresh = load_graph(kb, current=g)
     assert fresh is not g and fresh.epoch == kb.epoch
     assert fresh.entity_key("Paris") is not None and g.entity_key("Paris") is None
+
+
+def test_writes_that_leave_triples_and_documents_alone_do_not_rebuild(kb, monkeypatch):
+    g = load_graph(kb)
+    with kb.transaction() as conn:
+        conn.execute("INSERT INTO feedback (created_at, user, question, answer, rating) VALUES (0, 'u', 'q', 'a', 1)")
+    monkeypatch.setattr(KnowledgeGraph, "build", lambda kb: pytest.fail("rebuilt for an unrelated write"))
+    assert load_graph(kb, current=g) is g and g.epoch == kb.epoch
+    again = load_graph(kb)  # a fresh process: the saved graph, its stamp moved to the new epoch
+    assert again.epoch == kb.epoch and json.loads((kb.root / GRAPH_STAMP).read_text())["epoch"] == kb.epoch
+
+
+def test_replaced_triples_with_the_same_count_are_noticed(kb):
+    g = load_graph(kb)
+    chunk = kb.chunks_of(1)[0]
+    kb.replace_triples({1: [Triple("Mary Chen", "CTO of", "Hooli", chunk_id=chunk.id),
+                            Triple("Hooli", "based in", "Paris", chunk_id=chunk.id),
+                            Triple("Hooli", "owns", "Initech", chunk_id=chunk.id),
+                            Triple("Hooli", "owns", "Globex", chunk_id=chunk.id)]})
+    fresh = load_graph(kb, current=g)
+    assert fresh is not g and fresh.entity_key("Hooli") == "hooli"
 
 
 def test_a_damaged_graph_file_is_rebuilt(kb):
