@@ -29,17 +29,29 @@ def escape_markdown(text: str) -> str:
 
 
 def highlight(passage: str, query: str, tokenize: Tokenize) -> str:
-    """``passage`` as Streamlit markdown, the words that match the query's terms highlighted."""
+    """``passage`` as Streamlit markdown, the words that match the query's terms highlighted.
+
+    Neighbouring matches ("annual leave") are highlighted as one span, and line breaks are kept, so
+    table rows and lists in a passage stay on their own lines.
+    """
     terms = set(tokenize(query))
-    out: list[str] = []
+    pieces: list[tuple[str, bool]] = []
     for piece in _PIECES.split(passage):
-        words = jieba.lcut(piece) if _IS_CJK.match(piece) else [piece]
-        for word in words:
-            if terms and _PIECES.fullmatch(word) and terms.intersection(tokenize(word)):
-                out.append(f":orange-background[**{word}**]")
-            else:
-                out.append(escape_markdown(word))
-    return "".join(out)
+        for word in (jieba.lcut(piece) if _IS_CJK.match(piece) else [piece]):
+            hit = bool(terms) and bool(_PIECES.fullmatch(word)) and bool(terms.intersection(tokenize(word)))
+            if hit and len(pieces) >= 2 and pieces[-1][0] == " " and pieces[-2][1]:
+                pieces[-2:] = [(pieces[-2][0] + pieces[-1][0] + word, True)]
+            elif hit and pieces and pieces[-1][1]:
+                pieces[-1] = (pieces[-1][0] + word, True)
+            elif word:
+                pieces.append((word, hit))
+    text = "".join(f":orange-background[**{w}**]" if hit else escape_markdown(w) for w, hit in pieces)
+    return text.replace("\n", "  \n")
+
+
+def answer_markdown(text: str) -> str:
+    """An answer as markdown: formatting kept, but ``$`` shown as a dollar sign, not the start of LaTeX."""
+    return text.replace("$", "\\$")
 
 
 def card_title(citation: Citation) -> str:

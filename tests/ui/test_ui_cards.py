@@ -2,20 +2,29 @@
 from __future__ import annotations
 
 from retrieval import Tokenizer
-from ui.cards import card_title, escape_markdown, fact_line, highlight
+from ui.cards import answer_markdown, card_title, escape_markdown, fact_line, highlight
 from zhiku.records import Chunk, Citation, Document, Hit, Triple
 
 
 def test_highlight_marks_stemmed_english_matches_and_escapes_markdown() -> None:
     text = highlight("The travel policy says: *hotels* cost $200.", "What do travel policies say?", Tokenizer())
-    assert ":orange-background[**travel**]" in text and ":orange-background[**policy**]" in text
+    assert text.startswith("The :orange-background[**travel policy says**]")
     assert "hotels" in text and ":orange-background[**hotels**]" not in text
     assert r"\*" in text and r"\$200" in text  # no emphasis, no LaTeX
 
 
+def test_highlight_joins_neighbouring_matches_and_keeps_line_breaks() -> None:
+    text = highlight("Annual leave: 30 days\nSick leave: paid", "annual leave days", Tokenizer())
+    assert text.startswith(":orange-background[**Annual leave**]\\: 30 :orange-background[**days**]  \n")
+
+
 def test_highlight_marks_chinese_words() -> None:
     text = highlight("员工差旅报销政策规定酒店费用上限。", "差旅报销的规定", Tokenizer())
-    assert ":orange-background[**差旅**]" in text and ":orange-background[**报销**]" in text
+    assert text.startswith("员工:orange-background[**差旅报销**]")
+
+
+def test_answers_show_dollar_signs_not_latex() -> None:
+    assert answer_markdown("between $90 and $120 **per night**") == r"between \$90 and \$120 **per night**"
 
 
 def test_highlight_without_matches_is_the_escaped_passage() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from retrieval import MODES, Tokenizer
-from ui.cards import Tokenize, facts_block, source_card
+from ui.cards import Tokenize, answer_markdown, facts_block, source_card
 from ui.context import Context, current
 from ui.feedback import DOWN, UP, save_feedback
 from zhiku.records import Answer
@@ -67,7 +67,7 @@ def stream_answer(ctx: Context, question: str, mode: str, k: int, history: list[
         st.write_stream(tokens())
     if not final:
         raise RuntimeError("the answer stream ended without an answer")
-    placeholder.markdown(final[0].text)
+    placeholder.markdown(answer_markdown(final[0].text))
     return final[0]
 
 
@@ -113,7 +113,7 @@ def render(ctx: Context) -> None:
         with st.chat_message("user"):
             st.markdown(turn.question)
         with st.chat_message("assistant"):
-            st.markdown(turn.answer.text)
+            st.markdown(answer_markdown(turn.answer.text))
             answer_details(ctx, turn.answer, n, tokenize)
     question = st.chat_input("Ask a question about your documents…")
     if question:
