@@ -198,7 +198,7 @@ def plot(result: EvalResult, judgements: Sequence[Judgement], out: Path, depth: 
     metric = headline_metric(result.ks)
     table = wins_losses(result, metric)
     if table:
-        fig, ax = plt.subplots(figsize=(6, 0.7 * len(table) + 1.5))
+        fig, ax = plt.subplots(figsize=(6, 0.7 * len(table) + 2.0))
         names = list(table)
         left = [0] * len(names)
         for part, colour in (("wins", "#2a9d55"), ("ties", "#bbbbbb"), ("losses", "#d1495b")):
@@ -207,7 +207,7 @@ def plot(result: EvalResult, judgements: Sequence[Judgement], out: Path, depth: 
                                                                      "losses": "hybrid worse"}[part])
             left = [a + b for a, b in zip(left, values)]
         ax.set(xlabel="queries", title=f"hybrid vs single retrievers, per query ({metric})")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, fontsize=8, frameon=False)
         path = out / "wins_losses.png"
         fig.tight_layout()
         fig.savefig(path, dpi=110)
