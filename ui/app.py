@@ -59,7 +59,8 @@ def main() -> None:
         return
     account_box(user)
     admin = is_admin(user, settings.admin_group)
-    pages = [st.Page(path, title=title, icon=icon) for path, title, icon, admin_only in PAGES if admin or not admin_only]
+    pages = [st.Page(path, title=title, icon=icon)
+             for path, title, icon, admin_only in PAGES if admin or not admin_only]
     st.navigation(pages).run()
 
 

@@ -93,7 +93,8 @@ def feedback(ctx: Context, answer: Answer, prefix: str) -> None:
     rating = UP if choice == 1 else DOWN
     stored = rows.get(prefix)
     if stored is None or stored[1] != rating:  # write only when the thumb changed: writes move the epoch
-        rows[prefix] = (save_feedback(ctx.kb, ctx.user, answer, rating, feedback_id=stored[0] if stored else None), rating)
+        row = save_feedback(ctx.kb, ctx.user, answer, rating, feedback_id=stored[0] if stored else None)
+        rows[prefix] = (row, rating)
     with st.form(f"comment-{prefix}", clear_on_submit=True, border=False):
         comment = st.text_input("Comment (optional)", key=f"comment-text-{prefix}",
                                 placeholder="What was right or wrong?")
@@ -123,6 +124,7 @@ def render(ctx: Context) -> None:
             answer = stream_answer(ctx, question, mode, k, history=[t.answer for t in turns])
             turns.append(Turn(question, answer))
             answer_details(ctx, answer, len(turns) - 1, tokenize)
+
 
 if __name__ == "__main__":
     render(current())

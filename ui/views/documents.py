@@ -76,7 +76,8 @@ def summary_section(ctx: Context, doc: Document) -> None:
 
 def document_detail(ctx: Context, doc: Document) -> None:
     st.subheader(doc.title or Path(doc.source).name)
-    st.caption(f"{doc.source} · {doc.kind} · pages: {doc.pages or '?'} · chunks: {doc.n_chunks} · language: {doc.language}")
+    st.caption(f"{doc.source} · {doc.kind} · pages: {doc.pages or '?'} · chunks: {doc.n_chunks} · "
+               f"language: {doc.language}")
     entities = key_entities(ctx.kb, doc.id)
     if entities:
         st.markdown("**Key entities** " + " ".join(f":blue-badge[{escape_markdown(e)}]" for e in entities))
@@ -93,7 +94,8 @@ def render(ctx: Context) -> None:
     st.title("Documents")
     docs = ctx.kb.documents(ctx.user)
     if not docs:
-        st.info("No documents you may see yet. An administrator can add some on the Ingest page or with `zhiku ingest`.")
+        st.info("No documents you may see yet. An administrator can add some on the Ingest page "
+                "or with `zhiku ingest`.")
         return
     search, kinds, groups = st.columns([2, 1, 1])
     text = search.text_input("Search titles and paths", key="documents_search")

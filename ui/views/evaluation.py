@@ -41,7 +41,9 @@ def load_metrics(folder: Path) -> dict[str, Any]:
         raise ValueError(f"{path} is not valid JSON ({exc}); run the evaluation again") from exc
 
 
-def metrics_table(metrics: dict[str, Any], level: str, k: int | None = None, with_interval: bool = False) -> pd.DataFrame:
+def metrics_table(
+    metrics: dict[str, Any], level: str, k: int | None = None, with_interval: bool = False
+) -> pd.DataFrame:
     """Modes as rows, ``metric@k`` as columns (only at ``k`` when given), each a mean or "mean [low, high]".
 
     A skipped mode is a row that says why.
@@ -85,7 +87,8 @@ def run_form(ctx: Context) -> None:
                 return
         path = Path(dataset.strip()).expanduser()
         if not dataset.strip() or not path.exists():
-            st.error(f"No dataset at {dataset.strip() or '(empty)'}: give the path of a JSONL file or a dataset folder.")
+            st.error(f"No dataset at {dataset.strip() or '(empty)'}: "
+                     "give the path of a JSONL file or a dataset folder.")
             return
         with st.spinner(f"Evaluating {len(modes)} modes…", show_time=True):
             out = run_evaluation(ctx, path, modes, int(limit))
@@ -98,11 +101,12 @@ def render(ctx: Context) -> None:
     if is_admin(ctx.user, ctx.settings.admin_group):
         run_form(ctx)
     roots_text = st.text_input("Report folders under", value="; ".join(map(str, default_roots(ctx))),
-                               key="eval_roots", help="Folders holding reports written by `zhiku eval --out DIR`, separated by ';'")
+                               key="eval_roots",
+                               help="Folders holding reports written by `zhiku eval --out DIR`, separated by ';'")
     reports = find_reports([Path(p.strip()).expanduser() for p in roots_text.split(";") if p.strip()])
     if not reports:
-        st.info("No evaluation reports found there. Write one with `zhiku eval --dataset FILE` (reports go to eval-out/), "
-                "then pick it here.")
+        st.info("No evaluation reports found there. Write one with `zhiku eval --dataset FILE` "
+                "(reports go to eval-out/), then pick it here.")
         return
     folder = st.selectbox("Report", reports, format_func=lambda p: p.name, key="eval_report")
     metrics = load_metrics(folder)

@@ -57,7 +57,8 @@ def edge_evidence(ctx: Context, fact: Triple) -> None:
     if chunk is None or doc is None or not ctx.user.can_see(doc.groups):
         st.info("The passage behind this relation is no longer in the knowledge base.")
         return
-    where = " · ".join(x for x in (Path(doc.source).name, f"p. {chunk.page}" if chunk.page else "", chunk.section) if x)
+    parts = (Path(doc.source).name, f"p. {chunk.page}" if chunk.page else "", chunk.section)
+    where = " · ".join(x for x in parts if x)
     with st.container(border=True):
         st.caption(f"{where} · confidence {fact.confidence:.2f}")
         st.markdown(highlight(chunk.text, f"{fact.subject} {fact.object}", Tokenizer()))
@@ -79,10 +80,11 @@ def render(ctx: Context) -> None:
     if not keys:
         st.warning(f"No entity matches {text!r}. Try part of the name.")
         return
+    nodes = graph.graph.nodes
     key = st.selectbox("Entity", keys, key="graph_entity",
-                       format_func=lambda k: f"{graph.graph.nodes[k]['name']} ({graph.graph.nodes[k]['type'] or 'entity'})")
+                       format_func=lambda k: f"{nodes[k]['name']} ({nodes[k]['type'] or 'entity'})")
     facts = graph.neighbors(key, hops=hops, user=ctx.user, limit=MAX_EDGES)
-    name = graph.graph.nodes[key]["name"]
+    name = nodes[key]["name"]
     if not facts:
         st.info(f"{name} has no relations you may see.")
         return
