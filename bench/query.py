@@ -20,7 +20,6 @@ Targets (issue 4): hybrid p95 < 150 ms at 100k chunks on 2 cores; vector within 
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import random
 import statistics
@@ -114,16 +113,26 @@ class Precomputed:
         return self.inner.embed(texts)
 
 
-def timed(run: Callable[[str], object], queries: Sequence[str], warmup: int = 3) -> dict[str, float]:
-    for q in queries[:warmup]:
-        run(q)
-    times = []
-    for q in queries:
-        started = time.perf_counter()
-        run(q)
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return {"p50": statistics.median(times), "p95": times[min(len(times) - 1, int(0.95 * len(times)))], "n": len(times)}
+def timed(runners: dict[str, Callable[[str], object]], queries: Sequence[str], sparse: set[str] = frozenset(),
+          warmup: int = 3) -> dict[str, dict[str, float]]:
+    """p50/p95 in ms per runner, running them round-robin per query so that load from other
+    processes on the machine hits every runner alike. Runners in ``sparse`` run on every tenth query."""
+    for run in runners.values():
+        for q in queries[:warmup]:
+            run(q)
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for i, q in enumerate(queries):
+        for name, run in runners.items():
+            if name in sparse and i % 10:
+                continue
+            started = time.perf_counter()
+            run(q)
+            times[name].append((time.perf_counter() - started) * 1000)
+    out = {}
+    for name, ts in times.items():
+        ts.sort()
+        out[name] = {"p50": statistics.median(ts), "p95": ts[min(len(ts) - 1, int(0.95 * len(ts)))], "n": len(ts)}
+    return out
 
 
 def rss_mib() -> float:
@@ -162,30 +171,31 @@ def bench_size(n_chunks: int, workdir: Path, n_queries: int, k: int, embedder) -
     qs = questions(n_queries)
     table = dict(zip(qs, embedder.embed(qs)))
     fixed = Precomputed(embedder, table)
-    rows: list[dict] = []
+    runners: dict[str, Callable[[str], object]] = {}
+    loading: dict[str, dict[str, float]] = {}
     with KnowledgeBase.open(root, "minilm") as kb:
         index = kb.vector_index()
-        rows.append({"what": "raw FAISS IndexFlatIP search", **timed(lambda q: index.search(table[q][None, :], k), qs)})
+        runners["raw FAISS IndexFlatIP search"] = lambda q: index.search(table[q][None, :], k)
         settings = Settings(kb=root)
         for mode in ("vector", "keyword", "graph", "hybrid"):
             before, started = rss_mib(), time.perf_counter()
             retriever = build_retriever(kb, fixed, settings, mode)
             retriever.retrieve(qs[0], k, EVERYONE)  # loads or builds its indexes
-            load_s, grown = time.perf_counter() - started, rss_mib() - before
+            loading[mode] = {"load_s": time.perf_counter() - started, "rss_mib": rss_mib() - before}
             for label, user in (("all-seeing", EVERYONE), ("restricted", RESTRICTED)):
-                row = timed(lambda q: retriever.retrieve(q, k, user), qs)
-                rows.append({"what": f"zhiku {mode} ({label})", **row, "load_s": load_s, "rss_mib": grown})
-            del retriever
-            gc.collect()
+                runners[f"zhiku {mode} ({label})"] = lambda q, r=retriever, u=user: r.retrieve(q, k, u)
         before, started = rss_mib(), time.perf_counter()
         baselines = llama_index_retrievers(kb, k)
-        load_s, grown = time.perf_counter() - started, rss_mib() - before
+        loading["llama-index"] = {"load_s": time.perf_counter() - started, "rss_mib": rss_mib() - before}
         for name, run in baselines.items():
-            few = qs[: max(5, n_queries // 10)] if "plain" in name else qs
-            rows.append({"what": name, **timed(lambda q: run(q, table[q]), few), "load_s": load_s, "rss_mib": grown})
-    rows.append({"what": "MiniLM query embedding (add for end to end)", **timed(lambda q: embedder.embed([q]), qs[:50])})
-    for row in rows:
-        row["chunks"] = n_chunks
+            runners[name] = lambda q, run=run: run(q, table[q])
+        runners["MiniLM query embedding (add for end to end)"] = lambda q: embedder.embed([q])
+        plain = {name for name in runners if "plain" in name}
+        results = timed(runners, qs, sparse=plain)
+    rows = []
+    for name, row in results.items():
+        source = next((m for m in loading if f"zhiku {m} " in name or name.startswith(m)), None)
+        rows.append({"what": name, **row, **loading.get(source, {}), "chunks": n_chunks})
     return rows
 
 
@@ -203,8 +213,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--faiss-threads", type=int, metavar="N",
+                        help="OpenMP threads for FAISS (default: its own, the core count); 1 is faster on a busy machine")
     parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "zhiku-bench-query")
     args = parser.parse_args()
+    if args.faiss_threads:
+        import faiss
+
+        faiss.omp_set_num_threads(args.faiss_threads)
     from zhiku.models import load_embedder
 
     embedder = load_embedder("minilm")
@@ -212,7 +228,8 @@ def main() -> None:
     for size in args.sizes:
         rows += bench_size(size, args.workdir, args.queries, args.k, embedder)
         print(report([r for r in rows if r["chunks"] == size]), flush=True)
-    print(f"\n== all (cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}) ==")
+    print(f"\n== all (cores: {os.cpu_count()}, FAISS threads: {args.faiss_threads or 'default'}, "
+          f"load average {os.getloadavg()[0]:.1f}) ==")
     print(report(rows))
     for size in args.sizes:
         by = {r["what"]: r for r in rows if r["chunks"] == size}
