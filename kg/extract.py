@@ -129,21 +129,23 @@ def load_spacy() -> Any:
 
 
 LLM_PROMPT = """Extract the facts stated in the text below as knowledge-graph triples.
-Answer with a JSON array only, no prose. Each item is an object with the keys
-"subject", "relation", "object", "subject_type", "object_type".
+Answer with a JSON array only, no prose. Each triple is a list:
+[subject, relation, object, subject type, object type]
 - subject and object: named things (people, organisations, departments, places, products, dates)
   written exactly as in the text;
 - types: PERSON, ORG, GPE, PRODUCT, DATE or OTHER;
 - relation: a short phrase in the language of the text (e.g. "CEO of", "located in", "负责").
-Answer [] when the text states no such fact.
+
+Example text: Ana Silva, the CFO of Blue Harbor, works in Lisbon. 李强负责销售部。
+Example answer: [["Ana Silva", "CFO of", "Blue Harbor", "PERSON", "ORG"], ["Ana Silva", "works in", "Lisbon", "PERSON", "GPE"], ["李强", "负责", "销售部", "PERSON", "ORG"]]
 
 Text:
 {text}
 
 JSON:"""
 
-LLM_RETRY = """Your answer was not a valid JSON array of triples. Answer again with ONLY a JSON array
-like [{{"subject": "...", "relation": "...", "object": "...", "subject_type": "...", "object_type": "..."}}].
+LLM_RETRY = """Your answer was not a valid JSON array of triples. Answer again with ONLY a JSON array of
+lists like [["subject", "relation", "object", "PERSON", "ORG"]], or [] if the text states no fact.
 
 Text:
 {text}
@@ -173,8 +175,8 @@ def parse_llm_triples(reply: str, text: str) -> list[Triple] | None:
     source = normalize(text)
     triples = []
     for item in data:
-        if isinstance(item, list | tuple) and len(item) == 3:
-            item = dict(zip(("subject", "relation", "object"), item))
+        if isinstance(item, list | tuple) and len(item) in (3, 5):
+            item = dict(zip(("subject", "relation", "object", "subject_type", "object_type"), item))
         if not isinstance(item, dict):
             continue
         fields = [item.get(k) for k in ("subject", "relation", "object")]

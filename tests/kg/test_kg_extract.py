@@ -190,6 +190,8 @@ def test_llm_garbage_items_and_invented_facts_are_dropped():
              ' {"subject": "Elvis", "relation": "founded", "object": "Mars Inc"}, "junk"]}')
     assert [(t.subject, t.object) for t in parse_llm_triples(reply, CHUNK.text)] == [("Ana Silva", "Blue Harbor")]
     assert parse_llm_triples("42", CHUNK.text) is None
+    [compact] = parse_llm_triples('[["Ana Silva", "CFO of", "Blue Harbor", "PERSON", "ORG"]]', CHUNK.text)
+    assert (compact.subject, compact.object_type) == ("Ana Silva", "ORG")
 
 
 def test_a_failing_llm_backend_skips_the_chunk(caplog):
