@@ -355,9 +355,12 @@ def answer_stream(
         close = getattr(stream, "close", None)
         if close is not None:
             close()
-    if not text.strip():
-        answer = extractive_answer(question, hits, scorer)
-        if not any("LLM" in w for w in warnings):
+    if not re.search(r"\w", _CITATION.sub("", text)):
+        answer = extractive_answer(question, prompt.hits, scorer)
+        answer.hits = hits
+        if text.strip():
+            warnings.append("the LLM replied with citations only; showing the best supporting sentences instead")
+        elif not any("LLM" in w for w in warnings):
             warnings.append("the LLM returned nothing; showing the best supporting sentences instead")
         else:
             warnings.append("showing the best supporting sentences instead")

@@ -230,6 +230,9 @@ class LocalLLM(CustomLLM):
     context_window: int = DEFAULT_CONTEXT_WINDOW
     max_new_tokens: int = 256
     timeout_s: float = 120.0
+    #: Off by default: transformers applies it to the prompt's tokens too, which stops a grounded
+    #: answer from quoting its passages (and their [n] markers).
+    repetition_penalty: float = 1.0
 
     _model: Any = PrivateAttr()
     _tokenizer: Any = PrivateAttr()
@@ -299,7 +302,7 @@ class LocalLLM(CustomLLM):
                 try:
                     self._model.generate(
                         **inputs, streamer=streamer, max_new_tokens=self.max_new_tokens, do_sample=False,
-                        repetition_penalty=1.1, max_time=self.timeout_s,
+                        repetition_penalty=self.repetition_penalty, max_time=self.timeout_s,
                         stopping_criteria=StoppingCriteriaList([_Stop()]),
                         pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
                     )

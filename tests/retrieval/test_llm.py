@@ -239,3 +239,10 @@ def test_local_answer_comes_back_checked(smollm2) -> None:
     answer = answer_question("When does the Berlin office open?", HITS, smollm2)
     assert answer.text and answer.hits == HITS
     assert all(1 <= c.n <= len(HITS) for c in answer.citations)
+
+
+def test_a_reply_of_bare_citations_becomes_the_cited_sentences(server: ChatServer) -> None:
+    server.reply = lambda messages: "[2]"
+    answer = answer_question("When does the Berlin office open?", HITS, load_llm(openai_settings(server.base_url)))
+    assert answer.text.startswith("The Berlin office opens at 8am on weekdays. [2]")
+    assert answer.warnings == ["the LLM replied with citations only; showing the best supporting sentences instead"]
