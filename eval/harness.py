@@ -71,6 +71,8 @@ class EvalResult:
     #: Counts that say what was (and was not) measured: queries, judged, unanswerable, unresolved labels.
     coverage: dict[str, int]
     notes: list[str] = field(default_factory=list)
+    #: What was measured on: embedding model, knowledge base size, depth, fusion and reranker settings.
+    setup: dict[str, Any] = field(default_factory=dict)
     #: Further results by name for ``metrics.json`` (answer quality), and their Markdown sections.
     extra: dict[str, Any] = field(default_factory=dict)
     sections: list[str] = field(default_factory=list)
@@ -112,7 +114,7 @@ def evaluate(
         "unresolved_labels": sum(len(j.unresolved) for j in judgements),
         "unresolved_queries": sum(1 for j in judgements if j.query.answerable and not j.docs),
     }
-    result = EvalResult(dataset, ks, [], coverage)
+    result = EvalResult(dataset, ks, [], coverage, setup={"depth": depth})
     if coverage["unresolved_labels"]:
         examples = [ref for j in judgements for ref in j.unresolved][:3]
         result.notes.append(f"{coverage['unresolved_labels']} gold labels match no document of the knowledge base "

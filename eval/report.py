@@ -99,6 +99,7 @@ def to_json(result: EvalResult, judgements: Sequence[Judgement] = ()) -> dict[st
         "ks": result.ks,
         "coverage": result.coverage,
         "notes": result.notes,
+        "setup": result.setup,
         "modes": {
             m.mode: {
                 "skipped": m.skipped,
@@ -125,6 +126,9 @@ def markdown(result: EvalResult, judgements: Sequence[Judgement] = (), plots: Se
         f"level; {cov['unanswerable']} unanswerable (not ranked). Means with 95% bootstrap intervals.",
         "",
     ]
+    if result.setup:
+        lines += ["Setup: " + ", ".join(f"{key} {value}" for key, value in result.setup.items()
+                                        if key != "knowledge_base"), ""]
     lines += [f"- {note}" for note in result.notes]
     if result.notes:
         lines.append("")

@@ -99,6 +99,11 @@ def run(
         retrievers = product_retrievers(kb, embedder, settings, config.modes)
         result = evaluate(judgements, retrievers, config.ks, depth=config.depth, dataset=dataset.name,
                           progress=config.progress)
+        result.setup.update({
+            "embedding_model": embedder.name, "knowledge_base": str(settings.kb), **kb.stats(),
+            "fusion_weights": dict(settings.extra.get("fusion_weights") or {}), "reranker": settings.reranker,
+            "llm": settings.llm,
+        })
         if config.limit:
             result.notes.append(f"--limit {config.limit}: the first {len(dataset.queries)} queries only")
         if config.max_docs and dataset.records is not None:

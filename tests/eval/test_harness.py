@@ -31,6 +31,8 @@ def test_every_artefact_is_written(outcome, tiny):
 def test_metrics_cover_each_mode_level_and_k(outcome, tiny):
     metrics = json.loads((tiny / "out" / "metrics.json").read_text())
     assert metrics["ks"] == [1, 3]
+    assert metrics["setup"]["embedding_model"] == "minilm" and metrics["setup"]["documents"] == 4
+    assert metrics["setup"]["depth"] == 6  # twice the largest k
     assert metrics["coverage"] == {"queries": 5, "judged": 4, "judged_chunk_level": 3, "unanswerable": 1,
                                    "unresolved_labels": 0, "unresolved_queries": 0}
     vector = metrics["modes"]["vector"]
