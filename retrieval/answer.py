@@ -50,10 +50,46 @@ def language_of(text: str) -> str:
     return "zh" if sum(1 for ch in letters if _CJK.match(ch)) / len(letters) >= 0.2 else "en"
 
 
+_ABBREVIATION = re.compile(
+    r"(?:\b(?:Dr|Mr|Mrs|Ms|Prof|St|No|Nr|vs|etc|e\.g|i\.e|Inc|Ltd|Co|Corp|Jr|Sr|Fig|approx|Dept)|\b[A-Z])\.$", re.I
+)
+
+
 def split_sentences(text: str, min_chars: int = 8) -> list[str]:
-    """Sentences of English or Chinese text (newlines end sentences too), fragments dropped."""
-    parts = (p.strip() for p in _SENTENCE_END.split(text))
-    return [p for p in parts if len(p) >= (4 if _CJK.search(p) else min_chars)]
+    """Sentences of English or Chinese text (newlines end sentences too), fragments dropped.
+
+    A full stop after a title or an initial ("Dr. Anna Weber", "J. Smith") does not end a sentence.
+    """
+    merged: list[str] = []
+    for part in (p.strip() for p in _SENTENCE_END.split(text)):
+        if not part:
+            continue
+        if merged and _ABBREVIATION.search(merged[-1]):
+            merged[-1] = f"{merged[-1]} {part}"
+        else:
+            merged.append(part)
+    return [p for p in merged if len(p) >= (4 if _CJK.search(p) else min_chars)]
+
+
+def statements(text: str) -> list[str]:
+    """The sentences of ``text`` that can state an answer: no headings, labels or questions.
+
+    A statement ends like a sentence or is long (table rows), and is not a question.
+    """
+    found = []
+    for sentence in split_sentences(text):
+        if sentence.endswith(("?", "？")):
+            continue
+        ends = sentence.endswith((".", "!", "。", "！", "；", ";", "\"", "”", ")", "）"))
+        if language_of(sentence) == "zh":
+            cjk = len(_CJK.findall(sentence))
+            keep = cjk >= 20 or (ends and cjk >= 6)
+        else:
+            words = len(re.findall(r"[^\W_]+", sentence))
+            keep = words >= 8 or (ends and words >= 4)
+        if keep:
+            found.append(sentence)
+    return found
 
 
 def not_found_text(language: str) -> str:
@@ -66,12 +102,14 @@ def says_not_found(text: str) -> bool:
 
 
 def describe_source(hit: Hit) -> str:
-    """``file, p. 3, Section > Sub`` — how a passage is named in prompts and in printed sources."""
-    parts = [hit.document.title or hit.document.source.rsplit("/", 1)[-1]]
+    """``title, p. 3, Section > Sub`` — how a passage is named in prompts and in printed sources."""
+    title = hit.document.title or hit.document.source.rsplit("/", 1)[-1]
+    parts = [title]
     if hit.chunk.page is not None:
         parts.append(f"p. {hit.chunk.page}")
-    if hit.chunk.section:
-        parts.append(hit.chunk.section)
+    section = " > ".join(h for h in hit.chunk.heading_path if h.strip() != title.strip())
+    if section:
+        parts.append(section)
     return ", ".join(parts)
 
 
@@ -268,6 +306,8 @@ class SentenceScorer:
 
 #: Below these scores a sentence does not support an answer (with / without an embedder).
 EXTRACTIVE_THRESHOLD = {True: 0.38, False: 0.5}
+#: ... and so do those more than this below the best sentence.
+EXTRACTIVE_MARGIN = 0.15
 
 
 def extractive_answer(
@@ -280,9 +320,11 @@ def extractive_answer(
     """The best supporting sentences of the passages, each cited, or "not in the documents"."""
     scorer = scorer or SentenceScorer()
     language = language_of(question)
-    candidates = [(n, s) for n, hit in enumerate(hits, 1) for s in split_sentences(hit.chunk.text)]
+    candidates = [(n, s) for n, hit in enumerate(hits, 1) for s in statements(hit.chunk.text)]
     scores = scorer(question, [s for _, s in candidates])
     threshold = EXTRACTIVE_THRESHOLD[scorer.embedder is not None]
+    if len(scores):  # sentences far below the best one are beside the point
+        threshold = max(threshold, float(scores.max()) - EXTRACTIVE_MARGIN)
     chosen: list[tuple[int, str]] = []
     taken: dict[int, int] = {}
     for i in np.argsort(-scores, kind="stable"):

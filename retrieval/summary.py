@@ -24,7 +24,7 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.llms import LLM
 
 from kg.resolve import resolve
-from retrieval.answer import PROMPT_RESERVE, language_of, split_sentences
+from retrieval.answer import PROMPT_RESERVE, language_of, statements
 from retrieval.keyword import Tokenizer
 from retrieval.llm import describe_failure, token_counter
 from zhiku.kb import KnowledgeBase
@@ -98,7 +98,7 @@ def extractive_summary(
     chunks: Sequence[Chunk], language: str, embedder: Embedder | None = None, n_summary: int = 3, n_points: int = 5
 ) -> tuple[str, list[str]]:
     """Central sentences in document order: the first ``n_summary`` make the text, the next the points."""
-    sentences = [s for c in chunks for s in split_sentences(c.text, min_chars=20)]
+    sentences = [s for c in chunks for s in statements(c.text)]
     sentences = list(dict.fromkeys(sentences))
     if len(sentences) > MAX_SENTENCES:
         step = len(sentences) / MAX_SENTENCES

@@ -14,6 +14,7 @@ from retrieval.answer import (
     language_of,
     rewrite_followup,
     split_sentences,
+    statements,
     validate_citations,
 )
 from retrieval.assistant import Assistant, AssistantError
@@ -125,6 +126,13 @@ def test_extractive_answer_without_an_embedder_uses_word_overlap() -> None:
     answer = extractive_answer("Who founded Acme Robotics?", HITS)
     assert answer.text == "Acme Robotics was founded by Jane Smith in 2009. [3]"
     assert extractive_answer("chocolate cake recipe", HITS).text == "not in the documents"
+
+
+def test_titles_and_initials_do_not_end_sentences_and_headings_are_not_statements() -> None:
+    assert split_sentences("Founded by Dr. Anna Weber and J. Smith in 2017. It grew fast.") == [
+        "Founded by Dr. Anna Weber and J. Smith in 2017.", "It grew fast."]
+    text = "Annual leave\nEmployees get 30 days of leave per year.\nWho approves leave?\n红隼机器人上海办公室管理规定\n员工每年享有十五天年假。"
+    assert statements(text) == ["Employees get 30 days of leave per year.", "员工每年享有十五天年假。"]
 
 
 def test_chinese_helpers() -> None:
