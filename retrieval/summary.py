@@ -66,7 +66,7 @@ def key_entities(kb: KnowledgeBase, doc_id: int, limit: int = MAX_ENTITIES) -> l
     """The document's most mentioned entities (aliases merged), most frequent first."""
     entities = resolve(kb.triples(doc_id)).entities.values()
     ranked = sorted(entities, key=lambda e: (-e.mentions, e.name))
-    return [e.name for e in ranked[:limit]]
+    return [" ".join(e.name.split()) for e in ranked[:limit]]
 
 
 # ------------------------------------------------------------------------------------ cache
@@ -98,8 +98,10 @@ def extractive_summary(
     chunks: Sequence[Chunk], language: str, embedder: Embedder | None = None, n_summary: int = 3, n_points: int = 5
 ) -> tuple[str, list[str]]:
     """Central sentences in document order: the first ``n_summary`` make the text, the next the points."""
-    sentences = [s for c in chunks for s in statements(c.text)]
-    sentences = list(dict.fromkeys(sentences))
+    sentences = list(dict.fromkeys(s for c in chunks for s in statements(c.text)))
+    prose = [s for s in sentences if " | " not in s]  # table rows summarise badly
+    if len(prose) >= n_summary + n_points:
+        sentences = prose
     if len(sentences) > MAX_SENTENCES:
         step = len(sentences) / MAX_SENTENCES
         sentences = [sentences[int(i * step)] for i in range(MAX_SENTENCES)]
