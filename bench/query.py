@@ -15,6 +15,10 @@ fixed set of questions, it times:
     python bench/query.py                 # 10k and 100k chunks
     python bench/query.py --sizes 10000 --queries 50
 
+``build_retriever`` runs FAISS on one OpenMP thread (see ``retrieval.factory``), so the raw FAISS
+row, built first, also ends up single-threaded once the first retriever is built: the comparison is
+like for like.
+
 Targets (issue 4): hybrid p95 < 150 ms at 100k chunks on 2 cores; vector within 1.5x raw FAISS.
 """
 from __future__ import annotations
@@ -213,14 +217,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--faiss-threads", type=int, metavar="N",
-                        help="OpenMP threads for FAISS (default: its own, the core count); 1 is faster on a busy machine")
     parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "zhiku-bench-query")
     args = parser.parse_args()
-    if args.faiss_threads:
-        import faiss
-
-        faiss.omp_set_num_threads(args.faiss_threads)
     from zhiku.models import load_embedder
 
     embedder = load_embedder("minilm")
@@ -228,7 +226,7 @@ def main() -> None:
     for size in args.sizes:
         rows += bench_size(size, args.workdir, args.queries, args.k, embedder)
         print(report([r for r in rows if r["chunks"] == size]), flush=True)
-    print(f"\n== all (cores: {os.cpu_count()}, FAISS threads: {args.faiss_threads or 'default'}, "
+    print(f"\n== all (cores: {os.cpu_count()}, FAISS threads: 1 (set by build_retriever), "
           f"load average {os.getloadavg()[0]:.1f}) ==")
     print(report(rows))
     for size in args.sizes:

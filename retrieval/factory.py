@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import faiss
+
 from retrieval.catalog import Catalog
 from retrieval.fusion import FusedRetriever
 from retrieval.graph import GraphRetriever
@@ -76,6 +78,10 @@ def build_retriever(
             "mode 'hybrid+rerank' needs a reranker: set reranker = \"llm\" or reranker = \"/path/to/cross-encoder\" "
             "in zhiku.toml (or ZHIKU_RERANKER), or use mode 'hybrid'"
         )
+    # One query is one small matrix-vector product: OpenMP fan-out costs more than it saves. On a
+    # busy 2-core host a 2-thread search of 100k vectors took ~90-120 ms against ~20 ms on one thread
+    # (bench/query.py). Process-wide, but the knowledge base only searches (and appends) with FAISS.
+    faiss.omp_set_num_threads(1)
     catalog = Catalog(kb)
     queries = QueryEmbedder(embedder)
     single: dict[str, Any] = {

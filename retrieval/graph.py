@@ -10,7 +10,11 @@
    entities and ``max_edges`` relations, so a hub cannot blow up a query), then run personalised PageRank from the seeds on
    that neighbourhood.
 3. **Score chunks** by the relations they carry: each relation adds the PageRank mass of its two
-   ends to the chunk it was extracted from. The hit's ``facts`` are those relations, best first.
+   ends to the chunk it was extracted from, boosted by ``relation_boost`` for every word of the
+   question (beyond the entities it names) that the relation says ("founded" matches "founded
+   in"): a hub entity is linked to everything, the question's other words pick its relevant
+   relations. Chunks under ``min_relative_score`` of the best are left out, so fusion is not fed
+   noise. The hit's ``facts`` are its relations, best first.
 
 Access control: relations are filtered by the *current* document groups (the retriever's catalog,
 not the graph's snapshot) before expansion, so an invisible document contributes neither a chunk
@@ -21,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import networkx as nx
@@ -29,6 +34,7 @@ from scipy import sparse
 
 from kg.graph import KnowledgeGraph, load_graph
 from retrieval.catalog import Catalog
+from retrieval.keyword import Tokenizer
 from zhiku.kb import KnowledgeBase, atomic_write
 from zhiku.models import Embedder
 from zhiku.records import Hit, Triple, User
@@ -105,6 +111,8 @@ class GraphRetriever:
         edges_per_node: int = 32,
         max_edges: int = 1500,
         facts_per_hit: int = 5,
+        relation_boost: float = 2.0,
+        min_relative_score: float = 0.1,
         persist: bool = True,
     ) -> None:
         self.kb = kb
@@ -117,6 +125,10 @@ class GraphRetriever:
         self.edges_per_node = edges_per_node
         self.max_edges = max_edges
         self.facts_per_hit = facts_per_hit
+        self.relation_boost = relation_boost
+        self.min_relative_score = min_relative_score
+        self.tokenize = Tokenizer()
+        self._term_cache: dict[str, frozenset[str]] = {}
         self._graph = graph
         self._names: tuple[KnowledgeGraph, list[str], np.ndarray] | None = None  # (graph, keys, name matrix)
         self._vectors = EntityVectors(embedder, kb.root / ENTITY_VECTORS if persist else None)
@@ -136,6 +148,12 @@ class GraphRetriever:
                 names = [kg.graph.nodes[key]["name"] for key in keys]
                 self._names = (kg, keys, self._vectors.matrix(names))
             return self._names[1], self._names[2]
+
+    def _terms(self, text: str) -> frozenset[str]:
+        terms = self._term_cache.get(text)
+        if terms is None:
+            terms = self._term_cache[text] = frozenset(self.tokenize(text))
+        return terms
 
     # -------------------------------------------------------------- retrieval
     def link(self, query: str, kg: KnowledgeGraph) -> dict[str, float]:
@@ -173,7 +191,18 @@ class GraphRetriever:
         seeds = self.link(query, kg)
         if not seeds:
             return [], []
-        edges = self._neighbourhood(kg.graph, seeds, self.catalog.document_mask(user))
+        g = kg.graph
+        # Words of the question beyond the entities it names ("founded" in "Who founded Acme?"):
+        # a relation that says them ("founded in") is what the question asks about.
+        asked = set(self.tokenize(query)) - {t for s in seeds if s in g for t in self._terms(g.nodes[s]["name"])}
+
+        def matches(u: str, v: str, data: dict) -> int:
+            if not asked:
+                return 0
+            said = self._terms(data["relation"]) | self._terms(g.nodes[u]["name"]) | self._terms(g.nodes[v]["name"])
+            return len(asked & said)
+
+        edges = self._neighbourhood(g, seeds, self.catalog.document_mask(user), matches)
         if not edges:
             return [], []
         rank = self._pagerank(edges, seeds)
@@ -181,11 +210,14 @@ class GraphRetriever:
         weighted = []
         for u, v, data in edges:
             weight = (rank.get(u, 0.0) + rank.get(v, 0.0)) * float(data.get("confidence", 1.0))
+            weight *= 1 + self.relation_boost * matches(u, v, data)
             weighted.append((weight, u, v, data))
             if data.get("chunk_id") is not None:
                 by_chunk[data["chunk_id"]] += weight
         weighted.sort(key=lambda e: -e[0])
-        best = sorted(by_chunk, key=lambda c: -by_chunk[c])[:k]
+        ranked = sorted(by_chunk, key=lambda c: -by_chunk[c])
+        floor = self.min_relative_score * by_chunk[ranked[0]]
+        best = [c for c in ranked[:k] if by_chunk[c] >= floor]
         hits = self.catalog.hits(best, [by_chunk[c] for c in best], self.name)
         for hit in hits:
             own = [_fact(kg.graph, u, v, data) for _, u, v, data in weighted if data.get("chunk_id") == hit.chunk.id]
@@ -193,13 +225,15 @@ class GraphRetriever:
         return hits, _unique([_fact(kg.graph, u, v, data) for _, u, v, data in weighted[: 2 * max_facts]])[:max_facts]
 
     def _neighbourhood(
-        self, g: nx.MultiDiGraph, seeds: dict[str, float], visible: np.ndarray
+        self, g: nx.MultiDiGraph, seeds: dict[str, float], visible: np.ndarray,
+        matches: Callable[[str, str, dict], int],
     ) -> list[tuple[str, str, dict]]:
         """Visible relations around the seeds: those between seeds, then ``hops`` steps breadth-first.
 
         Each entity contributes at most ``edges_per_node`` relations and the walk stops at
         ``max_nodes`` entities or ``max_edges`` relations, so a hub (a city every document
-        mentions) costs the same as a leaf.
+        mentions) costs the same as a leaf. A seed's own relations are all read and those that
+        ``matches`` the question's words go first, so a hub seed keeps its relevant relations.
         """
 
         def seen(data: dict) -> bool:
@@ -219,7 +253,10 @@ class GraphRetriever:
             next_frontier = []
             for node in frontier:
                 taken = 0
-                for u, v, key, data in _incident(g, node):
+                incident = _incident(g, node)
+                if node in seeds:
+                    incident = sorted(incident, key=lambda e: -matches(e[0], e[1], e[3]))
+                for u, v, key, data in incident:
                     if taken >= self.edges_per_node or len(edges) >= self.max_edges:
                         break
                     if not seen(data):

@@ -128,3 +128,19 @@ def test_zhiku_search_prints_only_what_the_user_may_see(small_kb_path, capsys):
     assert hits and all(Path(h["source"]).name != "salaries.md" for h in hits)
     assert main(["search", " ", "--kb", str(small_kb_path)]) == 2
     assert "empty" in capsys.readouterr().err
+
+
+def test_the_sample_corpus_keeps_hr_files_from_outsiders_in_every_mode(sample_kb, embedder):
+    """End to end over the ingested sample corpus, whose zhiku-acl.toml restricts hr/ to group hr."""
+    with KnowledgeBase.open(sample_kb, embedder.name) as kb:
+        for mode in MODES_WITHOUT_RERANKER:
+            retriever = build_retriever(kb, embedder, Settings(kb=sample_kb), mode)
+            question = "What is the salary band of a Senior Engineer E3 in Germany?"
+            outsider = [h.document.source for h in retriever.retrieve(question, 10, OUTSIDER)]
+            assert not [s for s in outsider if "/hr/" in s or "/finance/" in s], mode
+            if mode in ("vector", "keyword", "hybrid"):
+                hr = [h.document.source for h in retriever.retrieve(question, 5, HR)]
+                assert any(s.endswith("hr/salary_bands_2026.csv") for s in hr), (mode, hr)
+        hybrid = build_retriever(kb, embedder, Settings(kb=sample_kb), "hybrid")
+        founders = hybrid.retrieve("Who founded Kestrel Robotics?", 3, OUTSIDER)
+        assert any("founded" in h.chunk.text and "Anna Weber" in h.chunk.text for h in founders)

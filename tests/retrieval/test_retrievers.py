@@ -13,7 +13,7 @@ from retrieval import (
 )
 from retrieval.keyword import INDEX_FILE
 from zhiku.kb import KnowledgeBase
-from zhiku.records import Chunk, Document
+from zhiku.records import Chunk, Document, User
 from zhiku.settings import Settings, SettingsError
 
 SINGLE = [
@@ -66,6 +66,15 @@ def test_graph_hits_carry_their_supporting_facts(small_kb, embedder):
     facts = {(f.subject, f.relation, f.object) for f in hits[0].facts}
     assert ("Acme Robotics", "headquartered in", "Berlin") in facts
     assert all(f.chunk_id == hits[0].chunk.id for f in hits[0].facts)
+
+
+def test_graph_ranks_the_relation_the_question_asks_about_first(small_kb, embedder):
+    retriever = GraphRetriever(small_kb, embedder)
+    sees_both = User("hana", ("hr",))
+    for question, expected in (("Which project is led by Jane Smith?", ("salaries.md", 0)),
+                               ("What company was founded by Jane Smith?", ("handbook.md", 2))):
+        hits = retriever.retrieve(question, 2, sees_both)
+        assert top(hits) == expected and hits[0].score > 2 * hits[1].score
 
 
 def test_graph_links_entities_by_embedding_when_the_name_is_not_exact(small_kb, embedder):
