@@ -9,7 +9,9 @@ corpora), or a path to any sentence-transformers folder. Nothing is fetched from
 Sentence-transformers models run their transformer through ONNX Runtime by default (exported once
 from the model's own weights into the user's cache): the same vectors as PyTorch (cosine > 0.9999)
 at roughly twice the speed on CPU, which is what ingest spends its time on. ``backend="torch"``
-keeps plain PyTorch; an export that fails falls back to it with a warning.
+keeps plain PyTorch; an export that fails falls back to it with a warning. ``minilm-int8`` is
+MiniLM with int8 weights in ONNX Runtime: about 1.6x faster again, vectors at cosine ~0.99 to the
+float ones, so it is a model of its own in the manifest (never mixed with ``minilm`` vectors).
 """
 from __future__ import annotations
 
@@ -26,8 +28,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-#: How a sentence-transformers model is run: ONNX Runtime (default) or plain PyTorch.
-BACKENDS = ("onnx", "torch")
+#: How a sentence-transformers model is run: ONNX Runtime (default), ONNX Runtime with weights
+#: quantised to int8 (faster, slightly different vectors), or plain PyTorch.
+BACKENDS = ("onnx", "onnx-int8", "torch")
 
 
 class ModelError(RuntimeError):
@@ -50,7 +53,7 @@ class SentenceTransformerEmbedder:
     """Any sentence-transformers model folder; inputs are sorted by length and batched.
 
     The weights load on first use, so commands that find nothing to embed (an unchanged re-ingest)
-    never pay for them. ``backend`` is ``onnx`` (default; see the module docstring) or ``torch``.
+    never pay for them. ``backend`` is one of ``BACKENDS`` (see the module docstring).
     """
 
     def __init__(self, name: str, path: Path, batch_size: int = 32, backend: str = "onnx") -> None:
@@ -86,12 +89,16 @@ class SentenceTransformerEmbedder:
 
     @cached_property
     def _onnx(self) -> OnnxTransformer | None:
-        """The ONNX Runtime encoder, or None for the torch backend or when the export fails."""
-        if self.backend != "onnx":
+        """The ONNX Runtime encoder, or None for the torch backend or when the float export fails
+        (PyTorch gives the same vectors; int8 ones it cannot give, so that failure is an error)."""
+        if not self.backend.startswith("onnx"):
             return None
+        int8 = self.backend == "onnx-int8"
         try:
-            return OnnxTransformer(self._model, export_onnx(self._model, self.path))
-        except Exception as exc:  # any exporter or runtime failure: the torch path still works
+            return OnnxTransformer(self._model, export_onnx(self._model, self.path, int8=int8))
+        except Exception as exc:  # any exporter or runtime failure
+            if int8:
+                raise ModelError(f"embedding model {self.name!r} needs ONNX Runtime and onnx: {exc}") from exc
             log.warning("embedding model %s: ONNX Runtime unavailable (%s); using PyTorch", self.name, exc)
             return None
 
@@ -114,11 +121,12 @@ def onnx_cache_dir() -> Path:
     return Path(base) / "zhiku" / "models" / "onnx"
 
 
-def export_onnx(model: Any, path: Path, cache: Path | None = None) -> Path:
+def export_onnx(model: Any, path: Path, cache: Path | None = None, int8: bool = False) -> Path:
     """The ONNX file of ``model``'s transformer (its first module), exported on first use.
 
     The file is keyed by the weights (path, size, mtime) and the torch/transformers versions, so a
-    changed model or library never reuses a stale export; it is written atomically.
+    changed model or library never reuses a stale export; it is written atomically. ``int8``: the
+    same export with its weights quantised to int8 (ONNX Runtime's dynamic quantisation).
     """
     import torch
     import transformers
@@ -131,6 +139,8 @@ def export_onnx(model: Any, path: Path, cache: Path | None = None) -> Path:
     stamp = "|".join([str(path.resolve()), torch.__version__, transformers.__version__,
                       *(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in weights)])
     target = (cache or onnx_cache_dir()) / f"{path.name}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.onnx"
+    if int8:
+        return _quantized(export_onnx(model, path, cache), target.with_suffix(".int8.onnx"))
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +164,21 @@ def export_onnx(model: Any, path: Path, cache: Path | None = None) -> Path:
                 output_names=["token_embeddings"], opset_version=17, dynamo=False,
                 dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "token_embeddings"]},
             )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _quantized(source: Path, target: Path) -> Path:
+    """``source`` with int8 weights (per channel), written atomically once."""
+    if target.exists():
+        return target
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -235,19 +260,21 @@ def minilm_path() -> Path:
 
 
 def load_embedder(choice: str, batch_size: int = 32, backend: str = "onnx") -> Embedder:
-    """Load the embedder a setting names: ``minilm``, ``multilingual`` or a model folder path.
+    """Load the embedder a setting names: ``minilm``, ``minilm-int8``, ``multilingual`` or a model folder.
 
     ``backend`` (``onnx`` or ``torch``) applies to sentence-transformers models; both give the same
-    vectors, so it is not part of the name recorded in the manifest.
+    vectors, so it is not part of the name recorded in the manifest (``minilm-int8`` is a name).
     """
     if choice == "minilm":
         return SentenceTransformerEmbedder("minilm", minilm_path(), batch_size, backend)
+    if choice == "minilm-int8":
+        return SentenceTransformerEmbedder("minilm-int8", minilm_path(), batch_size, "onnx-int8")
     if choice == "multilingual":
         return UniversalSentenceEncoder()
     path = Path(choice).expanduser()
     if not path.is_dir():
         raise ModelError(
-            f"embedding model {choice!r} is neither 'minilm', 'multilingual' nor a model folder; "
+            f"embedding model {choice!r} is neither 'minilm', 'minilm-int8', 'multilingual' nor a model folder; "
             "set embedding_model (or ZHIKU_EMBEDDING_MODEL) to one of those"
         )
     return SentenceTransformerEmbedder(str(path.resolve()), path, batch_size, backend)
