@@ -34,7 +34,7 @@ def test_onnx_backend_keeps_input_order_across_length_sorted_batches(embedder):
 
 
 def test_unknown_backend_is_refused_with_the_choices():
-    with pytest.raises(ModelError, match="onnx, torch"):
+    with pytest.raises(ModelError, match="onnx, onnx-int8, torch"):
         load_embedder("minilm", backend="tensorrt")
 
 
