@@ -120,3 +120,14 @@ def test_cli_prints_json_with_the_contract_shape(tiny, capsys):
 def test_cli_without_dataset_is_a_usage_error(capsys):
     assert main(["eval"]) == 2
     assert "--dataset PATH is required" in capsys.readouterr().err
+
+
+def test_relative_sources_match_an_existing_knowledge_base_by_path_suffix(tiny, tiny_kb, embedder, tmp_path):
+    row = {"id": "a", "query": "leave", "relevant": ["hr/leave.md", "hr/missing.md"], "answer": "25 days"}
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    with KnowledgeBase.open(tiny_kb, embedder.name) as kb:
+        [judgement] = resolve(load_dataset(path), kb)  # no corpus folder given: the knowledge base's sources
+    assert [Path(s).relative_to(tiny / "corpus").as_posix() for s in judgement.docs] == ["hr/leave.md"]
+    assert judgement.unresolved == ["hr/missing.md"]
+    assert judgement.chunks  # the chunk holding "25 days"
