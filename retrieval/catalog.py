@@ -41,7 +41,7 @@ class Catalog:
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
         self._state: _State | None = None
-        self._masks: dict[User, np.ndarray] = {}
+        self._masks: dict[User, tuple[np.ndarray, bool]] = {}  # user -> (visible[doc_id], sees all)
         self._lock = threading.Lock()
 
     def _current(self) -> _State:
@@ -82,24 +82,26 @@ class Catalog:
         return self._current().documents.get(doc_id)
 
     # ------------------------------------------------------------- visibility
-    def document_mask(self, user: User) -> np.ndarray:
-        """visible[doc_id] for every document id (False for ids with no document)."""
+    def _visibility(self, user: User) -> tuple[np.ndarray, bool]:
         state = self._current()
         with self._lock:
-            mask = self._masks.get(user)
-            if mask is None:
-                size = max(state.documents, default=-1) + 1
-                mask = np.zeros(size, dtype=bool)
+            found = self._masks.get(user)
+            if found is None:
+                mask = np.zeros(max(state.documents, default=-1) + 1, dtype=bool)
                 for doc_id, doc in state.documents.items():
                     mask[doc_id] = user.can_see(doc.groups)
                 if len(self._masks) >= _MASKS_KEPT:
                     self._masks.clear()
-                self._masks[user] = mask
-            return mask
+                found = self._masks[user] = (mask, int(mask.sum()) == len(state.documents))
+            return found
+
+    def document_mask(self, user: User) -> np.ndarray:
+        """visible[doc_id] for every document id (False for ids with no document)."""
+        return self._visibility(user)[0]
 
     def sees_everything(self, user: User) -> bool:
         """True when no filtering is needed (the common single-user case): skip the masks."""
-        return user.sees_all or bool(self.document_mask(user).sum() == len(self._current().documents))
+        return user.sees_all or self._visibility(user)[1]
 
     def visible_chunks(self, user: User, chunk_ids: np.ndarray) -> np.ndarray:
         """A boolean array aligned with ``chunk_ids``: which of them ``user`` may see."""
@@ -114,21 +116,18 @@ class Catalog:
         visible[ok] = mask[doc_ids[ok]]
         return visible
 
-    def can_see_document(self, user: User, doc_id: int | None) -> bool:
-        doc = self.document(doc_id) if doc_id is not None else None
-        return doc is not None and user.can_see(doc.groups)
-
     # ------------------------------------------------------------------- hits
     def hits(self, chunk_ids: Sequence[int], scores: Sequence[float], retriever: str) -> list[Hit]:
         """Hits for ranked chunk ids (best first), ranked 1.. under ``retriever`` in ``found_by``.
 
         Ids whose chunk vanished meanwhile (a concurrent re-ingest) are skipped, not errors.
         """
+        documents = self._current().documents
         chunks = self.kb.chunks_by_ids([int(i) for i in chunk_ids])
         hits: list[Hit] = []
         for chunk_id, score in zip(chunk_ids, scores):
             chunk = chunks.get(int(chunk_id))
-            document = self.document(chunk.doc_id) if chunk is not None and chunk.doc_id is not None else None
+            document = documents.get(chunk.doc_id) if chunk is not None else None
             if chunk is None or document is None:
                 continue
             hits.append(Hit(chunk=chunk, document=document, score=float(score), found_by={retriever: len(hits) + 1}))
