@@ -14,14 +14,15 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_the_tiny_run_measures_every_figure_beside_its_peer(tmp_path):
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--tiny", "--out", str(tmp_path), "--workdir", str(tmp_path / "work")],
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--tiny", "--out", str(tmp_path),
+         "--workdir", str(tmp_path / "work")],
         capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "tiny.json").read_text())
     systems = {row["system"] for row in result["ingest"]}
     assert {"zhiku", "zhiku (no extraction)", "zhiku-unchanged", "zhiku-1%-changed", "llama-index", "st-raw",
-            "zhiku-embed", "extraction"} <= systems
+            "zhiku-embed", "zhiku-embed (minilm-int8)", "extraction"} <= systems
     assert all(row["seconds"] > 0 and row["peak_mib"] > 0 for row in result["ingest"])
     measured = {row["what"] for row in result["query"]}
     assert {"raw FAISS search (floor)", "zhiku vector", "zhiku keyword", "zhiku graph", "zhiku hybrid",
