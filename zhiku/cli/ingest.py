@@ -44,13 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _extractor(settings: Settings) -> Extractor | None:
+    """The configured triple extractor; the ``llm`` one gets the configured LLM."""
+    from kg.extract import load_extractor
+    from retrieval.llm import load_llm
+
     if settings.extractor == "none":
         return None
-    try:
-        from kg.extract import load_extractor
-    except ImportError:
-        return None
-    return load_extractor(settings)
+    return load_extractor(settings, llm=load_llm(settings) if settings.extractor == "llm" else None)
 
 
 def run_ingest(args: argparse.Namespace) -> int:
