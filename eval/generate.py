@@ -40,13 +40,22 @@ PROMPT = (
     'Reply with JSON only: {{"question": "...", "answer": "..."}}\n\nPassage:\n{passage}\n\nJSON:'
 )
 _JSON = re.compile(r"\{.*?\}", re.DOTALL)
-#: Key terms a cloze question masks: numbers with their unit, or capitalised names (not sentence-initial).
-_EN_TERM = re.compile(
-    r"\d[\d,.]*\s*(?:%|percent|days?|weeks?|months?|years?|hours?|euros?|dollars?|USD|EUR|RMB|TB|GB|km|kg)?"
-    r"|(?<=[a-z,] )[A-Z][\w&.-]*(?: [A-Z][\w&.-]*)*"
+#: Key terms a cloze question masks, best kind first: amounts with a currency or unit, then names
+#: (capitalised words not at the start of the sentence). Bare numbers (a day, a section) are not masked.
+_EN_TERMS = (
+    re.compile(r"(?:EUR|USD|CNY|RMB|€|\$)\s?\d[\d,.]*(?:\s?(?:million|billion|thousand|k))?"
+               r"|\d[\d,.]*\s?(?:%|percent|million|billion|days?|weeks?|months?|years?|hours?|minutes?|euros?|"
+               r"dollars?|EUR|USD|CNY|RMB|TB|GB|km|kg|mm|ms|m²|robots?|engineers?|employees?|sites?)\b"),
+    re.compile(r"(?<=[a-z,] )[A-Z][\w&.-]*(?: [A-Z][\w&.-]*)*"),
 )
-_ZH_TERM = re.compile(r"[\d零一二三四五六七八九十百千万两]+(?:[.\d]*)\s*(?:%|个|天|年|月|周|小时|元|万元|人|名|次|台|项)")
+_ZH_TERMS = (
+    re.compile(r"(?:人民币)?(?:\d[\d,.]*|[零一二三四五六七八九十百千万两]+)\s*(?:%|万元|元|个|天|年|月|周|小时|分钟|人|名|次|台|项|件|套|托|米|kg)"),
+)
+#: Relations extracted from tables and nouns read as "the <relation> of <subject>"; verb phrases do not.
+_NOUN_RELATION = re.compile(rf"^[A-Z\u3400-\u9fff]")
 BLANK = "____"
+#: Relations that make no question (aliases restate the subject).
+_SKIPPED_RELATIONS = {"also known as"}
 
 
 @dataclass
@@ -78,23 +87,26 @@ def _sentence_with(text: str, *needles: str) -> str:
 def triple_question(triple: Triple, chunk: Chunk) -> tuple[str, str, str] | None:
     """(question, answer, evidence) from one fact, or None when the fact makes a poor question."""
     subject, relation, obj = triple.subject.strip(), triple.relation.strip(), triple.object.strip()
-    if not (subject and relation and obj) or normalize(obj) in normalize(subject) or len(obj) > 60:
+    if not (subject and relation and obj) or relation in _SKIPPED_RELATIONS or len(obj) > 60 \
+            or normalize(obj) in normalize(subject):
         return None
     evidence = _sentence_with(chunk.text, subject, obj)
     if not evidence:
         return None
     if has_cjk(subject + relation):
         return f"{subject}的{relation}是什么？", obj, evidence
-    return f"What is the {relation} of {subject}?", obj, evidence
+    if _NOUN_RELATION.match(relation):
+        return f"What is the {relation} of {subject}?", obj, evidence
+    return f'Fill in the blank: "{subject} {relation} {BLANK}"', obj, evidence
 
 
 def cloze_question(sentence: str) -> tuple[str, str] | None:
     """(question, answer): ``sentence`` with its first key term blanked, or None without one."""
     chinese = has_cjk(sentence)
     words = len(sentence) if chinese else len(sentence.split())
-    if not (12 if chinese else 6) <= words <= (80 if chinese else 40):
+    if not (12 if chinese else 6) <= words <= (80 if chinese else 40) or not sentence[0].isalnum():
         return None
-    match = (_ZH_TERM if chinese else _EN_TERM).search(sentence)
+    match = next((m for m in (p.search(sentence) for p in (_ZH_TERMS if chinese else _EN_TERMS)) if m), None)
     if match is None or not match.group().strip():
         return None
     term = match.group().strip()
