@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EVERYONE, HR, OUTSIDER, build_kb
+from retrieval_corpus import EVERYONE, HR, OUTSIDER, build_kb
 from retrieval import MODES, GraphRetriever, as_llama_index, build_retriever
 from zhiku.kb import KnowledgeBase
 from zhiku.records import PUBLIC, Chunk, Document, User
@@ -100,7 +100,7 @@ def test_changing_a_documents_groups_takes_effect_on_the_next_query(tmp_path, em
 def test_the_cli_user_comes_from_groups_an_account_or_is_the_local_user(small_kb):
     from argparse import Namespace
 
-    from ui.auth import add_user
+    from ui.auth import add_user, remove_user
     from zhiku.cli.common import UsageError
     from zhiku.cli.search import user_from_args
 
@@ -108,7 +108,10 @@ def test_the_cli_user_comes_from_groups_an_account_or_is_the_local_user(small_kb
     assert user_from_args(Namespace(user=None, groups="hr, eng"), small_kb) == User("cli", ("hr", "eng"))
     assert user_from_args(Namespace(user="x", groups=""), small_kb) == User("x", ())
     add_user(small_kb, "hana", "secret", ("hr",))
-    assert user_from_args(Namespace(user="hana", groups=None), small_kb) == User("hana", ("hr",))
+    try:  # the knowledge base is shared by the session: leave it without accounts
+        assert user_from_args(Namespace(user="hana", groups=None), small_kb) == User("hana", ("hr",))
+    finally:
+        remove_user(small_kb, "hana")
     with pytest.raises(UsageError, match="no user named 'ghost'.*zhiku user add ghost"):
         user_from_args(Namespace(user="ghost", groups=None), small_kb)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EVERYONE
+from retrieval_corpus import EVERYONE
 from retrieval import (
     CrossEncoderReranker, FusedRetriever, LLMJudgeReranker, RerankedRetriever, load_reranker,
     reciprocal_rank_fusion,

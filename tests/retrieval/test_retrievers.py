@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import EVERYONE, build_kb
+from retrieval_corpus import EVERYONE, build_kb
 from retrieval import (
     MODES, FusedRetriever, GraphRetriever, KeywordRetriever, QueryError, Tokenizer, VectorRetriever,
     as_llama_index, build_retriever, check_query,
