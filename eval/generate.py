@@ -87,8 +87,8 @@ def _sentence_with(text: str, *needles: str) -> str:
 def triple_question(triple: Triple, chunk: Chunk) -> tuple[str, str, str] | None:
     """(question, answer, evidence) from one fact, or None when the fact makes a poor question."""
     subject, relation, obj = triple.subject.strip(), triple.relation.strip(), triple.object.strip()
-    if not (subject and relation and obj) or relation in _SKIPPED_RELATIONS or len(obj) > 60 \
-            or normalize(obj) in normalize(subject):
+    if len(subject) < 2 or subject.isdigit() or not (relation and obj) or relation in _SKIPPED_RELATIONS \
+            or len(obj) > 60 or normalize(obj) in normalize(subject):
         return None
     evidence = _sentence_with(chunk.text, subject, obj)
     if not evidence:
@@ -107,10 +107,10 @@ def cloze_question(sentence: str) -> tuple[str, str] | None:
     if not (12 if chinese else 6) <= words <= (80 if chinese else 40) or not sentence[0].isalnum():
         return None
     match = next((m for m in (p.search(sentence) for p in (_ZH_TERMS if chinese else _EN_TERMS)) if m), None)
-    if match is None or not match.group().strip():
+    term = match.group().strip().rstrip(".,;:") if match else ""
+    if len(term) < 2:
         return None
-    term = match.group().strip()
-    masked = sentence[: match.start()] + BLANK + sentence[match.start() + len(match.group().rstrip()):]
+    masked = sentence[: match.start()] + BLANK + sentence[match.start() + len(term):]
     return (f"填空：「{masked}」" if chinese else f'Fill in the blank: "{masked}"'), term
 
 
