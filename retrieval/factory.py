@@ -25,6 +25,8 @@ from zhiku.records import User
 from zhiku.settings import Settings, SettingsError
 
 MODES = ("vector", "keyword", "graph", "hybrid", "hybrid+rerank")
+#: The retrievers ``hybrid`` fuses, by name.
+FUSED = ("vector", "keyword", "graph")
 #: The longest question accepted, in characters: longer input is a pasted document, not a question.
 MAX_QUERY_CHARS = 4000
 
@@ -51,6 +53,9 @@ def fusion_weights(settings: Settings) -> dict[str, float]:
     raw = settings.extra.get("fusion_weights") or {}
     if not isinstance(raw, Mapping):
         raise SettingsError(f"setting 'fusion_weights' must be a table like {{vector = 1.0, graph = 0.5}}, got {raw!r}")
+    unknown = sorted(set(map(str, raw)) - set(FUSED))
+    if unknown:
+        raise SettingsError(f"setting 'fusion_weights' names {unknown}; the fused retrievers are {', '.join(FUSED)}")
     try:
         return {str(name): float(weight) for name, weight in raw.items()}
     except (TypeError, ValueError) as exc:
@@ -84,7 +89,7 @@ def build_retriever(
     faiss.omp_set_num_threads(1)
     catalog = Catalog(kb)
     queries = QueryEmbedder(embedder)
-    single: dict[str, Any] = {
+    single: dict[str, Any] = {  # keys: FUSED
         "vector": lambda: VectorRetriever(kb, queries, catalog),
         "keyword": lambda: KeywordRetriever(kb, catalog),
         "graph": lambda: GraphRetriever(kb, queries, graph=graph, catalog=catalog),

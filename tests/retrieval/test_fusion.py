@@ -153,3 +153,14 @@ def test_reranked_retriever_reranks_a_pool_and_keeps_k():
     hits = retriever.retrieve("vacation?", 1, EVERYONE)
     assert [h.chunk.text for h in hits] == ["vacation"]
     assert base.asked == [10] and retriever.name == "hybrid+rerank"
+
+
+def test_fusion_weights_come_from_settings(small_kb, embedder, tmp_path):
+    from retrieval import build_retriever
+
+    settings = Settings.from_mapping({"kb": tmp_path, "fusion_weights": {"graph": 0.5, "keyword": 2}})
+    assert build_retriever(small_kb, embedder, settings, "hybrid").weights == {"graph": 0.5, "keyword": 2.0}
+    with pytest.raises(SettingsError, match="fusion_weights"):
+        build_retriever(small_kb, embedder, Settings.from_mapping({"fusion_weights": {"graph": "lots"}}), "hybrid")
+    with pytest.raises(SettingsError, match="names \\['bm25'\\]"):
+        build_retriever(small_kb, embedder, Settings.from_mapping({"fusion_weights": {"bm25": 1}}), "hybrid")
