@@ -97,6 +97,9 @@ def test_every_mode_returns_nothing_for_an_empty_query_or_k(small_kb, embedder, 
     retriever = build_retriever(small_kb, embedder, Settings(kb=tmp_path), mode)
     assert retriever.retrieve("   ", 5, EVERYONE) == []
     assert retriever.retrieve("vacation", 0, EVERYONE) == []
+    if mode in ("keyword", "graph"):  # nothing to match: no words known to the index, or only stop words
+        assert retriever.retrieve("xyzzy plugh", 5, EVERYONE) == []
+        assert retriever.retrieve("the of and", 5, EVERYONE) == []
 
 
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "hybrid+rerank"])
