@@ -148,8 +148,11 @@ class Prompt:
     dropped: int = 0  # passages left out because the window was full
 
 
-def _passage(n: int, hit: Hit) -> str:
-    return f"[{n}] ({describe_source(hit)})\n{hit.chunk.text.strip()}"
+def _passage(n: int, hit: Hit, language: str) -> str:
+    """``[n] text`` then its source. Small models copy a header line placed before the text into the
+    answer; placed after, they quote the passage instead (checked with Qwen2.5-0.5B)."""
+    label = "来源" if language == "zh" else "Source"
+    return f"[{n}] {hit.chunk.text.strip()}\n({label}: {describe_source(hit)})"
 
 
 def _fact(fact: Triple, number_of: dict[int, int]) -> str:
@@ -184,7 +187,7 @@ def build_prompt(
     kept: list[Hit] = []
     blocks: list[str] = []
     for hit in hits:
-        block = _passage(len(kept) + 1, hit)
+        block = _passage(len(kept) + 1, hit, language)
         cost = count_tokens(block + "\n\n")
         if used + cost > budget:
             if kept:

@@ -54,8 +54,8 @@ def test_prompt_numbers_passages_with_source_page_section_and_lists_facts() -> N
     prompt = build_prompt("How much vacation do I get?", HITS, 2000, estimate_tokens, facts)
     system, user = (m.content for m in prompt.messages)
     assert "[n]" not in system and "[1]" in system and "not in the documents" in system
-    assert "[1] (handbook.pdf, p. 3, Leave > Annual)\nEmployees receive 25 days" in user
-    assert "[2] (handbook.pdf)\nThe Berlin office" in user
+    assert "[1] Employees receive 25 days of paid vacation per year.\n(Source: handbook.pdf, p. 3, Leave > Annual)" in user
+    assert "[2] The Berlin office opens at 8am. Visitors register at the reception desk.\n(Source: handbook.pdf)" in user
     assert "- Acme Robotics — founded by — Jane Smith [3]" in user  # a fact cites its passage
     assert user.rstrip().endswith("Question: How much vacation do I get?\nAnswer:")
     assert prompt.hits == HITS and prompt.facts == facts and prompt.dropped == 0
