@@ -123,7 +123,7 @@ class _Context:
         for ent in sent.ents:
             if ent.label_ in NAME_LABELS:
                 m = _ACRONYM_DEF.match(self.doc.text[ent.end_char:ent.end_char + 12])
-                if m and m.group(1) != ent.text:
+                if m and m.group(1) != ent.text and short_form_of(m.group(1), ent.text):
                     yield Triple(_strip_article(ent), "also known as", m.group(1), subject_type=_fix_type(ent.text, ent.label_),
                                  object_type=_fix_type(ent.text, ent.label_))
 
@@ -301,6 +301,27 @@ def _widen(ent: Span) -> Span:
             and ent.start <= ent.doc[start - 1].head.i < ent.end and not ent.doc[start - 1].ent_type_:
         start -= 1
     return ent.doc[start:ent.end]
+
+
+def short_form_of(alias: str, name: str) -> bool:
+    """Whether a parenthesised ``alias`` can abbreviate ``name``: "Acme Robotics (AR)" defines an
+    alias, "Kestrel Robotics GmbH (Munich)" or "Tomasz Nowak (CISO)" do not. An acronym's letters
+    must follow the name's letters in order from its first initial; a word must be one of the name's.
+    """
+    words = [w.lower() for w in re.findall(r"[A-Za-z0-9&]+", name)]
+    if not words:
+        return False
+    if alias.lower() in words:
+        return True
+    letters, source = alias.lower(), "".join(words)
+    if not alias[:1].isupper() or letters[0] != source[0]:
+        return False
+    position = 0
+    for letter in letters:
+        position = source.find(letter, position) + 1
+        if position == 0:
+            return False
+    return True
 
 
 def _strip_article(span: Span) -> str:

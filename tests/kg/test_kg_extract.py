@@ -82,6 +82,12 @@ def test_an_acronym_defined_in_parentheses_becomes_an_alias(extractor):
     assert ("Zenith Labs", "also known as", "ZL") in facts(extractor, "Zenith Labs (ZL) opened an office in Lisbon.")
 
 
+def test_a_place_or_role_in_parentheses_is_not_an_alias(extractor):
+    text = ("This policy applies to employees of Kestrel Robotics GmbH (Munich) and Kestrel Robotics Inc. (Austin). "
+            "Questions go to Tomasz Nowak (CISO).")
+    assert not [t for t in facts(extractor, text) if t[1] == "also known as"]
+
+
 def test_chinese_patterns(extractor):
     assert facts(extractor, "孙悦是银河公司的首席财务官，负责预算管理。") == {
         ("孙悦", "首席财务官", "银河公司"), ("孙悦", "负责", "预算管理")}
