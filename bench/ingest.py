@@ -44,6 +44,7 @@ def run_zhiku(corpus: Path, kb: Path, extract: bool) -> dict:
         from kg.extract import load_extractor
 
         extractor = load_extractor(settings)
+    embedder.count_tokens(["warm up"])  # load the model before the clock, as llama-index's is
     start = time.perf_counter()
     with KnowledgeBase.open(kb, embedder.name, None if KnowledgeBase.exists(kb) else embedder.dimension) as base:
         report = ingest(base, embedder, [corpus], settings, extractor=extractor)
