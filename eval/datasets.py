@@ -63,7 +63,7 @@ class Dataset:
     path: Path
     format: str  # "jsonl" | "beir" | "multihop"
     queries: list[Query]
-    level: str = "doc"
+    level: str = "doc"  # one of LEVELS
     corpus_dir: Path | None = None
     records: list[CorpusRecord] | None = None
 

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from eval.datasets import LEVELS
 from eval.gold import Judgement
 from eval.harness import EvalResult, ModeResult, recall_curve, wins_losses
 from eval.metrics import METRICS, Estimate
 
-LEVELS = ("doc", "chunk")
 LEVEL_TITLES = {"doc": "Document level", "chunk": "Chunk level"}
 METRIC_TITLES = {"hit_rate": "Hit", "recall": "Recall", "precision": "Precision", "mrr": "MRR", "ndcg": "nDCG",
                  "map": "MAP"}
