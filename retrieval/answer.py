@@ -378,7 +378,7 @@ def answer_stream(
         return
     prompt = build_prompt(question, hits, prompt_budget(llm), token_counter(llm), gather_facts(hits))
     warnings = [f"{prompt.dropped} passages did not fit in the model's window"] if prompt.dropped else []
-    text = ""
+    text, failure = "", ""
     started = time.perf_counter()
     stream = None
     try:
@@ -394,7 +394,7 @@ def answer_stream(
                 break
     except Exception as exc:  # a backend failure of any kind: report it, keep the retrieval results
         log.debug("generation failed", exc_info=True)
-        warnings.append(describe_failure(exc, llm))
+        failure = describe_failure(exc, llm)
         text = ""
     finally:
         close = getattr(stream, "close", None)
@@ -403,12 +403,8 @@ def answer_stream(
     if not re.search(r"\w", _CITATION.sub("", text)):
         answer = extractive_answer(question, prompt.hits, scorer)
         answer.hits = hits
-        if text.strip():
-            warnings.append("the LLM replied with citations only; showing the best supporting sentences instead")
-        elif not any("LLM" in w for w in warnings):
-            warnings.append("the LLM returned nothing; showing the best supporting sentences instead")
-        else:
-            warnings.append("showing the best supporting sentences instead")
+        why = failure or ("the LLM replied with citations only" if text.strip() else "the LLM returned nothing")
+        warnings.append(f"{why}; showing the best supporting sentences instead")
         answer.warnings = warnings + answer.warnings
         yield answer
         return

@@ -450,7 +450,7 @@ def describe_failure(exc: BaseException, llm: LLM | None) -> str:
     url = getattr(llm, "api_base", "")
     timeout = getattr(llm, "timeout", None) or getattr(llm, "timeout_s", None)
     if isinstance(exc, openai.APITimeoutError):
-        return f"the LLM server at {url} did not answer within {timeout:g} s (llm_timeout_s); showing retrieval results"
+        return f"the LLM server at {url} did not answer within {timeout:g} s (llm_timeout_s)"
     if isinstance(exc, openai.APIConnectionError):
         return f"cannot reach the LLM server at {url}: {exc.__cause__ or exc}; start it or set openai_base_url"
     if isinstance(exc, openai.APIStatusError):
