@@ -252,3 +252,16 @@ def test_a_reply_of_bare_citations_becomes_the_cited_sentences(server: ChatServe
     answer = answer_question("When does the Berlin office open?", HITS, load_llm(openai_settings(server.base_url)))
     assert answer.text.startswith("The Berlin office opens at 8am on weekdays. [2]")
     assert answer.warnings == ["the LLM replied with citations only; showing the best supporting sentences instead"]
+
+
+def test_followups_are_rewritten_by_the_llm_when_there_is_one(server: ChatServer) -> None:
+    from retrieval.answer import rewrite_followup
+    from zhiku.records import Answer
+
+    server.reply = lambda messages: "Standalone question: When does the Berlin office open?\nExtra chatter"
+    history = [Answer(text="It is in Berlin Mitte [1].", question="Where is the Berlin office?")]
+    llm = load_llm(openai_settings(server.base_url))
+    assert rewrite_followup("When does it open?", history, llm) == "When does the Berlin office open?"
+    assert "User: Where is the Berlin office?" in server.requests[-1]["messages"][-1]["content"]
+    server.reply = lambda messages: ""  # a useless rewrite falls back to the heuristic
+    assert rewrite_followup("When does it open?", history, llm) == "When does it open? (Berlin office)"

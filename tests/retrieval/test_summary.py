@@ -125,3 +125,14 @@ def test_zhiku_summarize_by_path_or_id(tmp_path: Path, embedder, capsys: pytest.
     assert out.startswith("acme (/docs/acme.md)") and "Key entities: Acme Robotics" in out
     assert main(["summarize", "nope.md", "--kb", str(tmp_path / "kb")]) == 1
     assert "zhiku summarize: unknown document 'nope.md'" in capsys.readouterr().err
+
+
+def test_the_assistant_shows_a_cached_summary_without_computing_one(kb: KnowledgeBase, embedder) -> None:
+    from retrieval.assistant import Assistant
+    from zhiku.settings import Settings
+
+    doc = put(kb, embedder, "/docs/acme.md", ACME, ACME_FACTS, "v1")
+    assistant = Assistant(Settings(kb=kb.root, embedding_model=embedder.name), kb, embedder)
+    assert assistant.cached_summary("acme") is None
+    made = assistant.summarize(doc.id)
+    assert assistant.cached_summary("acme").text == made.text
