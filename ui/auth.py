@@ -79,7 +79,7 @@ def add_user(kb: KnowledgeBase, name: str, password: str, groups: tuple[str, ...
     if not password:
         raise AccountError(f"user {name!r}: the password is empty; give a non-empty password")
     account = Account(User(name=name, groups=tuple(groups)), time.time())
-    with kb.transaction() as conn:
+    with kb.transaction(content=False) as conn:
         if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
             raise AccountError(f"user {name!r} already exists: `zhiku user remove {name}` first to replace it")
         conn.execute(
@@ -91,7 +91,7 @@ def add_user(kb: KnowledgeBase, name: str, password: str, groups: tuple[str, ...
 
 def remove_user(kb: KnowledgeBase, name: str) -> bool:
     """Delete an account; False when there was none of that name."""
-    with kb.transaction() as conn:
+    with kb.transaction(content=False) as conn:
         return conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
 
 

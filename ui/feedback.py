@@ -36,7 +36,7 @@ def save_feedback(
     """
     if rating not in (UP, DOWN):
         raise ValueError(f"rating must be {UP} or {DOWN}, got {rating!r}")
-    with kb.transaction() as conn:
+    with kb.transaction(content=False) as conn:
         if feedback_id is not None:
             conn.execute(
                 "UPDATE feedback SET rating = ?, comment = CASE WHEN ? = '' THEN comment ELSE ? END WHERE id = ?",

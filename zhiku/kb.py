@@ -232,13 +232,19 @@ class KnowledgeBase:
         return int(self._conn.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()[0])
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: everything inside commits together or not at all."""
+    def transaction(self, content: bool = True) -> Iterator[sqlite3.Connection]:
+        """One atomic write: everything inside commits together or not at all.
+
+        ``content`` writes (documents, chunks, triples, groups) bump the epoch that stamps the
+        derived indexes; bookkeeping writes (summaries, users, feedback) pass ``content=False`` so
+        they never force a rebuild of the vector index or the graph.
+        """
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
-                self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='epoch'")
+                if content:
+                    self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='epoch'")
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
