@@ -92,7 +92,7 @@ def feedback(ctx: Context, answer: Answer, prefix: str) -> None:
     rows: dict[str, tuple[int, int]] = st.session_state.setdefault(FEEDBACK_ROWS, {})
     rating = UP if choice == 1 else DOWN
     stored = rows.get(prefix)
-    if stored is None or stored[1] != rating:  # write only when the thumb changed: writes move the epoch
+    if stored is None or stored[1] != rating:  # one write per change of thumb, not one per page run
         row = save_feedback(ctx.kb, ctx.user, answer, rating, feedback_id=stored[0] if stored else None)
         rows[prefix] = (row, rating)
     with st.form(f"comment-{prefix}", clear_on_submit=True, border=False):

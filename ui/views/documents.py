@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from retrieval.summary import Summary, backend_name, cached_summary, key_entities
+from retrieval.summary import Summary, key_entities
 from ui.cards import escape_markdown
 from ui.context import Context, current
 from zhiku.records import PUBLIC, Document
@@ -56,7 +56,7 @@ def filter_documents(
 
 def summary_section(ctx: Context, doc: Document) -> None:
     shown: dict[int, Summary] = st.session_state.setdefault(SUMMARIES, {})
-    summary = shown.get(doc.id) or cached_summary(ctx.kb, doc, backend_name(ctx.assistant.llm))
+    summary = shown.get(doc.id) or ctx.assistant.cached_summary(doc.id, ctx.user)
     if summary is None:
         slot = st.empty()
         if not slot.button("Summarize", type="primary", icon=":material/summarize:", key=f"summarize-{doc.id}"):
