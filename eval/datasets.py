@@ -351,8 +351,7 @@ def ingest_corpus(settings: Settings, embedder: Embedder, paths: list[Path], pro
     from kg.extract import load_extractor  # spaCy and llama-index load in seconds: only when ingesting
     from retrieval.llm import load_llm
 
-    llm = load_llm(settings) if settings.extractor == "llm" else None
-    extractor = load_extractor(settings, llm)
+    extractor = load_extractor(settings, llm=lambda: load_llm(settings))
     with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb, \
             tqdm(desc="ingest corpus", unit="file", disable=not progress, leave=False) as bar:
         def tell(done: int, total: int, path: str, outcome: str) -> None:

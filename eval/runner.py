@@ -101,7 +101,7 @@ def run(
                           progress=config.progress)
         result.setup.update({
             "embedding_model": embedder.name, "knowledge_base": str(settings.kb), **kb.stats(),
-            "fusion_weights": dict(settings.extra.get("fusion_weights") or {}), "reranker": settings.reranker,
+            "fusion_weights": dict(settings.fusion_weights), "reranker": settings.reranker,
             "llm": settings.llm,
         })
         if config.limit:

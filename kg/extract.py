@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kg.chinese import ChineseRules
@@ -222,10 +222,11 @@ class LLMExtractor:
 EXTRACTORS = ("default", "llm", "none")
 
 
-def load_extractor(settings: Settings, llm: LLM | None = None) -> Extractor | None:
+def load_extractor(settings: Settings, llm: Callable[[], LLM | None] = lambda: None) -> Extractor | None:
     """The extractor ``settings.extractor`` names; None for ``none``.
 
-    ``llm`` is the configured llama-index LLM; the ``llm`` extractor refuses to start without one.
+    ``llm`` supplies the configured llama-index LLM; it is called only for the ``llm`` extractor
+    (loading a model costs seconds to minutes), which refuses to start without one.
     """
     kind = settings.extractor
     if kind == "none":
@@ -233,6 +234,7 @@ def load_extractor(settings: Settings, llm: LLM | None = None) -> Extractor | No
     if kind == "default":
         return DefaultExtractor()
     if kind == "llm":
+        llm = llm()
         if llm is None:
             raise SettingsError(
                 "extractor 'llm' needs an LLM: set llm = \"local\" or \"openai\" (ZHIKU_LLM), or use extractor = \"default\""

@@ -55,7 +55,7 @@ def _key_value_rows(lines: list[str]) -> list[Row]:
         return _records([cells[0] for cells in parsed])
     rows = []
     for cells in parsed:
-        (key, first), rest = cells[0], cells[1:]
+        (_, first), rest = cells[0], cells[1:]
         rows.append((first, [c for c in rest if c[0]]))
     return rows
 

@@ -23,11 +23,9 @@ from retrieval.summary import Summary, backend_name, cached_summary, summarize
 from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder, load_embedder
 from zhiku.protocols import Retriever
-from zhiku.records import Answer, Document, Hit, User
+from zhiku.records import LOCAL_USER, Answer, Document, Hit, User
 from zhiku.settings import Settings, SettingsError
 
-#: The user of a knowledge base without configured users: the person at the terminal sees everything.
-LOCAL_USER = User(name="local", sees_all=True)
 _UNSET: Any = object()
 
 

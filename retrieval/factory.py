@@ -7,7 +7,6 @@ and call ``retrieve`` for every question.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import faiss
@@ -49,17 +48,12 @@ def check_query(query: str) -> str:
 
 
 def fusion_weights(settings: Settings) -> dict[str, float]:
-    """Per-retriever RRF weights from ``fusion_weights = {vector = 1.0, keyword = 1.0, graph = 0.5}``."""
-    raw = settings.extra.get("fusion_weights") or {}
-    if not isinstance(raw, Mapping):
-        raise SettingsError(f"setting 'fusion_weights' must be a table like {{vector = 1.0, graph = 0.5}}, got {raw!r}")
-    unknown = sorted(set(map(str, raw)) - set(FUSED))
+    """Per-retriever RRF weights (``fusion_weights`` in the settings), checked against the retrievers."""
+    weights = dict(settings.fusion_weights)
+    unknown = sorted(set(weights) - set(FUSED))
     if unknown:
         raise SettingsError(f"setting 'fusion_weights' names {unknown}; the fused retrievers are {', '.join(FUSED)}")
-    try:
-        return {str(name): float(weight) for name, weight in raw.items()}
-    except (TypeError, ValueError) as exc:
-        raise SettingsError(f"setting 'fusion_weights': every weight must be a number ({exc})") from exc
+    return weights
 
 
 def build_retriever(

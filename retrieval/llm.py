@@ -383,7 +383,7 @@ class _GeneratedRepetitionPenalty:
 # ------------------------------------------------------------------------------------ loading
 def context_window(settings: Settings) -> int:
     """The prompt window to assume: ``llm_context_window`` from zhiku.toml, else 4096."""
-    return int(settings.extra.get("llm_context_window", DEFAULT_CONTEXT_WINDOW))
+    return int(settings.llm_context_window)
 
 
 def _load_extractive(settings: Settings) -> None:
@@ -391,7 +391,7 @@ def _load_extractive(settings: Settings) -> None:
 
 
 def _load_local(settings: Settings) -> LocalLLM:
-    cache = Path(settings.extra.get("model_cache") or default_cache_dir()).expanduser()
+    cache = Path(settings.model_cache or default_cache_dir()).expanduser()
     folder = resolve_local_model(settings.llm_model, cache)
     return LocalLLM.from_folder(
         folder, settings.llm_model, context_window(settings), settings.llm_max_new_tokens, settings.llm_timeout_s

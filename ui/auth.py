@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from zhiku.kb import KnowledgeBase
 from zhiku.records import User
 
-#: The user of a knowledge base without configured users.
-LOCAL_USER = User(name="local", sees_all=True)
-
 #: scrypt cost (n, r, p): about 16 MiB and 50 ms per check, a fair price for an interactive sign-in.
 _N, _R, _P = 2**14, 8, 1
 _NAME = re.compile(r"^[\w.@-]{1,64}$")

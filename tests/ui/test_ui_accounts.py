@@ -9,14 +9,22 @@ from pathlib import Path
 import pytest
 
 from ui.auth import (
-    LOCAL_USER, AccountError, accounts, add_user, authenticate, has_users, hash_password, is_admin, parse_groups,
-    remove_user, verify_password,
+    AccountError,
+    accounts,
+    add_user,
+    authenticate,
+    has_users,
+    hash_password,
+    is_admin,
+    parse_groups,
+    remove_user,
+    verify_password,
 )
 from ui.feedback import DOWN, UP, save_feedback
 from zhiku.cli import main
 from zhiku.cli.ui import streamlit_command
 from zhiku.kb import KnowledgeBase
-from zhiku.records import Answer, Chunk, Citation, Document, Hit, User
+from zhiku.records import LOCAL_USER, Answer, Chunk, Citation, Document, Hit, User
 
 
 @pytest.fixture()

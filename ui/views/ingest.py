@@ -46,13 +46,9 @@ def server_paths(text: str) -> list[Path]:
 
 def load_extractor(ctx: Context) -> Extractor | None:
     """The triple extractor ingest runs (none when ``extractor = "none"`` or the kg package lacks one)."""
-    if ctx.settings.extractor == "none":
-        return None
-    try:
-        from kg.extract import load_extractor as load
-    except ImportError:
-        return None
-    return load(ctx.settings)
+    from kg.extract import load_extractor as load
+
+    return load(ctx.settings, llm=lambda: ctx.assistant.llm)
 
 
 def run_ingest(ctx: Context, paths: Sequence[Path], groups: tuple[str, ...]) -> IngestReport:

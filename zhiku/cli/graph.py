@@ -19,7 +19,6 @@ from kg.graph import KnowledgeGraph, UnknownEntityError, load_graph
 from zhiku.cli.common import FAILED, OK, UsageError, add_common, emit, open_existing, settings_from
 from zhiku.kb import KnowledgeBase
 from zhiku.records import Triple
-from zhiku.settings import Settings
 
 #: Chunks extracted between two writes to the knowledge base during ``graph build``.
 BUILD_BATCH = 512
@@ -97,7 +96,9 @@ def _unknown(args: argparse.Namespace, exc: UnknownEntityError) -> int:
 # ------------------------------------------------------------------- commands
 def run_build(args: argparse.Namespace) -> int:
     settings = settings_from(args, extractor=args.extractor)
-    extractor = load_extractor(settings, llm=_llm(settings))
+    from retrieval.llm import load_llm
+
+    extractor = load_extractor(settings, llm=lambda: load_llm(settings))
     if extractor is None:
         raise UsageError("the 'extractor' setting is 'none': choose one with --extractor default (or llm)")
     started = time.perf_counter()
@@ -132,14 +133,6 @@ def extract_all(kb: KnowledgeBase, extractor: Any, docs: list, progress: bool = 
         if pending:
             kb.replace_triples(pending)
     return total
-
-
-def _llm(settings: Settings) -> Any:
-    if settings.extractor != "llm":
-        return None
-    from retrieval.llm import load_llm
-
-    return load_llm(settings)
 
 
 def run_stats(args: argparse.Namespace) -> int:

@@ -48,9 +48,7 @@ def _extractor(settings: Settings) -> Extractor | None:
     from kg.extract import load_extractor
     from retrieval.llm import load_llm
 
-    if settings.extractor == "none":
-        return None
-    return load_extractor(settings, llm=load_llm(settings) if settings.extractor == "llm" else None)
+    return load_extractor(settings, llm=lambda: load_llm(settings))
 
 
 def run_ingest(args: argparse.Namespace) -> int:
