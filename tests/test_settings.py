@@ -1,0 +1,42 @@
+"""Settings come from defaults, zhiku.toml (working folder, then the knowledge base), ZHIKU_* and flags."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zhiku.settings import Settings, SettingsError
+
+
+def test_precedence_files_then_environment_then_flags(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (tmp_path / "zhiku.toml").write_text(f'kb = "{kb}"\ntop_k = 3\nmode = "vector"\nllm = "local"\n')
+    (kb / "zhiku.toml").write_text('[zhiku]\ntop_k = 4\nmode = "keyword"\n')
+    settings = Settings.load({"mode": "graph", "llm": None}, env={"ZHIKU_TOP_K": "7"}, cwd=tmp_path)
+    assert settings.kb == kb
+    assert (settings.top_k, settings.mode, settings.llm) == (7, "graph", "local")
+
+
+def test_kb_from_environment_else_default(tmp_path: Path) -> None:
+    assert Settings.load(env={"ZHIKU_KB": str(tmp_path / "x")}, cwd=tmp_path).kb == tmp_path / "x"
+    assert Settings.load(env={}, cwd=tmp_path).kb == Path("zhiku-kb")
+
+
+def test_bad_values_and_unknown_keys_are_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="'top_k'.*ZHIKU_TOP_K.*int"):
+        Settings.load(env={"ZHIKU_TOP_K": "many"}, cwd=tmp_path)
+    (tmp_path / "zhiku.toml").write_text('topk = 3\n')
+    with pytest.raises(SettingsError, match="unknown setting 'topk'"):
+        Settings.load(env={}, cwd=tmp_path)
+    (tmp_path / "zhiku.toml").write_text('top_k = \n')
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        Settings.load(env={}, cwd=tmp_path)
+
+
+def test_fusion_weights_refine_the_defaults(tmp_path: Path) -> None:
+    assert Settings().fusion_weights == {"vector": 1.0, "keyword": 1.0, "graph": 0.25}
+    (tmp_path / "zhiku.toml").write_text("fusion_weights = {graph = 1.0}\n")
+    assert Settings.load(env={}, cwd=tmp_path).fusion_weights == {"vector": 1.0, "keyword": 1.0, "graph": 1.0}
+    from_env = Settings.load(env={"ZHIKU_FUSION_WEIGHTS": "keyword=2, graph=0"}, cwd=tmp_path)
+    assert from_env.fusion_weights == {"vector": 1.0, "keyword": 2.0, "graph": 0.0}
