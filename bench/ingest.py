@@ -31,14 +31,14 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_zhiku(corpus: Path, kb: Path, extract: bool) -> dict:
+def run_zhiku(corpus: Path, kb: Path, extract: bool, model: str = "minilm") -> dict:
     from ingest.pipeline import ingest
     from zhiku.kb import KnowledgeBase
     from zhiku.models import load_embedder
     from zhiku.settings import Settings
 
-    settings = Settings(kb=kb, embedding_model="minilm", embed_batch_size=BATCH, extractor="default" if extract else "none")
-    embedder = load_embedder("minilm", BATCH)
+    settings = Settings(kb=kb, embedding_model=model, embed_batch_size=BATCH, extractor="default" if extract else "none")
+    embedder = load_embedder(model, BATCH)
     extractor = None
     if extract:
         from kg.extract import load_extractor
