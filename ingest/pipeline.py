@@ -238,7 +238,7 @@ def ingest(
                 continue
             batch.append(pending)
             batch_chunks += len(pending.chunks)
-            if batch_chunks >= settings.embed_batch_size * 4:
+            if batch_chunks >= settings.embed_batch_size * 16:  # across documents: less padding per batch
                 done = _store(kb, embedder, extractor, batch, report, progress, done, total)
                 batch, batch_chunks = [], 0
         _store(kb, embedder, extractor, batch, report, progress, done, total)
