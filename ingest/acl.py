@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from zhiku.records import PUBLIC
@@ -21,8 +22,12 @@ class AclError(ValueError):
     """The ACL file is malformed; the message names the file, the entry and the fix."""
 
 
+@lru_cache(maxsize=256)
 def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A path glob as a regex: ``**`` spans folders, ``*`` and ``?`` stay inside one."""
+    """A path glob as a regex: ``**`` spans folders, ``*`` and ``?`` stay inside one.
+
+    Cached: include/exclude filters match every file of a walk against the same few globs.
+    """
     out = []
     i = 0
     while i < len(pattern):

@@ -420,8 +420,13 @@ def answer_question(
     timeout_s: float = 120.0,
 ) -> Answer:
     """``answer_stream`` consumed: the validated ``Answer``."""
+    return final_answer(answer_stream(question, hits, llm, scorer, timeout_s))
+
+
+def final_answer(stream: Iterator[str | Answer]) -> Answer:
+    """Drain a token stream and return the ``Answer`` it ends with."""
     final = None
-    for final in answer_stream(question, hits, llm, scorer, timeout_s):
+    for final in stream:
         pass
     assert isinstance(final, Answer)
     return final

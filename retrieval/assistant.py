@@ -15,7 +15,7 @@ from typing import Any
 
 from llama_index.core.llms import LLM
 
-from retrieval.answer import SentenceScorer, answer_stream, rewrite_followup
+from retrieval.answer import SentenceScorer, answer_stream, final_answer, rewrite_followup
 from retrieval.factory import MODES, QueryError, build_retriever, check_query
 from retrieval.llm import load_llm
 from retrieval.rerank import load_reranker
@@ -180,11 +180,7 @@ class Assistant:
         history: Sequence[Answer] = (),
     ) -> Answer:
         """A grounded, cited answer (``ask_stream`` consumed)."""
-        final = None
-        for final in self.ask_stream(question, user, mode, k, history):
-            pass
-        assert isinstance(final, Answer)
-        return final
+        return final_answer(self.ask_stream(question, user, mode, k, history))
 
     def summarize(self, source_or_id: str | int, user: User | None = None, refresh: bool = False) -> Summary:
         """The (cached) summary of a document the user may see."""
