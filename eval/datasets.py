@@ -23,13 +23,11 @@ from ingest.pipeline import IngestReport, ingest
 from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder, load_embedder
 from zhiku.settings import Settings
+from zhiku.errors import DatasetError
 
 #: How a gold label names what is relevant: documents (sources or corpus ids) or chunk ids.
 LEVELS = ("doc", "chunk")
 
-
-class DatasetError(ValueError):
-    """A dataset file or folder is unusable; the message names the file, the field and the fix."""
 
 
 @dataclass

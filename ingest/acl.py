@@ -14,12 +14,10 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from zhiku.records import PUBLIC
+from zhiku.errors import AclError
 
 ACL_FILE = "zhiku-acl.toml"
 
-
-class AclError(ValueError):
-    """The ACL file is malformed; the message names the file, the entry and the fix."""
 
 
 @lru_cache(maxsize=256)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiku.records import Element
+from zhiku.errors import ParseError
 
 #: Extension -> file kind; the kind picks the partitioner below.
 KINDS = {
@@ -31,9 +32,6 @@ MAX_BYTES = 200 * 1024 * 1024
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LETTER = re.compile(r"[^\W\d_]")
 
-
-class ParseError(ValueError):
-    """A file cannot be parsed; the message is a one-line reason a person can act on."""
 
 
 @dataclass

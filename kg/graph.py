@@ -30,6 +30,7 @@ import networkx as nx
 from kg.resolve import ALIAS_RELATIONS, Entity, canonical_key, normalize, resolve
 from zhiku.kb import KnowledgeBase, atomic_write
 from zhiku.records import Triple, User
+from zhiku.errors import UnknownEntityError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,6 @@ _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 #: Longest name, in words (Latin) or characters (Chinese), that ``link`` looks for.
 _MAX_LINK_WORDS, _MAX_LINK_CHARS = 8, 16
 
-
-class UnknownEntityError(LookupError):
-    """A name given by the user matches no entity of the graph (or none the user may see)."""
 
 
 class KnowledgeGraph:
@@ -293,7 +291,7 @@ class KnowledgeGraph:
             payload = json.dumps(nx.node_link_data(flat, edges="edges"), ensure_ascii=False, indent=1)
             atomic_write(path, lambda tmp: tmp.write_text(payload, encoding="utf-8"))
         else:
-            raise ValueError(f"{path}: export format is chosen by extension: use .graphml or .json")
+            raise UsageError(f"{path}: export format is chosen by extension: use .graphml or .json")
 
     def _triple(self, u: str, v: str, data: dict[str, Any]) -> Triple:
         nodes = self.graph.nodes

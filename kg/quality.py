@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from kg.resolve import ALIAS_RELATIONS, canonical_key, normalize
+from zhiku.errors import DatasetError
 from zhiku.records import Chunk
 
 GOLD = Path(__file__).resolve().parents[1] / "eval" / "data" / "kg_gold.jsonl"
@@ -70,7 +71,7 @@ def load_gold(path: Path = GOLD) -> list[GoldChunk]:
                 split=row.get("split", "dev"),
             ))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{n}: not a gold line ({exc}); see the module docstring for the fields") from exc
+            raise DatasetError(f"{path}:{n}: not a gold line ({exc}); see the module docstring for the fields") from exc
     return items
 
 

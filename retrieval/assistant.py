@@ -25,12 +25,10 @@ from zhiku.models import Embedder, load_embedder
 from zhiku.protocols import Retriever
 from zhiku.records import LOCAL_USER, Answer, Document, Hit, User
 from zhiku.settings import Settings, SettingsError
+from zhiku.errors import AssistantError
 
 _UNSET: Any = object()
 
-
-class AssistantError(ValueError):
-    """A request the assistant cannot serve (unknown document, nothing visible, empty knowledge base)."""
 
 
 class Assistant:

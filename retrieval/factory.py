@@ -22,6 +22,7 @@ from zhiku.models import Embedder
 from zhiku.protocols import Retriever
 from zhiku.records import User
 from zhiku.settings import Settings, SettingsError
+from zhiku.errors import QueryError
 
 MODES = ("vector", "keyword", "graph", "hybrid", "hybrid+rerank")
 #: The retrievers ``hybrid`` fuses, by name.
@@ -29,9 +30,6 @@ FUSED = ("vector", "keyword", "graph")
 #: The longest question accepted, in characters: longer input is a pasted document, not a question.
 MAX_QUERY_CHARS = 4000
 
-
-class QueryError(ValueError):
-    """The question cannot be searched (empty, or too long); the message says what to do."""
 
 
 def check_query(query: str) -> str:

@@ -46,6 +46,7 @@ from pydantic import PrivateAttr
 
 from zhiku.models import ModelError
 from zhiku.settings import Settings
+from zhiku.errors import LLMError
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,6 @@ BACKENDS = ("extractive", "local", "openai")
 #: The context window used when neither the model nor the settings say (``llm_context_window``).
 DEFAULT_CONTEXT_WINDOW = 4096
 
-
-class LLMError(ModelError):
-    """An LLM cannot be loaded or used as configured; the message names the setting and the fix."""
 
 
 # ------------------------------------------------------------------------------------ model files

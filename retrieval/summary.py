@@ -27,6 +27,7 @@ from kg.resolve import resolve
 from retrieval.answer import PROMPT_RESERVE, language_of, statements
 from retrieval.keyword import Tokenizer
 from retrieval.llm import describe_failure, token_counter
+from zhiku.errors import AssistantError
 from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder
 from zhiku.records import Chunk, Document
@@ -226,7 +227,7 @@ def summarize(
     next call tries the LLM again).
     """
     if doc.id is None:
-        raise ValueError(f"{doc.source}: not a stored document")
+        raise AssistantError(f"{doc.source}: not a stored document")
     backend = backend_name(llm)
     if not refresh:
         found = cached_summary(kb, doc, backend)

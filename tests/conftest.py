@@ -49,3 +49,24 @@ def sample_kb(sample_corpus: Path, sample_settings: Settings, embedder: Embedder
         report = ingest(kb, embedder, [sample_corpus], sample_settings, extractor=extractor)
     assert not report.failed, report.failed
     return sample_settings.kb
+
+
+@pytest.fixture(scope="session")
+def leak_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The leak-probe corpus (``tests/leak_probe.py``): restricted documents with marker strings."""
+    from leak_probe import build_leak_corpus
+
+    return build_leak_corpus(tmp_path_factory.mktemp("leak") / "corpus")
+
+
+@pytest.fixture(scope="session")
+def leak_kb(leak_corpus: Path, tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """The leak-probe corpus ingested with the default extractor (read-only: probes never write)."""
+    from ingest.pipeline import ingest
+    from kg.extract import load_extractor
+
+    settings = Settings(kb=tmp_path_factory.mktemp("leak") / "kb", embedding_model="minilm", workers=1)
+    with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb:
+        report = ingest(kb, embedder, [leak_corpus], settings, extractor=load_extractor(settings))
+    assert not report.failed, report.failed
+    return settings.kb

@@ -16,15 +16,13 @@ from dataclasses import dataclass
 
 from zhiku.kb import KnowledgeBase
 from zhiku.records import User
+from zhiku.errors import AccountError
 
 #: scrypt cost (n, r, p): about 16 MiB and 50 ms per check, a fair price for an interactive sign-in.
 _N, _R, _P = 2**14, 8, 1
 _NAME = re.compile(r"^[\w.@-]{1,64}$")
 _GROUP = re.compile(r"^[\w.@*-]{1,64}$")
 
-
-class AccountError(ValueError):
-    """A user account cannot be created or changed as asked; the message says why and what to do."""
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from ui.auth import has_users, lookup
-from zhiku.kb import KnowledgeBase, KnowledgeBaseError
-from zhiku.models import ModelError
+from zhiku.errors import USER_ERRORS, KnowledgeBaseError, bug_message
+from zhiku.kb import KnowledgeBase
 from zhiku.records import LOCAL_USER, User
-from zhiku.settings import Settings, SettingsError
+from zhiku.settings import Settings
 
 if TYPE_CHECKING:
     from retrieval.assistant import Assistant
@@ -88,24 +88,22 @@ def current() -> Context:
     return Context(assistant, settings, user)
 
 
-#: Errors whose message already says what went wrong and what to do.
-_SELF_EXPLAINING = (KnowledgeBaseError, ModelError, SettingsError, FileNotFoundError, PermissionError, ValueError,
-                    LookupError)
-
-
 def friendly_message(exc: BaseException) -> str:
-    """One line for the page: what went wrong and what to do; never a traceback."""
+    """One line for the page: what went wrong and what to do; never a traceback.
+
+    Only the ``ZhikuError`` family (and file errors, which name the path) speak for themselves;
+    anything else is a bug, logged with its traceback and shown with a reference id.
+    """
     if isinstance(exc, sqlite3.DatabaseError):
         return (f"The knowledge base database cannot be read ({exc}). Check the folder, or rebuild it "
                 "with `zhiku ingest`; then reload the page.")
-    if isinstance(exc, _SELF_EXPLAINING):
+    if isinstance(exc, USER_ERRORS):
         text = " ".join(str(exc).split()) or type(exc).__name__
         return text[0].upper() + text[1:]
-    return (f"Something went wrong ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}). "
-            "Try again; if it keeps happening, the server log has the details.")
+    message = bug_message(log, "the web app", exc)
+    return message[0].upper() + message[1:]
 
 
 def show_error(exc: BaseException) -> None:
-    """Log the full error for the operator; show the user one friendly line."""
-    log.error("page failed", exc_info=exc)
+    """Show the user one friendly line (a bug is logged with its traceback by ``friendly_message``)."""
     st.error(friendly_message(exc), icon=":material/error:")

@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 
 from zhiku.records import Chunk, Document, Triple, User
+from zhiku.errors import KnowledgeBaseError, ModelMismatchError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -98,12 +99,6 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 
 
-class KnowledgeBaseError(RuntimeError):
-    """The knowledge base cannot be used as asked; the message says why and what to do."""
-
-
-class ModelMismatchError(KnowledgeBaseError):
-    """The folder was built with another embedding model than the one configured."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from zhiku.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,6 @@ log = logging.getLogger(__name__)
 #: quantised to int8 (faster, slightly different vectors), or plain PyTorch.
 BACKENDS = ("onnx", "onnx-int8", "torch")
 
-
-class ModelError(RuntimeError):
-    """A model cannot be loaded; the message names the model and the fix."""
 
 
 class Embedder(Protocol):

@@ -13,13 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from zhiku.errors import SettingsError
 
 CONFIG_NAME = "zhiku.toml"
 ENV_PREFIX = "ZHIKU_"
 
-
-class SettingsError(ValueError):
-    """A setting has a bad value; the message names the setting and where it came from."""
 
 
 @dataclass(frozen=True)

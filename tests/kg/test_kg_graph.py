@@ -5,6 +5,7 @@ import networkx as nx
 import pytest
 
 from kg.graph import GRAPH_FILE, GRAPH_STAMP, KnowledgeGraph, UnknownEntityError, load_graph
+from zhiku.errors import UsageError
 from zhiku.records import Triple, User
 
 TYPES = {"Mary Chen": "PERSON", "Acme Robotics": "ORG", "Initech": "ORG", "Berlin": "GPE"}
@@ -169,5 +170,5 @@ def test_export_writes_graphml_and_node_link_json_with_scalar_attributes(kb, tmp
     g.export(tmp_path / "g.json", user=User("bob", groups=("sales",)))
     data = json.loads((tmp_path / "g.json").read_text(encoding="utf-8"))
     assert len(data["nodes"]) == 5 and all(e["doc_id"] == 1 for e in data["edges"])
-    with pytest.raises(ValueError, match=".graphml or .json"):
+    with pytest.raises(UsageError, match=".graphml or .json"):
         g.export(tmp_path / "g.csv")

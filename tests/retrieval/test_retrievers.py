@@ -109,7 +109,7 @@ def test_an_empty_knowledge_base_gives_empty_lists(tmp_path, embedder, mode):
 
 
 def test_unknown_modes_and_a_missing_reranker_are_explained(small_kb, embedder, tmp_path):
-    with pytest.raises(ValueError, match="vector, keyword, graph, hybrid, hybrid\\+rerank"):
+    with pytest.raises(SettingsError, match="vector, keyword, graph, hybrid, hybrid\\+rerank"):
         build_retriever(small_kb, embedder, Settings(kb=tmp_path), "semantic")
     with pytest.raises(SettingsError, match="ZHIKU_RERANKER"):
         build_retriever(small_kb, embedder, Settings(kb=tmp_path), "hybrid+rerank")

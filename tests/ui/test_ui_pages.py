@@ -10,6 +10,7 @@ from ui.views.documents import document_table, filter_documents
 from ui.views.evaluation import find_reports, load_metrics, metrics_table
 from ui.views.graph import find_entities, neighbourhood_dot
 from ui.views.ingest import save_uploads, server_paths
+from zhiku.errors import DatasetError, UsageError
 from zhiku.records import PUBLIC, Document, Triple, User
 
 DOCS = [
@@ -52,7 +53,7 @@ def test_reports_are_found_below_the_roots_and_a_bad_one_says_what_to_do(tmp_pat
     (tmp_path / "runs" / "a").mkdir(parents=True)
     (tmp_path / "runs" / "a" / "metrics.json").write_text("{", encoding="utf-8")
     assert find_reports([tmp_path / "runs", tmp_path / "absent"]) == [(tmp_path / "runs" / "a").resolve()]
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(DatasetError, match="not valid JSON"):
         load_metrics(tmp_path / "runs" / "a")
     with pytest.raises(FileNotFoundError, match="zhiku eval"):
         load_metrics(tmp_path)
@@ -72,7 +73,7 @@ def test_the_graph_view_finds_entities_by_alias_and_hides_restricted_ones() -> N
 def test_uploads_keep_only_their_base_name_and_server_paths_must_exist(tmp_path: Path) -> None:
     saved = save_uploads(tmp_path, [("../../etc/evil.md", b"x"), ("notes.txt", b"y")])
     assert saved == [tmp_path / "uploads" / "evil.md", tmp_path / "uploads" / "notes.txt"]
-    with pytest.raises(ValueError, match="no usable file name"):
+    with pytest.raises(UsageError, match="no usable file name"):
         save_uploads(tmp_path, [(".hidden", b"z")])
     assert server_paths(f"{tmp_path}\n  \n{tmp_path / 'uploads'}") == [tmp_path, tmp_path / "uploads"]
     with pytest.raises(FileNotFoundError, match="missing"):

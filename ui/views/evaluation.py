@@ -17,6 +17,7 @@ import streamlit as st
 from retrieval import MODES
 from ui.auth import is_admin
 from ui.context import Context, current
+from zhiku.errors import DatasetError
 
 METRICS_FILE = "metrics.json"
 
@@ -38,7 +39,7 @@ def load_metrics(folder: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise FileNotFoundError(f"{folder} holds no {METRICS_FILE}: pick a folder written by `zhiku eval`") from None
     except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); run the evaluation again") from exc
+        raise DatasetError(f"{path} is not valid JSON ({exc}); run the evaluation again") from exc
 
 
 def metrics_table(

@@ -14,6 +14,7 @@ import streamlit as st
 from ingest.pipeline import IngestReport, ingest
 from ui.auth import AccountError, is_admin, parse_groups
 from ui.context import Context, current
+from zhiku.errors import UsageError
 from zhiku.protocols import Extractor
 
 UPLOADS = "uploads"
@@ -28,7 +29,7 @@ def save_uploads(root: Path, files: Sequence[tuple[str, bytes]]) -> list[Path]:
     for name, content in files:
         base = Path(name).name
         if not base or base.startswith("."):
-            raise ValueError(f"upload {name!r} has no usable file name; rename it and upload again")
+            raise UsageError(f"upload {name!r} has no usable file name; rename it and upload again")
         path = folder / base
         path.write_bytes(content)
         saved.append(path)

@@ -7,18 +7,13 @@ import logging
 import sys
 from typing import Any
 
-from zhiku.kb import KnowledgeBase, KnowledgeBaseError
-from zhiku.models import ModelError
-from zhiku.settings import Settings, SettingsError
+from zhiku.errors import USER_ERRORS, UsageError, bug_message
+from zhiku.kb import KnowledgeBase
+from zhiku.settings import Settings
 
 OK, FAILED, USAGE = 0, 1, 2
 
-#: Errors a user can fix: reported as one line, never a traceback.
-USER_ERRORS = (KnowledgeBaseError, ModelError, SettingsError, FileNotFoundError, PermissionError)
-
-
-class UsageError(ValueError):
-    """The command line asks for something impossible (exit code 2)."""
+log = logging.getLogger("zhiku.cli")
 
 
 def add_common(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
@@ -70,4 +65,7 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"zhiku {args.command}: interrupted; what was committed is kept, run it again to finish",
               file=sys.stderr)
+        return FAILED
+    except Exception as exc:  # a bug: the traceback goes to the log, the user gets a reference to it
+        print(f"zhiku {args.command}: {bug_message(log, f'zhiku {args.command}', exc)}", file=sys.stderr)
         return FAILED
