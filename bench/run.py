@@ -107,7 +107,8 @@ def run_query(kb: Path, n_queries: int, k: int) -> dict:
 
     from bench.query import EVERYONE, RESTRICTED, Precomputed, llama_index_retrievers, questions, rss_mib, timed
     from retrieval import build_retriever
-    from retrieval.answer import SentenceScorer, answer_question
+    from retrieval.answer import answer_question
+    from retrieval.extractive import SentenceScorer
     from zhiku.kb import KnowledgeBase
     from zhiku.models import load_embedder
     from zhiku.settings import Settings

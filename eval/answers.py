@@ -22,9 +22,9 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from eval.text import contains, normalize, sentences, token_f1, token_recall
-from retrieval.answer import NOT_FOUND
 from zhiku.models import Embedder
 from zhiku.records import Answer
+from zhiku.prompts import JUDGE_SUPPORT, NOT_FOUND
 
 #: Phrases by which an answer declines: the grounded prompt's own, then common English and Chinese ones.
 REFUSALS = (
@@ -73,10 +73,6 @@ class OverlapJudge:
         return overlap >= OVERLAP_SUPPORTED or similarity >= SIMILARITY_SUPPORTED, max(overlap, similarity)
 
 
-SUPPORT_PROMPT = (
-    "Passage:\n{passage}\n\nStatement: {statement}\n\n"
-    "Is the statement supported by the passage? Answer only yes or no.\nAnswer:"
-)
 _YES = re.compile(r"^\W*(yes|是|对|支持)", re.IGNORECASE)
 
 
@@ -90,7 +86,7 @@ class LLMJudge:
         self.max_passage_chars = max_passage_chars
 
     def support(self, statement: str, passage: str) -> tuple[bool, float]:
-        reply = self.llm.complete(SUPPORT_PROMPT.format(passage=passage[: self.max_passage_chars],
+        reply = self.llm.complete(JUDGE_SUPPORT.format(passage=passage[: self.max_passage_chars],
                                                         statement=statement)).text
         yes = bool(_YES.match(reply.strip()))
         return yes, float(yes)

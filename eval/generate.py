@@ -31,14 +31,10 @@ from tqdm import tqdm
 from eval.text import has_cjk, normalize, sentences
 from zhiku.kb import KnowledgeBase
 from zhiku.records import Chunk, Triple
+from zhiku.prompts import WRITE_QUESTION
 
 log = logging.getLogger(__name__)
 
-PROMPT = (
-    "Write one question that the passage below answers, and its short answer (a few words), in the "
-    "language of the passage. The question must make sense on its own, without seeing the passage.\n"
-    'Reply with JSON only: {{"question": "...", "answer": "..."}}\n\nPassage:\n{passage}\n\nJSON:'
-)
 _JSON = re.compile(r"\{.*?\}", re.DOTALL)
 #: Key terms a cloze question masks, best kind first: amounts with a currency or unit, then names
 #: (capitalised words not at the start of the sentence). Bare numbers (a day, a section) are not masked.
@@ -141,7 +137,7 @@ def _template_questions(kb: KnowledgeBase, chunks: list[Chunk]) -> Iterator[tupl
 def _llm_questions(llm: Any, chunks: list[Chunk]) -> Iterator[tuple[Chunk, str, str, str, str]]:
     for chunk in chunks:
         try:
-            reply = llm.complete(PROMPT.format(passage=chunk.text[:2000])).text
+            reply = llm.complete(WRITE_QUESTION.format(passage=chunk.text[:2000])).text
             match = _JSON.search(reply)
             data = json.loads(match.group()) if match else {}
         except Exception as exc:  # one bad generation skips that chunk, never the run

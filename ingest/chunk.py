@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from zhiku.records import Chunk, Element
+from zhiku.text import joiner, split_sentences
 
 #: Counts tokens of many texts at once, special tokens included (the Embedder's count_tokens).
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=[。！？；])")
 _CLAUSE_END = re.compile(r"(?<=[,;:，、：])\s*")
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")  # ideographs and CJK punctuation
 
 
 @dataclass(frozen=True)
@@ -38,15 +37,6 @@ class _Unit:
     kind: str
     page: int | None
     heading_path: tuple[str, ...]
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
-
-
-def _joiner(left: str, right: str) -> str:
-    """Chinese text joins without a space; everything else with one."""
-    return "" if left and right and (_CJK.match(left[-1]) or _CJK.match(right[0])) else " "
 
 
 def chunk_elements(elements: Sequence[Element], count: TokenCounter, policy: ChunkPolicy) -> list[Chunk]:
@@ -120,7 +110,7 @@ def _fit(text: str, tokens: int, room: int, count: TokenCounter, special: int) -
     buffer, buffer_tokens = "", 0
     for part, size in zip(parts, sizes):
         if buffer and buffer_tokens + size <= room:
-            buffer, buffer_tokens = buffer + _joiner(buffer, part) + part, buffer_tokens + size
+            buffer, buffer_tokens = buffer + joiner(buffer, part) + part, buffer_tokens + size
             continue
         if buffer:
             merged.extend(_fit(buffer, buffer_tokens, room, count, special))
@@ -139,7 +129,7 @@ def _make_chunk(units: Sequence[_Unit], position: int) -> Chunk:
     text = units[0].text
     for previous, unit in zip(units, units[1:]):
         prose = previous.kind == unit.kind == "text"
-        text += (_joiner(text, unit.text) if prose else "\n") + unit.text
+        text += (joiner(text, unit.text) if prose else "\n") + unit.text
     kinds = {u.kind for u in units} - {"title"}
     return Chunk(
         text=text,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiku.records import Element
+from zhiku.text import detect_language
 from zhiku.errors import ParseError
 
 #: Extension -> file kind; the kind picks the partitioner below.
@@ -29,8 +30,6 @@ KINDS = {
 }
 #: Largest file parsed; bigger ones are reported, not loaded into memory.
 MAX_BYTES = 200 * 1024 * 1024
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LETTER = re.compile(r"[^\W\d_]")
 
 
 
@@ -45,15 +44,6 @@ class ParsedFile:
     pages: int | None
     language: str
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def detect_language(text: str) -> str:
-    """``zh`` when CJK characters make up a fifth of the letters, else ``en``.
-
-    unstructured's language tags are unreliable for Chinese, so we count characters ourselves.
-    """
-    letters = len(_LETTER.findall(text))
-    return "zh" if letters and len(_CJK.findall(text)) / letters >= 0.2 else "en"
 
 
 def kind_of(path: Path) -> str | None:

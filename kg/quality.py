@@ -35,10 +35,10 @@ from typing import Any
 from kg.resolve import ALIAS_RELATIONS, canonical_key, normalize
 from zhiku.errors import DatasetError
 from zhiku.records import Chunk
+from zhiku.text import CJK, has_cjk
 
 GOLD = Path(__file__).resolve().parents[1] / "eval" / "data" / "kg_gold.jsonl"
 _STOP = frozenset("of at in on to for with by as is are was were be been the a an its their has have had from into".split())
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
 
 @dataclass
@@ -82,14 +82,14 @@ def same_entity(a: str, b: str) -> bool:
     short, long = sorted((na, nb), key=len)
     if len(short) < 2:
         return False
-    if _CJK.search(short):
+    if has_cjk(short):
         return short in long
     return f" {short} " in f" {long} "
 
 
 def _relation_words(relation: str) -> set[str]:
     norm = normalize(relation)
-    cjk = "".join(_CJK.findall(norm))
+    cjk = "".join(CJK.findall(norm))
     words = {w[:5] for w in re.findall(r"[a-z0-9]+", norm) if w not in _STOP}
     return words | {cjk[i:i + 2] for i in range(len(cjk) - 1)} | ({cjk} if len(cjk) == 1 else set())
 

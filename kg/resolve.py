@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from zhiku.records import Triple
+from zhiku.text import CJK_CHARS
 
 #: Relations an extractor emits to say "these two names are one entity"; they become merges, not edges.
 ALIAS_RELATIONS = frozenset({"also known as", "简称", "alias"})
@@ -35,8 +36,7 @@ CORPORATE_SUFFIXES = (
 #: the company by the brand alone, so they are dropped too when a brand of two characters remains.
 CHINESE_TRADE_WORDS = ("技术", "科技", "信息", "网络", "软件", "电子", "实业", "控股", "投资", "贸易", "咨询", "计算机系统")
 
-_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_NON_WORD = re.compile(rf"[^\w{_CJK}]+")
+_NON_WORD = re.compile(rf"[^\w{CJK_CHARS}]+")
 _SPACES = re.compile(r"\s+")
 _ACRONYM = re.compile(r"^[A-Z][A-Z0-9&]{1,5}$")
 _LEADING_ARTICLE = re.compile(r"^(the|a|an) ")
@@ -49,7 +49,7 @@ def normalize(text: str) -> str:
     text = _NON_WORD.sub(" ", text).replace("_", " ")
     text = _SPACES.sub(" ", text).strip()
     # Chinese has no spaces between words; a space inside Chinese text is an artefact.
-    text = re.sub(rf"(?<=[{_CJK}]) (?=[{_CJK}])", "", text)
+    text = re.sub(rf"(?<=[{CJK_CHARS}]) (?=[{CJK_CHARS}])", "", text)
     return _LEADING_ARTICLE.sub("", text)
 
 

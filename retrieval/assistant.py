@@ -15,7 +15,9 @@ from typing import Any
 
 from llama_index.core.llms import LLM
 
-from retrieval.answer import SentenceScorer, answer_stream, final_answer, rewrite_followup
+from retrieval.answer import answer_stream, final_answer
+from retrieval.extractive import SentenceScorer
+from retrieval.followup import rewrite_followup
 from retrieval.factory import MODES, QueryError, build_retriever, check_query
 from retrieval.llm import load_llm
 from retrieval.rerank import load_reranker

@@ -27,6 +27,7 @@ from nltk.stem.snowball import EnglishStemmer
 from retrieval.catalog import Catalog
 from zhiku.kb import KnowledgeBase, atomic_write
 from zhiku.records import Hit, User
+from zhiku.text import CJK_RUN
 
 log = logging.getLogger(__name__)
 # bm25s sets its own logger to DEBUG on import, which prints index-building chatter in the CLI.
@@ -34,7 +35,7 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 jieba.setLogLevel(logging.WARNING)  # jieba logs its dictionary loading at DEBUG to stderr
 
 INDEX_FILE = "bm25.npz"
-_CJK_RUN = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)")
+_CJK_SPLIT = re.compile(f"({CJK_RUN.pattern})")  # the runs are kept by split
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
@@ -49,7 +50,7 @@ class Tokenizer:
 
     def __call__(self, text: str) -> list[str]:
         terms: list[str] = []
-        for i, run in enumerate(_CJK_RUN.split(text)):
+        for i, run in enumerate(_CJK_SPLIT.split(text)):
             if i % 2:  # a run of Chinese characters
                 terms.extend(w for w in jieba.lcut_for_search(run) if w not in self._zh_stop)
             else:

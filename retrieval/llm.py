@@ -457,3 +457,43 @@ def describe_failure(exc: BaseException, llm: LLM | None) -> str:
     if isinstance(exc, LLMError):
         return str(exc)
     return f"the LLM failed ({type(exc).__name__}: {exc})"
+
+
+class ReplyStream:
+    """The text deltas of one chat reply, cut short at ``timeout_s`` or once ``enough(text)`` says so.
+
+    Every caller of ``stream_chat`` needs the same care: stop a model that runs too long (the local
+    backend also reports its own timeout in ``raw``), stop once the caller has what it wants, and
+    close the backend stream either way so a worker thread or an HTTP response is not left running.
+    Iterate it once; afterwards ``text`` holds the whole reply and ``timed_out`` says whether it was cut.
+    Backend errors propagate to the caller, which decides the fallback.
+    """
+
+    def __init__(
+        self, llm: LLM, messages: Sequence[ChatMessage], timeout_s: float,
+        enough: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.llm, self.messages, self.timeout_s, self.enough = llm, list(messages), timeout_s, enough
+        self.text = ""
+        self.timed_out = False
+
+    def __iter__(self) -> Iterator[str]:
+        started = time.perf_counter()
+        stream = None
+        try:
+            stream = self.llm.stream_chat(self.messages)
+            for response in stream:
+                delta = response.delta or ""
+                self.text += delta
+                if delta:
+                    yield delta
+                local_timeout = isinstance(response.raw, dict) and response.raw.get("timed_out")
+                if local_timeout or time.perf_counter() - started > self.timeout_s:
+                    self.timed_out = True
+                    return
+                if self.enough is not None and self.enough(self.text):
+                    return
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()

@@ -18,6 +18,7 @@ from zhiku.models import ModelError
 from zhiku.protocols import Retriever
 from zhiku.records import Hit, User
 from zhiku.settings import Settings, SettingsError
+from zhiku.prompts import JUDGE_RELEVANCE
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,6 @@ class CrossEncoderReranker:
         return _rescored(hits, [float(s) for s in scores], k)
 
 
-JUDGE_PROMPT = (
-    "Question: {query}\n\nPassage:\n{passage}\n\n"
-    "Does the passage contain information that helps answer the question? Answer only yes or no.\nAnswer:"
-)
 _YES = re.compile(r"^\W*(yes|是|对|有)", re.IGNORECASE)
 
 
@@ -89,7 +86,7 @@ class LLMJudgeReranker:
         self.max_passage_chars = max_passage_chars
 
     def judge(self, query: str, passage: str) -> bool | None:
-        prompt = JUDGE_PROMPT.format(query=query, passage=passage[: self.max_passage_chars])
+        prompt = JUDGE_RELEVANCE.format(query=query, passage=passage[: self.max_passage_chars])
         try:
             reply = self.llm.complete(prompt).text
         except Exception as exc:  # a backend error must not lose the search results

@@ -24,13 +24,16 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.llms import LLM
 
 from kg.resolve import resolve
-from retrieval.answer import PROMPT_RESERVE, language_of, statements
+from retrieval.extractive import statements
+from retrieval.prompt import PROMPT_RESERVE
 from retrieval.keyword import Tokenizer
 from retrieval.llm import describe_failure, token_counter
 from zhiku.errors import AssistantError
 from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder
+from zhiku.prompts import SUMMARY
 from zhiku.records import Chunk, Document
+from zhiku.text import detect_language
 
 EXTRACTIVE = "extractive"
 MAX_ENTITIES = 10
@@ -56,7 +59,7 @@ def document_language(doc: Document, chunks: Sequence[Chunk]) -> str:
     """The document's recorded language, checked against its text (tags on parsed files are unreliable)."""
     if doc.language.startswith("zh"):
         return "zh"
-    return language_of(" ".join(c.text for c in chunks[:5]))
+    return detect_language(" ".join(c.text for c in chunks[:5]))
 
 
 def backend_name(llm: LLM | None) -> str:
@@ -132,25 +135,6 @@ def _centrality(sentences: list[str], embedder: Embedder | None) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ map-reduce
-_PROMPTS = {
-    "en": {
-        "map": "Summarise this part of a document in at most four sentences. Use only what the text says.",
-        "reduce": (
-            "Combine these partial summaries of one document. Reply in this form:\n"
-            "SUMMARY: three to five sentences\nKEY POINTS:\n- one point per line (three to six points)"
-        ),
-        "title": "Document",
-        "part": "Text",
-        "partials": "Partial summaries",
-    },
-    "zh": {
-        "map": "用不超过四句话的中文概括这部分文档，只使用原文中的信息。",
-        "reduce": "把下面同一文档的各部分摘要合并。按以下格式用中文回答：\n摘要：三到五句话\n要点：\n- 每行一个要点（三到六个）",
-        "title": "文档",
-        "part": "正文",
-        "partials": "各部分摘要",
-    },
-}
 
 
 def _pack(texts: Sequence[str], budget: int, count: Callable[[str], int]) -> list[str]:
@@ -180,7 +164,7 @@ def _ask(llm: LLM, system: str, user: str) -> str:
 
 def llm_summary(doc: Document, chunks: Sequence[Chunk], llm: LLM, language: str) -> tuple[str, list[str]]:
     """Map each window-sized part to a short summary, then reduce until one call combines them."""
-    prompts = _PROMPTS[language]
+    prompts = SUMMARY[language]
     count = token_counter(llm)
     meta = llm.metadata
     budget = max(128, meta.context_window - max(meta.num_output, 256) - PROMPT_RESERVE - count(prompts["reduce"]))

@@ -1,19 +1,13 @@
 """Chunks respect structure and sentences, and never exceed the embedding model's window."""
 from __future__ import annotations
 
-from ingest.chunk import ChunkPolicy, chunk_elements, split_sentences
+from ingest.chunk import ChunkPolicy, chunk_elements
+from zhiku.text import split_sentences
 from zhiku.records import Element
 
 
 def policy(embedder, budget=64, overlap=16) -> ChunkPolicy:
     return ChunkPolicy(budget=budget, overlap=overlap, max_tokens=embedder.max_tokens)
-
-
-def test_chinese_sentence_ends_split() -> None:
-    assert split_sentences("报销需在30天内提交。超过期限不予报销！是否清楚？是；好的") == [
-        "报销需在30天内提交。", "超过期限不予报销！", "是否清楚？", "是；", "好的",
-    ]
-    assert split_sentences("Dr. Li joined. He leads R&D!") == ["Dr.", "Li joined.", "He leads R&D!"]
 
 
 def test_no_chunk_exceeds_budget_or_model_limit(embedder) -> None:

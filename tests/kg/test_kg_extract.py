@@ -5,7 +5,7 @@ import pytest
 from llama_index.core.llms import CompletionResponse, CustomLLM, LLMMetadata
 from llama_index.core.llms.callbacks import llm_completion_callback
 
-from kg.extract import DefaultExtractor, LLMExtractor, detect_language, load_extractor, parse_llm_triples
+from kg.extract import DefaultExtractor, LLMExtractor, load_extractor, parse_llm_triples
 from kg.table import table_triples
 from zhiku.records import Chunk
 from zhiku.settings import Settings, SettingsError
@@ -19,13 +19,6 @@ def extractor():
 def facts(extractor, text, kind="text"):
     [triples] = extractor.extract([Chunk(text=text, position=0, n_tokens=0, kind=kind)], "en")
     return {(t.subject, t.relation, t.object) for t in triples}
-
-
-def test_language_is_detected_per_chunk_whatever_the_document_says():
-    assert detect_language("张伟是华为技术有限公司的首席执行官。", "en") == "zh"
-    assert detect_language("Mary Chen is the CTO of Acme.", "zh") == "en"
-    assert detect_language("腾讯 (Tencent) 发布了 WeChat 新版本", "en") == "zh"
-    assert detect_language("2024 — 12.5%", "zh") == "zh"
 
 
 def test_subject_verb_object(extractor):

@@ -255,7 +255,7 @@ def test_a_reply_of_bare_citations_becomes_the_cited_sentences(server: ChatServe
 
 
 def test_followups_are_rewritten_by_the_llm_when_there_is_one(server: ChatServer) -> None:
-    from retrieval.answer import rewrite_followup
+    from retrieval.followup import rewrite_followup
     from zhiku.records import Answer
 
     server.reply = lambda messages: "Standalone question: When does the Berlin office open?\nExtra chatter"

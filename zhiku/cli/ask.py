@@ -123,7 +123,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
 
 def sources_text(answer: Answer) -> str:
     """The cited sources (file, page, heading), or the retrieved passages when nothing was cited."""
-    from retrieval.answer import describe_source
+    from retrieval.prompt import describe_source
 
     if answer.citations:
         lines = [f"[{c.n}] {describe_source(c.hit)} — {c.hit.document.source}" for c in answer.citations]
