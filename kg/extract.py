@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -179,7 +178,6 @@ class LLMExtractor:
         return []
 
 
-EXTRACTORS = ("default", "llm", "none")
 
 
 def load_extractor(settings: Settings, llm: Callable[[], LLM | None] = lambda: None) -> Extractor | None:
@@ -193,11 +191,9 @@ def load_extractor(settings: Settings, llm: Callable[[], LLM | None] = lambda: N
         return None
     if kind == "default":
         return DefaultExtractor()
-    if kind == "llm":
-        llm = llm()
-        if llm is None:
-            raise SettingsError(
-                "extractor 'llm' needs an LLM: set llm = \"local\" or \"openai\" (ZHIKU_LLM), or use extractor = \"default\""
-            )
-        return LLMExtractor(llm)
-    raise SettingsError(f"setting 'extractor' (or ZHIKU_EXTRACTOR) must be one of {', '.join(EXTRACTORS)}, not {kind!r}")
+    llm = llm()  # the remaining choice: "llm"
+    if llm is None:
+        raise SettingsError(
+            "extractor 'llm' needs an LLM: set llm = \"local\" or \"openai\" (ZHIKU_LLM), or use extractor = \"default\""
+        )
+    return LLMExtractor(llm)

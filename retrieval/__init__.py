@@ -5,12 +5,13 @@ best first. ``build_retriever(kb, embedder, settings, mode)`` builds the one a m
 (``MODES``); ``as_llama_index`` adapts any of them to a llama-index ``BaseRetriever``.
 """
 from retrieval.catalog import Catalog
-from retrieval.factory import MODES, QueryError, as_llama_index, build_retriever, check_query
+from retrieval.factory import QueryError, as_llama_index, build_retriever, check_query
 from retrieval.fusion import FusedRetriever, reciprocal_rank_fusion
 from retrieval.graph import GraphRetriever
 from retrieval.keyword import KeywordRetriever, Tokenizer
 from retrieval.rerank import CrossEncoderReranker, LLMJudgeReranker, RerankedRetriever, Reranker, load_reranker
 from retrieval.vector import QueryEmbedder, VectorRetriever
+from zhiku.settings import MODES
 
 __all__ = [
     "MODES", "Catalog", "CrossEncoderReranker", "FusedRetriever", "GraphRetriever", "KeywordRetriever", "LLMJudgeReranker",

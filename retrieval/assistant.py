@@ -18,7 +18,7 @@ from llama_index.core.llms import LLM
 from retrieval.answer import answer_stream, final_answer
 from retrieval.extractive import SentenceScorer
 from retrieval.followup import rewrite_followup
-from retrieval.factory import MODES, QueryError, build_retriever, check_query
+from retrieval.factory import QueryError, build_retriever, check_query
 from retrieval.llm import load_llm
 from retrieval.rerank import load_reranker
 from retrieval.summary import Summary, backend_name, cached_summary, summarize
@@ -26,7 +26,7 @@ from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder, load_embedder
 from zhiku.protocols import Retriever
 from zhiku.records import LOCAL_USER, Answer, Document, Hit, User
-from zhiku.settings import Settings, SettingsError
+from zhiku.settings import Settings, check_mode
 from zhiku.errors import AssistantError
 
 _UNSET: Any = object()
@@ -89,9 +89,7 @@ class Assistant:
 
     def retriever(self, mode: str | None = None) -> Retriever:
         """The retriever for ``mode`` (default: the settings'), built once and kept."""
-        mode = mode or self.settings.mode
-        if mode not in MODES:
-            raise SettingsError(f"unknown retrieval mode {mode!r}; choose one of: {', '.join(MODES)}")
+        mode = check_mode(mode or self.settings.mode)
         with self._lock:
             found = self._retrievers.get(mode)
             if found is None:

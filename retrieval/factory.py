@@ -21,10 +21,9 @@ from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder
 from zhiku.protocols import Retriever
 from zhiku.records import User
-from zhiku.settings import Settings, SettingsError
+from zhiku.settings import Settings, SettingsError, check_mode
 from zhiku.errors import QueryError
 
-MODES = ("vector", "keyword", "graph", "hybrid", "hybrid+rerank")
 #: The retrievers ``hybrid`` fuses, by name.
 FUSED = ("vector", "keyword", "graph")
 #: The longest question accepted, in characters: longer input is a pasted document, not a question.
@@ -67,9 +66,7 @@ def build_retriever(
     ``graph`` is an already loaded ``kg.graph.KnowledgeGraph`` (else loaded on first use);
     ``reranker`` is required by ``hybrid+rerank`` (see ``retrieval.rerank.load_reranker``).
     """
-    mode = mode or settings.mode
-    if mode not in MODES:
-        raise SettingsError(f"unknown retrieval mode {mode!r}; choose one of: {', '.join(MODES)}")
+    mode = check_mode(mode or settings.mode)
     if mode == "hybrid+rerank" and reranker is None:
         raise SettingsError(
             "mode 'hybrid+rerank' needs a reranker: set reranker = \"llm\" or reranker = \"/path/to/cross-encoder\" "

@@ -44,13 +44,11 @@ from llama_index.core.llms import LLM, CustomLLM
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from pydantic import PrivateAttr
 
-from zhiku.models import ModelError
 from zhiku.settings import Settings
 from zhiku.errors import LLMError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("extractive", "local", "openai")
 #: The context window used when neither the model nor the settings say (``llm_context_window``).
 DEFAULT_CONTEXT_WINDOW = 4096
 
@@ -423,10 +421,7 @@ _LOADERS: dict[str, Callable[[Settings], LLM | None]] = {
 
 def load_llm(settings: Settings) -> LLM | None:
     """The LLM ``settings.llm`` names, or None for the extractive backend (no generation)."""
-    loader = _LOADERS.get(settings.llm)
-    if loader is None:
-        raise LLMError(f"llm must be one of {', '.join(BACKENDS)} (ZHIKU_LLM or --llm), got {settings.llm!r}")
-    return loader(settings)
+    return _LOADERS[settings.llm](settings)
 
 
 def token_counter(llm: LLM | None) -> Callable[[str], int]:

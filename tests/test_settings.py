@@ -40,3 +40,22 @@ def test_fusion_weights_refine_the_defaults(tmp_path: Path) -> None:
     assert Settings.load(env={}, cwd=tmp_path).fusion_weights == {"vector": 1.0, "keyword": 1.0, "graph": 1.0}
     from_env = Settings.load(env={"ZHIKU_FUSION_WEIGHTS": "keyword=2, graph=0"}, cwd=tmp_path)
     assert from_env.fusion_weights == {"vector": 1.0, "keyword": 2.0, "graph": 0.0}
+
+
+@pytest.mark.parametrize("name, bad", [("mode", "semantic"), ("llm", "gpt"), ("extractor", "spacy")])
+def test_a_choice_setting_is_checked_once_wherever_it_comes_from(name, bad, tmp_path):
+    for make in (
+        lambda: Settings(**{name: bad}),
+        lambda: Settings().replace(**{name: bad}),
+        lambda: Settings.load(env={f"ZHIKU_{name.upper()}": bad}, cwd=tmp_path),
+    ):
+        with pytest.raises(SettingsError, match=f"'{name}' .*must be one of"):
+            make()
+
+
+def test_a_request_mode_is_checked_like_the_setting():
+    from zhiku.settings import MODES, check_mode
+
+    assert check_mode("graph") == "graph" and "hybrid+rerank" in MODES
+    with pytest.raises(SettingsError, match="vector, keyword, graph, hybrid, hybrid\\+rerank"):
+        check_mode("semantic")

@@ -12,12 +12,24 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_type_hints
 from zhiku.errors import SettingsError
 
 CONFIG_NAME = "zhiku.toml"
 ENV_PREFIX = "ZHIKU_"
 
+
+
+#: The retrieval modes: one retriever each, or the fused ``hybrid``, optionally reranked.
+Mode = Literal["vector", "keyword", "graph", "hybrid", "hybrid+rerank"]
+#: Answer backends: ``extractive`` (no LLM), ``local`` (GGUF or model folder) or ``openai``.
+LlmBackend = Literal["extractive", "local", "openai"]
+#: Triple extractors run during ingest: ``default`` (offline), ``llm``, or ``none``.
+ExtractorName = Literal["default", "llm", "none"]
+
+MODES: tuple[str, ...] = get_args(Mode)
+LLM_BACKENDS: tuple[str, ...] = get_args(LlmBackend)
+EXTRACTORS: tuple[str, ...] = get_args(ExtractorName)
 
 
 @dataclass(frozen=True)
@@ -34,9 +46,9 @@ class Settings:
     #: Parser worker processes; 0 means "one less than the cores, at least one".
     workers: int = 0
     #: Triple extractor run during ingest: ``default`` (offline), ``llm``, or ``none``.
-    extractor: str = "default"
+    extractor: ExtractorName = "default"
     #: Answer backend: ``extractive`` (no LLM), ``local`` (GGUF or model folder) or ``openai``.
-    llm: str = "extractive"
+    llm: LlmBackend = "extractive"
     llm_model: str = ""
     llm_timeout_s: float = 120.0
     llm_max_new_tokens: int = 256
@@ -45,7 +57,7 @@ class Settings:
     openai_api_key: str = ""
     #: ``none``, ``llm`` (the LLM as relevance judge) or a path to a sentence-transformers CrossEncoder.
     reranker: str = "none"
-    mode: str = "hybrid"
+    mode: Mode = "hybrid"
     top_k: int = 5
     #: Reciprocal-rank-fusion weight of each retriever in ``hybrid``. The graph retriever is
     #: strong on relations but imprecise alone: at equal weight it pulled hybrid below BM25 on the
@@ -87,21 +99,26 @@ class Settings:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
-        known = {f.name: f for f in fields(cls)}
+        known = get_type_hints(cls)
         kwargs: dict[str, Any] = {}
         for name, raw in values.items():
             if name not in known:
                 raise SettingsError(
                     f"unknown setting {name!r}; the settings are: {', '.join(sorted(known))} (see README, Configuration)"
                 )
-            kwargs[name] = _coerce(name, raw, known[name].type)
+            kwargs[name] = _coerce(name, raw, known[name])
         if "fusion_weights" in kwargs:  # a partial table refines the defaults
             kwargs["fusion_weights"] = {**cls().fusion_weights, **_weights(kwargs["fusion_weights"])}
         return cls(**kwargs)
 
+    def __post_init__(self) -> None:
+        """Every choice setting holds one of its choices, however the object was made."""
+        for name, hint in get_type_hints(type(self)).items():
+            if _is_literal(hint):
+                check_choice(name, getattr(self, name), hint)
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
-
 
 def _read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
@@ -124,19 +141,48 @@ def _weights(raw: Any) -> dict[str, float]:
         raise SettingsError(f"setting 'fusion_weights': every weight must be a number ({exc})") from exc
 
 
-def _coerce(name: str, raw: Any, type_name: Any) -> Any:
-    kind = str(type_name)
+def _is_literal(hint: Any) -> bool:
+    return getattr(hint, "__origin__", None) is Literal
+
+
+def check_choice(name: str, value: Any, hint: Any) -> str:
+    """``value`` when it is one of the choices of the ``Literal`` ``hint``, else a ``SettingsError``."""
+    choices = get_args(hint)
+    if value not in choices:
+        raise SettingsError(
+            f"setting {name!r} (or {ENV_PREFIX}{name.upper()}) must be one of: {', '.join(choices)}; got {value!r}"
+        )
+    return str(value)
+
+
+def check_mode(mode: str) -> Mode:
+    """A retrieval mode asked for per request (CLI flag, UI, API), checked like the ``mode`` setting."""
+    return check_choice("mode", mode, Mode)  # type: ignore[return-value]
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+#: How a value from TOML or the environment (always a string there) becomes each field's type.
+_CONVERT: dict[Any, Any] = {int: int, float: float, str: str, Path: Path, bool: _boolean}
+
+
+def _coerce(name: str, raw: Any, hint: Any) -> Any:
+    """``raw`` as the field's type (choices are checked by ``Settings.__post_init__``)."""
+    convert = _CONVERT.get(hint)
+    if convert is None:
+        return raw
     try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        if kind == "Path":
-            return Path(raw)
-        if kind == "str":
-            return str(raw)
+        return convert(raw)
     except (TypeError, ValueError) as exc:
         raise SettingsError(
-            f"setting {name!r} (or {ENV_PREFIX}{name.upper()}) must be {kind}, got {raw!r}"
+            f"setting {name!r} (or {ENV_PREFIX}{name.upper()}) must be {hint.__name__}, got {raw!r}"
         ) from exc
-    return raw

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from answer_hits import HITS, hit
+from answer_hits import HITS
 
 from retrieval.extractive import SentenceScorer, extractive_answer, statements
 

@@ -5,7 +5,6 @@ from answer_hits import HITS, hit
 
 from retrieval.llm import estimate_tokens
 from retrieval.prompt import build_prompt
-from zhiku.records import Triple
 
 def test_prompt_numbers_passages_with_source_page_section_and_lists_facts() -> None:
     facts = [f for h in HITS for f in h.facts]

@@ -12,6 +12,7 @@ from typing import Any
 
 from zhiku.cli.common import FAILED, OK, UsageError, add_common, emit, settings_from
 from zhiku.records import Answer, Hit
+from zhiku.settings import LLM_BACKENDS, MODES
 
 
 #: Listed here (not imported) so that building the parser does not load the retrieval stack.
@@ -45,13 +46,12 @@ def _add_llm_and_user(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace, action: Callable[[Any, Any], int], **overrides: Any) -> int:
     """Open the assistant, resolve the user, run ``action``; request problems become one-line errors."""
     from retrieval.assistant import Assistant, AssistantError
-    from retrieval.factory import MODES, QueryError
-    from retrieval.llm import BACKENDS
+    from retrieval.factory import QueryError
     from zhiku.cli.search import user_from_args
 
     if getattr(args, "mode", None) not in (None, *MODES):
         raise UsageError(f"--mode must be one of {MODES_HELP}, got {args.mode!r}")
-    if args.llm not in (None, *BACKENDS):
+    if args.llm not in (None, *LLM_BACKENDS):
         raise UsageError(f"--llm must be one of {BACKENDS_HELP}, got {args.llm!r}")
     settings = settings_from(args, llm=args.llm, **overrides)
     try:

@@ -14,11 +14,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from kg.extract import EXTRACTORS, load_extractor
+from kg.extract import load_extractor
 from kg.graph import KnowledgeGraph, UnknownEntityError, load_graph
 from zhiku.cli.common import FAILED, OK, UsageError, add_common, emit, open_existing, settings_from
 from zhiku.kb import KnowledgeBase
 from zhiku.records import Triple
+from zhiku.settings import EXTRACTORS
 
 #: Chunks extracted between two writes to the knowledge base during ``graph build``.
 BUILD_BATCH = 512

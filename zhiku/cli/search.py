@@ -16,7 +16,7 @@ from zhiku.records import Hit, User
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from retrieval.factory import MODES
+    from zhiku.settings import MODES
 
     search = subparsers.add_parser("search", help="show the passages retrieval finds, without generating an answer")
     search.add_argument("query", help="what to look for, in English or Chinese")
