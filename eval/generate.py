@@ -28,9 +28,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from eval.text import has_cjk, normalize, sentences
+from eval.text import normalize, sentences
 from zhiku.kb import KnowledgeBase
 from zhiku.records import Chunk, Triple
+from zhiku.text import has_cjk
 from zhiku.prompts import WRITE_QUESTION
 
 log = logging.getLogger(__name__)

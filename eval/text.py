@@ -11,8 +11,12 @@ import string
 import unicodedata
 from collections import Counter
 
-_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
-_TOKEN = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
+from zhiku.text import CJK_CHARS, split_sentences
+
+#: Characters scored one by one: Chinese ideographs, and Japanese kana and Korean syllables, which
+#: are written without spaces too (answers in a gold set may quote them).
+_CHARACTER_SCRIPTS = CJK_CHARS + "\u3040-\u30ff\uac00-\ud7af"
+_TOKEN = re.compile(rf"[{_CHARACTER_SCRIPTS}]|[^\s{_CHARACTER_SCRIPTS}]+")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation) | {"，", "。", "！", "？", "；", "：", "、", "“", "”", "‘", "’", "（", "）",
                                     "《", "》", "【", "】", "—", "…", "·", "「", "」"}
@@ -29,10 +33,6 @@ def normalize(text: str) -> str:
 def tokens(text: str) -> list[str]:
     """Words of normalised text, with each CJK character a token of its own."""
     return _TOKEN.findall(normalize(text))
-
-
-def has_cjk(text: str) -> bool:
-    return re.search(f"[{_CJK}]", text) is not None
 
 
 def token_f1(prediction: str, gold: str) -> float:
@@ -62,10 +62,19 @@ def contains(haystack: str, needle: str) -> bool:
     return bool(n) and n in normalize(haystack).replace(" ", "")
 
 
-#: A sentence: up to its end mark (decimal points are not ends), with the ``[n]`` markers after it.
-_SENTENCE = re.compile(r"(?:\d\.\d|[^.!?。！？；])+(?:[.!?。！？；]+(?:\s*[\[［]\d+(?:\s*[,，]\s*\d+)*[\]］])*|$)")
+#: Citation markers that open a piece: they belong to the sentence before ("It grew. [3] Then …").
+_LEADING_CITATIONS = re.compile(r"^(?:[\[［]\d+(?:\s*[,，]\s*\d+)*[\]］]\s*)+")
 
 
 def sentences(text: str) -> list[str]:
-    """Split on line breaks and English and Chinese sentence ends, keeping citation markers with their sentence."""
-    return [m.group().strip() for line in text.splitlines() for m in _SENTENCE.finditer(line) if m.group().strip()]
+    """The sentences of each line, keeping citation markers with the sentence they follow."""
+    found: list[str] = []
+    for line in text.splitlines():
+        for sentence in split_sentences(line):
+            markers = _LEADING_CITATIONS.match(sentence)
+            if markers and found:
+                found[-1] = f"{found[-1]} {markers.group().strip()}"
+                sentence = sentence[markers.end():].strip()
+            if sentence:
+                found.append(sentence)
+    return found
