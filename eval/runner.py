@@ -127,14 +127,16 @@ def answer_quality(
     from eval.answers import LLMJudge, OverlapJudge, evaluate_answers  # loads llama-index: only when asked
     from eval.answers import markdown as answer_markdown
     from retrieval.assistant import Assistant
+    from retrieval.llm import describe_llm
 
     assistant = Assistant(settings, kb, embedder)
     judge = LLMJudge(assistant.llm) if assistant.llm is not None else OverlapJudge(embedder)
     items = [(j.query.id, j.query.query, j.query.answer, j.query.answerable) for j in judgements]
     rows, figures = evaluate_answers(
         items, lambda q: assistant.ask(q, user=EVALUATOR, mode=config.answer_mode), judge, config.progress)
-    result.extra["answers"] = {"mode": config.answer_mode, "backend": settings.llm, **figures}
-    result.sections.append(answer_markdown(figures, config.answer_mode, settings.llm))
+    backend = " ".join(v for v in describe_llm(assistant.llm).values() if v)
+    result.extra["answers"] = {"mode": config.answer_mode, "backend": backend, **figures}
+    result.sections.append(answer_markdown(figures, config.answer_mode, backend))
     config.out.mkdir(parents=True, exist_ok=True)
     with (config.out / "answers.jsonl").open("w", encoding="utf-8") as handle:
         for row in rows:

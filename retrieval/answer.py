@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 from llama_index.core.llms import LLM
 
@@ -18,7 +19,7 @@ from retrieval.citations import CITATION, validate_citations
 from retrieval.extractive import SentenceScorer, extractive_answer
 from retrieval.llm import ReplyStream, describe_failure, token_counter
 from retrieval.prompt import build_prompt, gather_facts, prompt_budget
-from zhiku.records import Answer, Hit
+from zhiku.records import Answer, Hit, Timing
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,18 @@ def answer_stream(
     warnings = [f"{prompt.dropped} passages did not fit in the model's window"] if prompt.dropped else []
     reply = ReplyStream(llm, prompt.messages, timeout_s)
     failure = ""
+    started = time.perf_counter()
+    first = last = None
     try:
-        yield from reply
+        for delta in reply:
+            last = time.perf_counter()
+            first = first or last
+            yield delta
     except Exception as exc:  # a backend failure of any kind: report it, keep the retrieval results
         log.debug("generation failed", exc_info=True)
         failure = describe_failure(exc, llm)
     text = "" if failure else reply.text
+    timing = _timing(text, token_counter(llm), started, first, last)
     if reply.timed_out:
         warnings.append(f"the LLM did not finish within {timeout_s:g} s (llm_timeout_s); the answer is cut short")
     if not re.search(r"\w", CITATION.sub("", text)):
@@ -64,10 +71,21 @@ def answer_stream(
         why = failure or ("the LLM replied with citations only" if text.strip() else "the LLM returned nothing")
         warnings.append(f"{why}; showing the best supporting sentences instead")
         answer.warnings = warnings + answer.warnings
+        answer.timing = timing
         yield answer
         return
     checked, citations, problems = validate_citations(text.strip(), prompt.hits, scorer.tokenize)
-    yield Answer(checked, citations, hits, prompt.facts, question, warnings + problems)
+    yield Answer(checked, citations, hits, prompt.facts, question, warnings + problems, timing)
+
+
+def _timing(text: str, count: Callable[[str], int], started: float, first: float | None, last: float | None) -> Timing:
+    """The generation's figures: time to the first token, tokens, decoding rate after the first."""
+    if first is None or last is None:
+        return Timing()
+    tokens = count(text) if text else 0
+    rate = (tokens - 1) / (last - first) if tokens > 1 and last > first else None
+    return Timing(first_token_ms=round(1000 * (first - started), 1), tokens=tokens,
+                  tokens_per_s=round(rate, 2) if rate else None)
 
 
 def answer_question(

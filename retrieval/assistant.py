@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -166,8 +167,10 @@ class Assistant:
         self.check_user(user)
         llm = self.llm
         standalone = rewrite_followup(question, history, llm, timeout_s=min(30.0, self.settings.llm_timeout_s))
+        started = time.perf_counter()
         hits = self.retriever(mode).retrieve(standalone, k or self.settings.top_k, user)
-        return answer_stream(standalone, hits, llm, self.scorer, self.settings.llm_timeout_s)
+        retrieval_ms = round(1000 * (time.perf_counter() - started), 1)
+        return _timed(answer_stream(standalone, hits, llm, self.scorer, self.settings.llm_timeout_s), retrieval_ms)
 
     def ask(
         self,
@@ -189,6 +192,14 @@ class Assistant:
         """The stored summary of a document the user may see, if one is current (never computes one)."""
         doc = self.document(source_or_id, user)
         return cached_summary(self.kb, doc, backend_name(self.llm))
+
+
+def _timed(stream: Iterator[str | Answer], retrieval_ms: float) -> Iterator[str | Answer]:
+    """``stream`` with the retrieval time recorded on the final ``Answer``."""
+    for item in stream:
+        if isinstance(item, Answer):
+            item.timing.retrieval_ms = retrieval_ms
+        yield item
 
 
 __all__ = ["Assistant", "AssistantError", "LOCAL_USER", "QueryError"]

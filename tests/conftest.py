@@ -70,3 +70,15 @@ def leak_kb(leak_corpus: Path, tmp_path_factory: pytest.TempPathFactory, embedde
         report = ingest(kb, embedder, [leak_corpus], settings, extractor=load_extractor(settings))
     assert not report.failed, report.failed
     return settings.kb
+
+
+@pytest.fixture(autouse=True)
+def _no_implicit_local_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``llm = "auto"`` picks an installed Qwen; a test that wants a model asks for it by name.
+
+    Without this, a machine that ran ``make run`` (which installs qwen0.5b) would load it in every
+    test that opens an Assistant with default settings, and the suite would measure another product.
+    """
+    import retrieval.llm
+
+    monkeypatch.setattr(retrieval.llm, "best_installed", lambda: None)

@@ -115,6 +115,20 @@ class Citation:
 
 
 @dataclass
+class Timing:
+    """Where an answer's time went: retrieval, the wait for the first token, the generation rate.
+
+    ``tokens_per_s`` is the decoding rate after the first token (the prompt's prefill is in
+    ``first_token_ms``); both stay None for an answer that was not generated.
+    """
+
+    retrieval_ms: float = 0.0
+    first_token_ms: float | None = None
+    tokens: int = 0
+    tokens_per_s: float | None = None
+
+
+@dataclass
 class Answer:
     """A generated (or extracted) answer, its validated citations and what retrieval returned."""
 
@@ -124,3 +138,4 @@ class Answer:
     facts: list[Triple] = field(default_factory=list)
     question: str = ""
     warnings: list[str] = field(default_factory=list)
+    timing: Timing = field(default_factory=Timing)

@@ -22,8 +22,12 @@ ENV_PREFIX = "ZHIKU_"
 
 #: The retrieval modes: one retriever each, or the fused ``hybrid``, optionally reranked.
 Mode = Literal["vector", "keyword", "graph", "hybrid", "hybrid+rerank"]
-#: Answer backends: ``extractive`` (no LLM), ``local`` (GGUF or model folder) or ``openai``.
-LlmBackend = Literal["extractive", "local", "openai"]
+#: Answer backends: ``auto`` (the best installed local model, else extractive), ``extractive`` (no
+#: LLM), ``local`` (a packaged model, GGUF or model folder) or ``openai``.
+LlmBackend = Literal["auto", "extractive", "local", "openai"]
+#: How a local model runs: CTranslate2 int8 (fast), transformers float32, or ``auto`` (CTranslate2
+#: when it can convert the model).
+LlmRuntime = Literal["auto", "ctranslate2", "transformers"]
 #: Triple extractors run during ingest: ``default`` (offline), ``llm``, or ``none``.
 ExtractorName = Literal["default", "llm", "none"]
 
@@ -47,9 +51,11 @@ class Settings:
     workers: int = 0
     #: Triple extractor run during ingest: ``default`` (offline), ``llm``, or ``none``.
     extractor: ExtractorName = "default"
-    #: Answer backend: ``extractive`` (no LLM), ``local`` (GGUF or model folder) or ``openai``.
-    llm: LlmBackend = "extractive"
+    #: Answer backend (see ``LlmBackend``); ``auto`` picks qwen1.5b > qwen0.5b > extractive.
+    llm: LlmBackend = "auto"
+    #: ``smollm2``, ``qwen0.5b``, ``qwen1.5b``, a .gguf file or a model folder (empty: the best installed).
     llm_model: str = ""
+    llm_runtime: LlmRuntime = "auto"
     llm_timeout_s: float = 120.0
     llm_max_new_tokens: int = 256
     openai_base_url: str = "http://127.0.0.1:8000/v1"

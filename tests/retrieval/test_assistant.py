@@ -84,7 +84,10 @@ def test_zhiku_ask_json_keeps_its_keys(small_kb_path: Path, capsys: pytest.Captu
                  "--k", "3", "--llm", "extractive", "--json"])
     payload = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert set(payload) == {"answer", "citations", "hits"}
+    assert set(payload) == {"answer", "citations", "hits", "llm", "timing"}
+    assert payload["llm"] == {"backend": "extractive", "model": "", "runtime": ""}
+    assert set(payload["timing"]) == {"retrieval_ms", "first_token_ms", "tokens", "tokens_per_s"}
+    assert payload["timing"]["retrieval_ms"] > 0 and payload["timing"]["tokens"] == 0
     assert "Jane Smith" in payload["answer"] and payload["citations"]
     assert set(payload["citations"][0]) == {"n", "doc", "source", "chunk_id", "text"}
     assert payload["citations"][0]["source"].endswith("handbook.md") and len(payload["hits"]) <= 3

@@ -6,6 +6,7 @@ documented in the README so scripts can rely on them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -69,6 +70,8 @@ def _ask(args: argparse.Namespace) -> int:
     if args.k is not None and args.k < 1:
         raise UsageError("--k must be at least 1")
 
+    from retrieval.llm import describe_llm
+
     def action(assistant: Any, user: Any) -> int:
         stream = assistant.ask_stream(args.question, user=user, mode=args.mode, k=args.k)
         live = not args.json and sys.stdout.isatty() and assistant.llm is not None
@@ -84,7 +87,7 @@ def _ask(args: argparse.Namespace) -> int:
         for warning in answer.warnings:
             print(f"zhiku ask: warning: {warning}", file=sys.stderr)
         if args.json:
-            emit(answer_json(answer), True)
+            emit(answer_json(answer, describe_llm(assistant.llm)), True)
         else:
             if live:
                 print()
@@ -108,8 +111,9 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
     }
 
 
-def answer_json(answer: Answer) -> dict[str, Any]:
-    """``{"answer", "citations": [{"n", "doc", "source", "chunk_id", "text"}], "hits": […]}``."""
+def answer_json(answer: Answer, llm: dict[str, str]) -> dict[str, Any]:
+    """``{"answer", "citations": [{"n", "doc", "source", "chunk_id", "text"}], "hits": […], "llm": {"backend",
+    "model", "runtime"}, "timing": {"retrieval_ms", "first_token_ms", "tokens", "tokens_per_s"}}``."""
     return {
         "answer": answer.text,
         "citations": [
@@ -118,6 +122,8 @@ def answer_json(answer: Answer) -> dict[str, Any]:
             for c in answer.citations
         ],
         "hits": [hit_json(rank, hit) for rank, hit in enumerate(answer.hits, 1)],
+        "llm": llm,
+        "timing": dataclasses.asdict(answer.timing),
     }
 
 

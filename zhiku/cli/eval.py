@@ -104,7 +104,7 @@ def run_generate(args: argparse.Namespace) -> int:
         raise UsageError("--n must be 1 or more")
     settings = settings_from(args, llm=args.llm)
     llm = None
-    if settings.llm != "extractive":
+    if settings.llm not in ("auto", "extractive"):  # generating questions with an LLM is asked for, not implied
         from retrieval.llm import load_llm
 
         llm = load_llm(settings)
