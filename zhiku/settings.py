@@ -59,6 +59,19 @@ class Settings:
     model_cache: str = ""
     #: Members of this group may ingest from the UI.
     admin_group: str = "admin"
+    #: A knowledge base without users is normally used by one local user who sees everything; with
+    #: this on, the UI lets nobody in until an admin is created (`zhiku user add NAME --groups admin`).
+    require_sign_in: bool = False
+    #: Minutes without a page run after which the UI signs the browser session out.
+    session_idle_minutes: int = 30
+    #: Largest file the UI accepts for upload, in MiB.
+    upload_max_mb: int = 200
+    #: Server folders an admin may ingest or evaluate from in the UI (symlinks and ``..`` resolved
+    #: first); empty: server-folder ingest and evaluation runs are off. ``ZHIKU_UI_INGEST_ROOTS``
+    #: separates folders with the path separator (``:``).
+    ui_ingest_roots: tuple[str, ...] = ()
+    #: Whether the audit log keeps the text of questions (the user, time and mode are always kept).
+    audit_questions: bool = True
 
     @classmethod
     def load(
@@ -124,6 +137,17 @@ def _weights(raw: Any) -> dict[str, float]:
         raise SettingsError(f"setting 'fusion_weights': every weight must be a number ({exc})") from exc
 
 
+def _bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a yes/no value: {raw!r}")
+
+
 def _coerce(name: str, raw: Any, type_name: Any) -> Any:
     kind = str(type_name)
     try:
@@ -135,6 +159,10 @@ def _coerce(name: str, raw: Any, type_name: Any) -> Any:
             return Path(raw)
         if kind == "str":
             return str(raw)
+        if kind == "bool":
+            return _bool(raw)
+        if kind == "tuple[str, ...]":
+            return tuple(str(p) for p in (raw.split(os.pathsep) if isinstance(raw, str) else raw) if str(p))
     except (TypeError, ValueError) as exc:
         raise SettingsError(
             f"setting {name!r} (or {ENV_PREFIX}{name.upper()}) must be {kind}, got {raw!r}"
