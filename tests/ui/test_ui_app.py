@@ -6,43 +6,14 @@ conftest.py) with the ``extractive`` answer backend, so no LLM is loaded.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from zhiku.accounts import add_user, remove_user
+from apptest import add_users, no_errors, plain, sign_in, start
+from zhiku.accounts import remove_user
 from zhiku.kb import KnowledgeBase
-
-APP = Path(__file__).resolve().parents[2] / "ui" / "app.py"
-TIMEOUT = 120
-
-
-def start() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-
-
-def plain(markdown: str) -> str:
-    """What escaped markdown shows: the text without its backslash escapes."""
-    return re.sub(r"\\(.)", r"\1", markdown)
-
-
-def no_errors(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def sign_in(at: AppTest, name: str, password: str) -> AppTest:
-    at.text_input[0].input(name)
-    at.text_input[1].input(password)
-    return at.button[0].click().run()
-
-
-def add_users(kb: Path) -> None:
-    with KnowledgeBase.open(kb, "minilm") as opened:
-        add_user(opened, "ada", "ada-password", ("admin",))
-        add_user(opened, "bob", "bob-password", ())
 
 
 def test_chat_streams_an_answer_with_source_cards_facts_and_feedback(ui_kb: Path) -> None:

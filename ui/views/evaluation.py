@@ -20,7 +20,7 @@ from retrieval import MODES
 from ui.cards import safe_markdown
 from ui.context import Context, allowed_path, current
 from zhiku.accounts import is_admin
-from zhiku.errors import DatasetError
+from zhiku.errors import DatasetError, NotAllowedError
 
 METRICS_FILE = "metrics.json"
 
@@ -92,7 +92,11 @@ def run_form(ctx: Context) -> None:
         if not dataset.strip():
             st.error("No dataset given: type the path of a JSONL file or a dataset folder.")
             return
-        path = allowed_path(Path(dataset.strip()), ctx.settings.ui_ingest_roots, "evaluation runs")
+        try:
+            path = allowed_path(Path(dataset.strip()), ctx.settings.ui_ingest_roots, "evaluation runs")
+        except (NotAllowedError, FileNotFoundError) as exc:
+            st.error(safe_markdown(str(exc)))
+            return
         with st.spinner(f"Evaluating {len(modes)} modes…", show_time=True):
             out = run_evaluation(ctx, path, modes, int(limit))
         st.success(f"Report written to {out}; it is selected below.")
