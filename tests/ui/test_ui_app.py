@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from apptest import add_users, no_errors, plain, sign_in, start
 from zhiku.accounts import remove_user
