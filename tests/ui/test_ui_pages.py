@@ -105,3 +105,18 @@ def test_server_paths_must_exist_and_lie_inside_the_allow_list_after_resolving(t
             server_paths(str(escape), roots)
     with pytest.raises(NotAllowedError, match="off.*ui_ingest_roots"):
         server_paths(str(allowed), [])
+
+
+def test_the_ui_settings_read_yes_no_values_and_folder_lists_from_toml_and_the_environment(tmp_path: Path) -> None:
+    from zhiku.settings import Settings, SettingsError
+
+    (tmp_path / "zhiku.toml").write_text('require_sign_in = true\nui_ingest_roots = ["/data/a", "/data/b"]\n')
+    settings = Settings.load(env={}, cwd=tmp_path)
+    assert settings.require_sign_in is True and settings.ui_ingest_roots == ("/data/a", "/data/b")
+    assert (settings.session_idle_minutes, settings.upload_max_mb, settings.audit_questions) == (30, 200, True)
+    settings = Settings.load(env={"ZHIKU_REQUIRE_SIGN_IN": "no", "ZHIKU_AUDIT_QUESTIONS": "false",
+                                  "ZHIKU_UI_INGEST_ROOTS": "/srv/x:/srv/y"}, cwd=tmp_path)
+    assert (settings.require_sign_in, settings.audit_questions) == (False, False)
+    assert settings.ui_ingest_roots == ("/srv/x", "/srv/y")
+    with pytest.raises(SettingsError, match="'require_sign_in'.*ZHIKU_REQUIRE_SIGN_IN.*bool"):
+        Settings.load(env={"ZHIKU_REQUIRE_SIGN_IN": "perhaps"}, cwd=tmp_path)

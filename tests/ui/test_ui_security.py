@@ -197,6 +197,9 @@ def test_download_serves_the_checked_file_and_is_refused_once_the_file_changed_o
     button(at, "download-0-0-1").click().run()
     [save] = at.get("download_button")
     assert "travel" in save.label
+    with KnowledgeBase.open(ui_kb, "minilm") as kb:
+        [(user, detail)] = kb.query("SELECT user, detail FROM audit WHERE event = 'download'")
+    assert user == "local" and json.loads(detail)["ok"] and json.loads(detail)["source"].endswith("travel-policy.md")
     source = Path(_source(ui_kb, "Travel policy"))
     source.write_text(source.read_text(encoding="utf-8") + "\nHotels: 999 euros.\n", encoding="utf-8")
     button(at, "download-0-0-1").click().run()
