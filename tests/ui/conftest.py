@@ -6,6 +6,7 @@ feedback, ingest) gets its own copy.
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -49,7 +50,8 @@ def ui_kb_template(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder)
                       for i, (h, text, _) in enumerate(sections)]
             triples = [[Triple(s, r, o, subject_type="entity", object_type="entity") for s, r, o in facts]
                        for _, _, facts in sections]
-            doc = Document(source=str(path), content_hash=name, title=title, kind="md", size=path.stat().st_size,
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            doc = Document(source=str(path), content_hash=digest, title=title, kind="md", size=path.stat().st_size,
                            pages=1, groups=groups)
             kb.put_document(doc, chunks, embedder.embed([c.text for c in chunks]), triples)
         kb.save_vectors()

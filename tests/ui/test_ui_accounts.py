@@ -1,4 +1,7 @@
-"""User accounts and feedback: what sign-in and the chat page's thumbs store in the knowledge base."""
+"""What the UI stores besides accounts (feedback), and how ``zhiku ui`` decides to start.
+
+Accounts themselves are specified in ``tests/test_accounts.py``.
+"""
 from __future__ import annotations
 
 import io
@@ -8,69 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from ui.auth import (
-    AccountError,
-    accounts,
-    add_user,
-    authenticate,
-    has_users,
-    hash_password,
-    is_admin,
-    parse_groups,
-    remove_user,
-    verify_password,
-)
 from ui.feedback import DOWN, UP, save_feedback
+from zhiku.accounts import add_user
 from zhiku.cli import main
-from zhiku.cli.ui import streamlit_command
+from zhiku.cli.ui import is_loopback, open_access_refusal, streamlit_command
 from zhiku.kb import KnowledgeBase
-from zhiku.records import LOCAL_USER, Answer, Chunk, Citation, Document, Hit, User
+from zhiku.records import Answer, Chunk, Citation, Document, Hit, User
 
 
 @pytest.fixture()
 def kb(tmp_path: Path) -> KnowledgeBase:
     with KnowledgeBase.open(tmp_path / "kb", "minilm", 384) as kb:
         yield kb
-
-
-def test_password_hashes_are_salted_and_verified() -> None:
-    first, second = hash_password("s3cret"), hash_password("s3cret")
-    assert first != second and first.startswith("scrypt$")
-    assert verify_password("s3cret", first) and verify_password("s3cret", second)
-    assert not verify_password("S3cret", first)
-    assert not verify_password("s3cret", "garbage") and not verify_password("s3cret", "md5$1$2$3$00$00")
-
-
-def test_a_knowledge_base_without_users_has_one_all_seeing_local_user(kb: KnowledgeBase) -> None:
-    assert not has_users(kb)
-    assert LOCAL_USER.sees_all and LOCAL_USER.can_see(("hr",))
-    assert is_admin(LOCAL_USER, "admin")
-
-
-def test_users_sign_in_with_their_groups(kb: KnowledgeBase) -> None:
-    add_user(kb, "alice", "pw-alice", ("hr", "admin"))
-    add_user(kb, "bob", "pw-bob", ())
-    assert has_users(kb)
-    alice = authenticate(kb, "alice", "pw-alice")
-    assert alice == User(name="alice", groups=("hr", "admin"))
-    assert is_admin(alice, "admin") and not is_admin(authenticate(kb, "bob", "pw-bob"), "admin")
-    assert authenticate(kb, "alice", "pw-bob") is None
-    assert authenticate(kb, "nobody", "pw-alice") is None
-    assert [a.user.name for a in accounts(kb)] == ["alice", "bob"]
-
-
-def test_account_mistakes_are_refused_with_the_fix(kb: KnowledgeBase) -> None:
-    add_user(kb, "alice", "pw")
-    with pytest.raises(AccountError, match="zhiku user remove alice"):
-        add_user(kb, "alice", "other")
-    with pytest.raises(AccountError, match="password is empty"):
-        add_user(kb, "carol", "")
-    with pytest.raises(AccountError, match="not allowed"):
-        add_user(kb, "with space", "pw")
-    with pytest.raises(AccountError, match="group name"):
-        parse_groups("hr, fin ance")
-    assert parse_groups(" hr, finance ,hr,") == ("hr", "finance")
-    assert remove_user(kb, "alice") and not remove_user(kb, "alice")
 
 
 def _answer() -> Answer:
@@ -104,24 +56,6 @@ def _zhiku(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, 
     return code, out, err
 
 
-def test_user_commands_add_list_and_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    KnowledgeBase.open(tmp_path / "kb", "minilm", 384).close()
-    kb = str(tmp_path / "kb")
-    code, out, err = _zhiku(capsys, monkeypatch, "user", "add", "alice", "--groups", "hr,admin", "--password-stdin",
-                            "--kb", kb, stdin="pw\n")
-    assert code == 0, err
-    code, out, err = _zhiku(capsys, monkeypatch, "user", "add", "alice", "--password-stdin", "--kb", kb, stdin="pw\n")
-    assert code == 2 and "already exists" in err and "Traceback" not in err
-    code, out, err = _zhiku(capsys, monkeypatch, "user", "list", "--json", "--kb", kb)
-    assert [(u["name"], u["groups"]) for u in json.loads(out)] == [("alice", ["hr", "admin"])]
-    with KnowledgeBase.open(kb, "minilm") as opened:
-        assert authenticate(opened, "alice", "pw") is not None
-    assert _zhiku(capsys, monkeypatch, "user", "remove", "alice", "--kb", kb)[0] == 0
-    code, out, err = _zhiku(capsys, monkeypatch, "user", "remove", "alice", "--kb", kb)
-    assert code == 1 and "no user named 'alice'" in err
-
-
 def test_ui_command_without_a_knowledge_base_points_at_the_sample_corpus(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -131,9 +65,37 @@ def test_ui_command_without_a_knowledge_base_points_at_the_sample_corpus(
 
 
 def test_ui_command_serves_the_app_headless_on_loopback_without_error_details() -> None:
-    command = streamlit_command(8765)
+    command = streamlit_command(8765, upload_max_mb=50)
     assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("ui/app.py")
     flags = dict(zip(command[5::2], command[6::2]))
     assert flags["--server.address"] == "127.0.0.1" and flags["--server.port"] == "8765"
     assert flags["--server.headless"] == "true" and flags["--browser.gatherUsageStats"] == "false"
-    assert flags["--client.showErrorDetails"] == "false"
+    assert flags["--client.showErrorDetails"] == "false" and flags["--server.maxUploadSize"] == "50"
+    assert dict(zip(*[iter(streamlit_command(1, "0.0.0.0")[5:])] * 2))["--server.address"] == "0.0.0.0"
+
+
+def test_serving_off_loopback_needs_users_and_require_sign_in_or_allow_anonymous() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("127.0.1.1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("zhiku.example")
+    for has_users, require in ((False, False), (False, True), (True, False)):
+        assert open_access_refusal("127.0.0.1", has_users, require, allow_anonymous=False) is None
+        assert open_access_refusal("0.0.0.0", has_users, require, allow_anonymous=True) is None
+        refusal = open_access_refusal("0.0.0.0", has_users, require, allow_anonymous=False)
+        assert refusal and "--allow-anonymous" in refusal
+    assert "zhiku user add" in open_access_refusal("0.0.0.0", False, True, False)
+    assert "require_sign_in" in open_access_refusal("0.0.0.0", True, False, False)
+    assert open_access_refusal("0.0.0.0", True, True, allow_anonymous=False) is None
+
+
+def test_ui_command_on_all_interfaces_without_users_refuses_to_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    KnowledgeBase.open(tmp_path / "kb", "minilm", 384).close()
+    monkeypatch.setenv("ZHIKU_REQUIRE_SIGN_IN", "true")
+    code, out, err = _zhiku(capsys, monkeypatch, "ui", "--kb", str(tmp_path / "kb"), "--host", "0.0.0.0")
+    assert code == 2 and "refusing to serve on 0.0.0.0" in err and "zhiku user add" in err
+    with KnowledgeBase.open(tmp_path / "kb", "minilm") as kb:
+        add_user(kb, "ada", "ada-password-long", ("admin",))
+    monkeypatch.setenv("ZHIKU_REQUIRE_SIGN_IN", "false")
+    code, out, err = _zhiku(capsys, monkeypatch, "ui", "--kb", str(tmp_path / "kb"), "--host", "0.0.0.0")
+    assert code == 2 and "require_sign_in" in err

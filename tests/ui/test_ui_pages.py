@@ -9,8 +9,8 @@ from kg.graph import KnowledgeGraph
 from ui.views.documents import document_table, filter_documents
 from ui.views.evaluation import find_reports, load_metrics, metrics_table
 from ui.views.graph import find_entities, neighbourhood_dot
-from ui.views.ingest import save_uploads, server_paths
-from zhiku.errors import DatasetError, UsageError
+from ui.views.ingest import save_upload, server_paths
+from zhiku.errors import DatasetError, NotAllowedError, UsageError
 from zhiku.records import PUBLIC, Document, Triple, User
 
 DOCS = [
@@ -70,11 +70,53 @@ def test_the_graph_view_finds_entities_by_alias_and_hides_restricted_ones() -> N
     assert '"Acme \\"AR\\" Robotics" -> "Berlin" [label="based_in"];' in dot
 
 
-def test_uploads_keep_only_their_base_name_and_server_paths_must_exist(tmp_path: Path) -> None:
-    saved = save_uploads(tmp_path, [("../../etc/evil.md", b"x"), ("notes.txt", b"y")])
-    assert saved == [tmp_path / "uploads" / "evil.md", tmp_path / "uploads" / "notes.txt"]
+def test_uploads_are_stored_by_content_so_they_never_overwrite_each_other(tmp_path: Path) -> None:
+    first = save_upload(tmp_path, "../../etc/notes.md", b"first", max_mb=1)
+    second = save_upload(tmp_path, "notes.md", b"second", max_mb=1)
+    assert first.name == second.name == "notes.md" and first != second
+    assert first.parent.parent == tmp_path / "uploads" and len(first.parent.name) == 16
+    assert first.read_bytes() == b"first" and second.read_bytes() == b"second"
+    assert save_upload(tmp_path, "notes.md", b"first", max_mb=1) == first  # the same file lands in the same place
     with pytest.raises(UsageError, match="no usable file name"):
-        save_uploads(tmp_path, [(".hidden", b"z")])
-    assert server_paths(f"{tmp_path}\n  \n{tmp_path / 'uploads'}") == [tmp_path, tmp_path / "uploads"]
+        save_upload(tmp_path, ".hidden", b"z", max_mb=1)
+
+
+def test_acl_files_and_files_over_the_size_limit_are_refused_from_uploads(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="zhiku-acl.toml was not accepted"):
+        save_upload(tmp_path, "zhiku-acl.toml", b'"**" = ["hr"]\n', max_mb=1)
+    with pytest.raises(UsageError, match="ZHIKU-ACL.TOML was not accepted"):
+        save_upload(tmp_path, "sub/ZHIKU-ACL.TOML", b"", max_mb=1)
+    with pytest.raises(UsageError, match="over the upload limit of 1 MiB.*upload_max_mb"):
+        save_upload(tmp_path, "big.txt", b"x" * (2**20 + 1), max_mb=1)
+    assert not (tmp_path / "uploads").exists() or not any((tmp_path / "uploads").rglob("*.*"))
+
+
+def test_server_paths_must_exist_and_lie_inside_the_allow_list_after_resolving(tmp_path: Path) -> None:
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    (allowed / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (allowed / "link").symlink_to(outside)
+    roots = [str(allowed)]
+    assert server_paths(f"{allowed}\n  \n{allowed / 'sub'}", roots) == [allowed.resolve(), (allowed / "sub").resolve()]
     with pytest.raises(FileNotFoundError, match="missing"):
-        server_paths(str(tmp_path / "missing"))
+        server_paths(str(allowed / "missing"), roots)
+    for escape in (outside, allowed / "sub" / ".." / ".." / "outside", allowed / "link"):
+        with pytest.raises(NotAllowedError, match="outside the folders allowed.*ui_ingest_roots"):
+            server_paths(str(escape), roots)
+    with pytest.raises(NotAllowedError, match="off.*ui_ingest_roots"):
+        server_paths(str(allowed), [])
+
+
+def test_the_ui_settings_read_yes_no_values_and_folder_lists_from_toml_and_the_environment(tmp_path: Path) -> None:
+    from zhiku.settings import Settings, SettingsError
+
+    (tmp_path / "zhiku.toml").write_text('require_sign_in = true\nui_ingest_roots = ["/data/a", "/data/b"]\n')
+    settings = Settings.load(env={}, cwd=tmp_path)
+    assert settings.require_sign_in is True and settings.ui_ingest_roots == ("/data/a", "/data/b")
+    assert (settings.session_idle_minutes, settings.upload_max_mb, settings.audit_questions) == (30, 200, True)
+    settings = Settings.load(env={"ZHIKU_REQUIRE_SIGN_IN": "no", "ZHIKU_AUDIT_QUESTIONS": "false",
+                                  "ZHIKU_UI_INGEST_ROOTS": "/srv/x:/srv/y"}, cwd=tmp_path)
+    assert (settings.require_sign_in, settings.audit_questions) == (False, False)
+    assert settings.ui_ingest_roots == ("/srv/x", "/srv/y")
+    with pytest.raises(SettingsError, match="'require_sign_in'.*ZHIKU_REQUIRE_SIGN_IN.*bool"):
+        Settings.load(env={"ZHIKU_REQUIRE_SIGN_IN": "perhaps"}, cwd=tmp_path)

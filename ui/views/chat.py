@@ -3,7 +3,8 @@
 The conversation (a list of ``Turn``) lives in the browser session; each question is sent with the
 earlier turns so a follow-up ("and in 2023?") is understood. Under each answer: the cited passages as
 cards (matched words highlighted, original file downloadable), the graph facts used, and thumbs
-up/down with an optional comment stored in the knowledge base's ``feedback`` table.
+up/down with an optional comment stored in the knowledge base's ``feedback`` table. Questions and
+answers are shown escaped (``safe_markdown``), while streaming too; each question goes to the audit log.
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 import streamlit as st
 
 from retrieval import MODES, Tokenizer
-from ui.cards import Tokenize, answer_markdown, facts_block, source_card
+from ui.cards import Tokenize, facts_block, safe_markdown, source_card
 from ui.context import Context, current
 from ui.feedback import DOWN, UP, save_feedback
+from zhiku.audit import record_question
 from zhiku.records import Answer
 
 CONVERSATION = "chat_turns"
@@ -60,26 +62,26 @@ def stream_answer(ctx: Context, question: str, mode: str, k: int, history: list[
             if isinstance(item, Answer):
                 final.append(item)
             else:
-                yield item
+                yield safe_markdown(item)
 
     placeholder = st.empty()
     with placeholder:
         st.write_stream(tokens())
     if not final:
         raise RuntimeError("the answer stream ended without an answer")
-    placeholder.markdown(answer_markdown(final[0].text))
+    placeholder.markdown(safe_markdown(final[0].text))
     return final[0]
 
 
 def answer_details(ctx: Context, answer: Answer, turn: int, tokenize: Tokenize) -> None:
     """Warnings, source cards, graph facts and the feedback control under one answer."""
     for warning in answer.warnings:
-        st.caption(f":material/warning: {warning}")
+        st.caption(f":material/warning: {safe_markdown(warning)}")
     prefix = f"{st.session_state.get(GENERATION, 0)}-{turn}"
     if answer.citations:
         st.caption(f"Sources ({len(answer.citations)})")
         for citation in answer.citations:
-            source_card(citation, answer.question, tokenize, key=f"download-{prefix}-{citation.n}")
+            source_card(ctx.kb, ctx.user, citation, answer.question, tokenize, key=f"download-{prefix}-{citation.n}")
     facts_block(answer.facts)
     feedback(ctx, answer, prefix)
 
@@ -112,14 +114,15 @@ def render(ctx: Context) -> None:
         st.caption("Answers cite the passages they come from; open a source to see the passage and the file.")
     for n, turn in enumerate(turns):
         with st.chat_message("user"):
-            st.markdown(turn.question)
+            st.markdown(safe_markdown(turn.question))
         with st.chat_message("assistant"):
-            st.markdown(answer_markdown(turn.answer.text))
+            st.markdown(safe_markdown(turn.answer.text))
             answer_details(ctx, turn.answer, n, tokenize)
     question = st.chat_input("Ask a question about your documents…")
     if question:
+        record_question(ctx.kb, ctx.settings, ctx.user.name, question, mode, "ui")
         with st.chat_message("user"):
-            st.markdown(question)
+            st.markdown(safe_markdown(question))
         with st.chat_message("assistant"):
             answer = stream_answer(ctx, question, mode, k, history=[t.answer for t in turns])
             turns.append(Turn(question, answer))

@@ -2,6 +2,8 @@
 
 Summaries are made on demand (the button) and cached in the knowledge base by the summariser, so the
 second visit, by anyone, is instant; a summary already cached is shown as soon as the document opens.
+Titles, paths, sections, summaries and entity names are document text: shown escaped (``safe_markdown``)
+or as plain text (tables, ``st.text``).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from retrieval.summary import Summary, key_entities
-from ui.cards import escape_markdown
+from ui.cards import safe_markdown
 from ui.context import Context, current
 from zhiku.records import PUBLIC, Document
 
@@ -67,26 +69,26 @@ def summary_section(ctx: Context, doc: Document) -> None:
             summary = ctx.assistant.summarize(doc.id, ctx.user)
     shown[doc.id] = summary
     for warning in summary.warnings:
-        st.caption(f":material/warning: {warning}")
-    st.markdown(escape_markdown(summary.text))
+        st.caption(f":material/warning: {safe_markdown(warning)}")
+    st.markdown(safe_markdown(summary.text))
     if summary.key_points:
-        st.markdown("\n".join(f"- {escape_markdown(p)}" for p in summary.key_points))
+        st.markdown("\n".join(f"- {safe_markdown(p)}" for p in summary.key_points))
     st.caption(f"Summary by {summary.backend}" + (" (cached)" if summary.cached else ""))
 
 
 def document_detail(ctx: Context, doc: Document) -> None:
-    st.subheader(doc.title or Path(doc.source).name)
-    st.caption(f"{doc.source} · {doc.kind} · pages: {doc.pages or '?'} · chunks: {doc.n_chunks} · "
-               f"language: {doc.language}")
+    st.subheader(safe_markdown(doc.title or Path(doc.source).name))
+    st.caption(safe_markdown(f"{doc.source} · {doc.kind} · pages: {doc.pages or '?'} · chunks: {doc.n_chunks} · "
+                             f"language: {doc.language}"))
     entities = key_entities(ctx.kb, doc.id)
     if entities:
-        st.markdown("**Key entities** " + " ".join(f":blue-badge[{escape_markdown(e)}]" for e in entities))
+        st.markdown("**Key entities** " + " ".join(f":blue-badge[{safe_markdown(e)}]" for e in entities))
     summary_section(ctx, doc)
     chunks = ctx.kb.chunks_of(doc.id)
     with st.expander(f"Chunks ({len(chunks)})"):
         for chunk in chunks:
             where = " · ".join(x for x in (f"p. {chunk.page}" if chunk.page else "", chunk.section) if x)
-            st.caption(f"#{chunk.position} {where} · {chunk.n_tokens} tokens")
+            st.caption(safe_markdown(f"#{chunk.position} {where} · {chunk.n_tokens} tokens"))
             st.text(chunk.text)
 
 

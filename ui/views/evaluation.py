@@ -2,7 +2,9 @@
 
 A report folder holds ``metrics.json`` (per mode: each metric@k at document and chunk level, as a
 mean with a 95% bootstrap interval), ``report.md`` and PNG plots. The page finds report folders under
-a root the user gives (default: ``eval-out`` and the knowledge base's ``reports`` folder).
+a root the admin gives (default: ``eval-out`` and the knowledge base's ``reports`` folder). The page is
+for admins only, and like server-folder ingest it reads only inside the ``ui_ingest_roots`` allow-list
+(report folders may also lie under the default roots), checked after resolving symlinks and ``..``.
 """
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ import pandas as pd
 import streamlit as st
 
 from retrieval import MODES
-from ui.auth import is_admin
-from ui.context import Context, current
-from zhiku.errors import DatasetError
+from ui.cards import safe_markdown
+from ui.context import Context, allowed_path, current
+from zhiku.accounts import is_admin
+from zhiku.errors import DatasetError, NotAllowedError
 
 METRICS_FILE = "metrics.json"
 
@@ -86,10 +89,13 @@ def run_form(ctx: Context) -> None:
             limit = st.number_input("At most this many questions (0: all)", 0, 10_000, 20, key="eval_limit")
             if not st.form_submit_button("Run"):
                 return
-        path = Path(dataset.strip()).expanduser()
-        if not dataset.strip() or not path.exists():
-            st.error(f"No dataset at {dataset.strip() or '(empty)'}: "
-                     "give the path of a JSONL file or a dataset folder.")
+        if not dataset.strip():
+            st.error("No dataset given: type the path of a JSONL file or a dataset folder.")
+            return
+        try:
+            path = allowed_path(Path(dataset.strip()), ctx.settings.ui_ingest_roots, "evaluation runs")
+        except (NotAllowedError, FileNotFoundError) as exc:
+            st.error(safe_markdown(str(exc)))
             return
         with st.spinner(f"Evaluating {len(modes)} modes…", show_time=True):
             out = run_evaluation(ctx, path, modes, int(limit))
@@ -97,14 +103,28 @@ def run_form(ctx: Context) -> None:
         st.session_state["eval_report"] = out.resolve()
 
 
+def report_roots(ctx: Context, text: str) -> list[Path]:
+    """The typed roots (``;``-separated) that exist, resolved; each must lie under a default root or
+    ``ui_ingest_roots``."""
+    allowed = [*default_roots(ctx), *ctx.settings.ui_ingest_roots]
+    typed = [Path(p.strip()) for p in text.split(";") if p.strip()]
+    return [allowed_path(p, allowed, "report folders") for p in typed if p.expanduser().exists()]
+
+
 def render(ctx: Context) -> None:
     st.title("Evaluation")
-    if is_admin(ctx.user, ctx.settings.admin_group):
+    if not is_admin(ctx.user, ctx.settings.admin_group):
+        st.warning(f"Only members of the group '{ctx.settings.admin_group}' may use the evaluation page.")
+        return
+    if ctx.settings.ui_ingest_roots:
         run_form(ctx)
+    else:
+        st.caption("Evaluation runs from the page are off: an administrator lists the folders datasets may "
+                   "come from in the setting `ui_ingest_roots` (or runs `zhiku eval`).")
     roots_text = st.text_input("Report folders under", value="; ".join(map(str, default_roots(ctx))),
                                key="eval_roots",
                                help="Folders holding reports written by `zhiku eval --out DIR`, separated by ';'")
-    reports = find_reports([Path(p.strip()).expanduser() for p in roots_text.split(";") if p.strip()])
+    reports = find_reports(report_roots(ctx, roots_text))
     if not reports:
         st.info("No evaluation reports found there. Write one with `zhiku eval --dataset FILE` "
                 "(reports go to eval-out/), then pick it here.")
@@ -112,10 +132,11 @@ def render(ctx: Context) -> None:
     folder = st.selectbox("Report", reports, format_func=lambda p: p.name, key="eval_report")
     metrics = load_metrics(folder)
     coverage = metrics.get("coverage", {})
-    st.caption(f"Dataset **{metrics.get('dataset', '?')}** · {coverage.get('queries', '?')} queries, "
+    st.caption(f"Dataset **{safe_markdown(str(metrics.get('dataset', '?')))}** · "
+               f"{coverage.get('queries', '?')} queries, "
                f"{coverage.get('judged', '?')} judged · means with 95% bootstrap intervals")
     for note in metrics.get("notes", []):
-        st.caption(f":material/info: {note}")
+        st.caption(f":material/info: {safe_markdown(str(note))}")
     level = st.radio("Level", ("doc", "chunk"), horizontal=True, key="eval_level",
                      format_func={"doc": "Documents", "chunk": "Chunks"}.get)
     ks = metrics.get("ks") or []

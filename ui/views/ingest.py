@@ -1,48 +1,63 @@
 """Ingest page (admins only): upload files or name a folder on the server, watch each file go in.
 
-Uploads are saved under ``<knowledge base>/uploads/`` first: a document's identity is its path, and
-the "download original" button on source cards serves that file later. The run itself is the
-ingest pipeline (``ingest.pipeline.ingest``), so the page and ``zhiku ingest`` behave the same.
+Uploads are saved under ``<knowledge base>/uploads/<sha256 prefix>/<file name>`` first: a document's
+identity is its path, and the "download original" button on source cards serves that file later.
+Naming the folder by content means two uploads never overwrite each other, and an ACL file
+(``zhiku-acl.toml``) is refused, so an upload can never change the groups of other uploads. Server
+folders are read only inside the ``ui_ingest_roots`` allow-list (off when empty), checked after
+symlinks and ``..`` are resolved. The run itself is the ingest pipeline (``ingest.pipeline.ingest``),
+so the page and ``zhiku ingest`` behave the same; each run goes to the audit log.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import streamlit as st
 
+from ingest.acl import ACL_FILE
 from ingest.pipeline import IngestReport, ingest
-from ui.auth import AccountError, is_admin, parse_groups
-from ui.context import Context, current
-from zhiku.errors import UsageError
+from ui.cards import safe_markdown
+from ui.context import Context, allowed_path, current
+from zhiku import audit
+from zhiku.accounts import is_admin, parse_groups
+from zhiku.errors import AccountError, UsageError, ZhikuError
 from zhiku.protocols import Extractor
 
 UPLOADS = "uploads"
+#: Hex digits of the content's SHA-256 that name an upload's folder.
+PREFIX_LENGTH = 16
 _OUTCOME_ICONS = {"added": ":material/add_circle:", "updated": ":material/sync:", "failed": ":material/error:"}
 
 
-def save_uploads(root: Path, files: Sequence[tuple[str, bytes]]) -> list[Path]:
-    """Write uploaded (name, content) pairs under ``root/uploads``; names are reduced to their base name."""
-    folder = root / UPLOADS
-    folder.mkdir(parents=True, exist_ok=True)
-    saved = []
-    for name, content in files:
-        base = Path(name).name
-        if not base or base.startswith("."):
-            raise UsageError(f"upload {name!r} has no usable file name; rename it and upload again")
-        path = folder / base
-        path.write_bytes(content)
-        saved.append(path)
-    return saved
+def save_upload(root: Path, name: str, content: bytes, max_mb: int) -> Path:
+    """Write one upload to ``root/uploads/<sha256 prefix>/<base name>`` (the same bytes land on the same path).
+
+    Refuses (``UsageError``) a nameless or hidden file, an ACL file and a file over ``max_mb`` MiB.
+    """
+    base = Path(name.replace("\\", "/")).name
+    if not base or base.startswith("."):
+        raise UsageError(f"upload {name!r} has no usable file name; rename it and upload again")
+    if base.lower() == ACL_FILE:
+        raise UsageError(f"{base} was not accepted: access groups cannot be set by uploading an ACL file; "
+                         "type the groups in the field above, or ask an administrator to ingest that folder")
+    if len(content) > max_mb * 1024 * 1024:
+        raise UsageError(f"{base} is {len(content) / 2**20:.1f} MiB, over the upload limit of {max_mb} MiB "
+                         "(setting upload_max_mb); ask an administrator to ingest it from the server")
+    path = root / UPLOADS / hashlib.sha256(content).hexdigest()[:PREFIX_LENGTH] / base
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{base}.part")
+        tmp.write_bytes(content)
+        tmp.replace(path)
+    return path
 
 
-def server_paths(text: str) -> list[Path]:
-    """Folder or file paths typed one per line (or separated by ';'); each must exist on the server."""
-    paths = [Path(p.strip()).expanduser() for line in text.splitlines() for p in line.split(";") if p.strip()]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise FileNotFoundError(f"no such file or folder on the server: {missing[0]}; check the path")
-    return paths
+def server_paths(text: str, roots: Sequence[str | Path]) -> list[Path]:
+    """Folder or file paths typed one per line (or separated by ';'), each resolved and inside ``roots``."""
+    typed = [Path(p.strip()) for line in text.splitlines() for p in line.split(";") if p.strip()]
+    return [allowed_path(p, roots) for p in typed]
 
 
 def load_extractor(ctx: Context) -> Extractor | None:
@@ -59,10 +74,11 @@ def run_ingest(ctx: Context, paths: Sequence[Path], groups: tuple[str, ...]) -> 
 
     def progress(done: int, total: int, path: str, outcome: str) -> None:
         bar.progress(done / max(total, 1), text=f"{done} of {total} files")
-        log.markdown(f"{_OUTCOME_ICONS.get(outcome, ':material/check:')} {outcome}: `{Path(path).name}`")
+        log.markdown(f"{_OUTCOME_ICONS.get(outcome, ':material/check:')} {outcome}: {safe_markdown(Path(path).name)}")
 
     report = ingest(ctx.kb, ctx.assistant.embedder, list(paths), ctx.settings, extractor=load_extractor(ctx),
                     groups=groups or None, progress=progress)
+    audit.record_ingest(ctx.kb, ctx.user.name, paths, groups, report)
     bar.progress(1.0, text="Done")
     return report
 
@@ -85,10 +101,17 @@ def render(ctx: Context) -> None:
     if not is_admin(ctx.user, ctx.settings.admin_group):
         st.warning(f"Only members of the group '{ctx.settings.admin_group}' may ingest documents.")
         return
+    roots = ctx.settings.ui_ingest_roots
     uploads = st.file_uploader("Upload files", accept_multiple_files=True, key="ingest_uploads",
-                               help="PDF, Word, PowerPoint, Excel, Markdown, HTML, text…")
-    folder = st.text_area("…or files and folders on the server (one per line)", key="ingest_paths",
-                          placeholder="/data/handbook")
+                               help=f"PDF, Word, PowerPoint, Excel, Markdown, HTML, text… "
+                                    f"(at most {ctx.settings.upload_max_mb} MiB each)")
+    folder = ""
+    if roots:
+        folder = st.text_area("…or files and folders on the server (one per line)", key="ingest_paths",
+                              placeholder=str(roots[0]), help=f"Inside: {', '.join(roots)}")
+    else:
+        st.caption("Ingest from server folders is off: an administrator lists the allowed folders in the "
+                   "setting `ui_ingest_roots`.")
     groups_text = st.text_input("Access groups (comma-separated; empty: public, or the folder's zhiku-acl.toml)",
                                 key="ingest_groups")
     if not st.button("Ingest", type="primary", key="ingest_start"):
@@ -98,9 +121,12 @@ def render(ctx: Context) -> None:
     except AccountError as exc:
         st.error(str(exc))
         return
-    paths = server_paths(folder)
-    if uploads:
-        paths += save_uploads(ctx.kb.root, [(f.name, f.getvalue()) for f in uploads])
+    paths = server_paths(folder, roots) if folder.strip() else []
+    for upload in uploads or []:
+        try:
+            paths.append(save_upload(ctx.kb.root, upload.name, upload.getvalue(), ctx.settings.upload_max_mb))
+        except ZhikuError as exc:
+            st.warning(safe_markdown(str(exc)), icon=":material/block:")
     if not paths:
         st.warning("Choose files to upload or type a server path first.")
         return

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "zhiku.cli.eval",
     "zhiku.cli.ui",
     "zhiku.cli.user",
+    "zhiku.cli.audit",
 )
 
 

@@ -73,6 +73,9 @@ def _ask(args: argparse.Namespace) -> int:
     from retrieval.llm import describe_llm
 
     def action(assistant: Any, user: Any) -> int:
+        from zhiku.audit import record_question
+        record_question(assistant.kb, assistant.settings, user.name, args.question,
+                        args.mode or assistant.settings.mode, "ask")
         stream = assistant.ask_stream(args.question, user=user, mode=args.mode, k=args.k)
         live = not args.json and sys.stdout.isatty() and assistant.llm is not None
         streamed = ""

@@ -74,6 +74,8 @@ def run_ingest(args: argparse.Namespace) -> int:
                 kb, embedder, args.paths, settings, extractor=_extractor(settings), groups=groups,
                 filters=Filters(tuple(args.include), tuple(args.exclude)), prune=args.prune, progress=progress,
             )
+        from zhiku import audit
+        audit.record_ingest(kb, audit.operator(), args.paths, groups, report)
     emit(report.to_json(), args.json, _summary(report, settings))
     nothing_worked = report.failed and not (report.added or report.updated or report.unchanged or report.removed)
     return FAILED if nothing_worked else OK

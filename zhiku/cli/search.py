@@ -34,7 +34,7 @@ def user_from_args(args: argparse.Namespace, kb: KnowledgeBase) -> User:
     With both, the name comes from ``--user`` and the groups from ``--groups``. ``--groups ""``
     is a user with no groups (public documents only).
     """
-    from ui.auth import AccountError, accounts, parse_groups
+    from zhiku.accounts import AccountError, accounts, parse_groups
 
     name, groups = getattr(args, "user", None), getattr(args, "groups", None)
     if groups is not None:
@@ -88,6 +88,8 @@ def _search(args: argparse.Namespace) -> int:
     try:
         with Assistant.open(settings) as assistant:
             user = user_from_args(args, assistant.kb)
+            from zhiku.audit import record_question
+            record_question(assistant.kb, settings, user.name, args.query, args.mode or settings.mode, "search")
             hits = assistant.search(args.query, mode=args.mode, k=args.k, user=user)
     except QueryError as exc:
         raise UsageError(str(exc)) from exc

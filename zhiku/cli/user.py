@@ -1,4 +1,7 @@
-"""``zhiku user add|list|remove``: the accounts that sign in to the UI, with their access groups."""
+"""``zhiku user add|list|groups|remove``: the accounts that sign in to the UI, with their access groups.
+
+Every change is recorded in the audit log (``zhiku audit``) by ``zhiku.accounts``.
+"""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_common(listing)
     listing.set_defaults(func=_list)
 
+    groups = commands.add_parser("groups", help="replace a user's access groups")
+    groups.add_argument("name")
+    groups.add_argument("groups", metavar="G1,G2", help="the new access groups, comma-separated (\"\" for none)")
+    add_common(groups)
+    groups.set_defaults(func=_groups)
+
     remove = commands.add_parser("remove", help="delete a user")
     remove.add_argument("name")
     add_common(remove)
@@ -39,7 +48,7 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from ui.auth import AccountError, add_user, parse_groups
+    from zhiku.accounts import AccountError, add_user, parse_groups
 
     try:
         groups = parse_groups(args.groups)
@@ -54,7 +63,7 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from ui.auth import accounts
+    from zhiku.accounts import accounts
 
     with open_existing(settings_from(args)) as kb:
         found = accounts(kb)
@@ -66,8 +75,25 @@ def _list(args: argparse.Namespace) -> int:
     return OK
 
 
+def _groups(args: argparse.Namespace) -> int:
+    from zhiku.accounts import AccountError, parse_groups, set_groups
+
+    try:
+        groups = parse_groups(args.groups)
+    except AccountError as exc:
+        raise UsageError(str(exc)) from exc
+    with open_existing(settings_from(args)) as kb:
+        changed = set_groups(kb, args.name, groups)
+    if not changed:
+        print(f"zhiku user: no user named {args.name!r} (`zhiku user list` shows them)", file=sys.stderr)
+        return FAILED
+    emit({"name": args.name, "groups": list(groups)}, args.json,
+         f"user {args.name} now has groups: {', '.join(groups) or 'none'}")
+    return OK
+
+
 def _remove(args: argparse.Namespace) -> int:
-    from ui.auth import remove_user
+    from zhiku.accounts import remove_user
 
     with open_existing(settings_from(args)) as kb:
         removed = remove_user(kb, args.name)
