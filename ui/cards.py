@@ -22,11 +22,10 @@ from zhiku import audit
 from zhiku.errors import DownloadError
 from zhiku.kb import KnowledgeBase
 from zhiku.records import Citation, Hit, Triple, User
+from zhiku.text import CJK, CJK_CHARS
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 #: A passage splits into Chinese runs, words and the rest (spaces, punctuation).
-_PIECES = re.compile(rf"([{_CJK}]+|[^\W_]+)", re.UNICODE)
-_IS_CJK = re.compile(rf"[{_CJK}]")
+_PIECES = re.compile(rf"([{CJK_CHARS}]+|[^\W_]+)", re.UNICODE)
 #: Characters Streamlit's markdown would interpret (emphasis, links, images, LaTeX, emoji shortcodes,
 #: colour directives, HTML and entities).
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|$~<>:&=\"'])")
@@ -51,7 +50,7 @@ def highlight(passage: str, query: str, tokenize: Tokenize) -> str:
     terms = set(tokenize(query))
     pieces: list[tuple[str, bool]] = []
     for piece in _PIECES.split(passage):
-        for word in (jieba.lcut(piece) if _IS_CJK.match(piece) else [piece]):
+        for word in (jieba.lcut(piece) if CJK.match(piece) else [piece]):
             hit = bool(terms) and bool(_PIECES.fullmatch(word)) and bool(terms.intersection(tokenize(word)))
             if hit and len(pieces) >= 2 and pieces[-1][0] == " " and pieces[-2][1]:
                 pieces[-2:] = [(pieces[-2][0] + pieces[-1][0] + word, True)]

@@ -30,6 +30,8 @@ def test_chat_streams_an_answer_with_source_cards_facts_and_feedback(ui_kb: Path
     assert ":orange-background[**hotels**]" in passage and ":orange-background[**Berlin**]" in passage
     assert any(e.label.startswith("Graph facts used") for e in assistant.expander)
     assert plain(cards[0].button[0].label) == "Download travel-policy.md"
+    assert any(c.value.startswith("Answers: cited sentences") for c in at.sidebar.caption)  # which backend answers
+    assert any(c.value.startswith("retrieval ") and c.value.endswith(" ms") for c in assistant.caption)
 
     at.feedback[0].set_value(0).run()  # thumbs down
     at.text_input(key="comment-text-0-0").input("the Berlin figure is right")

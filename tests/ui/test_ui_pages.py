@@ -120,3 +120,13 @@ def test_the_ui_settings_read_yes_no_values_and_folder_lists_from_toml_and_the_e
     assert settings.ui_ingest_roots == ("/srv/x", "/srv/y")
     with pytest.raises(SettingsError, match="'require_sign_in'.*ZHIKU_REQUIRE_SIGN_IN.*bool"):
         Settings.load(env={"ZHIKU_REQUIRE_SIGN_IN": "perhaps"}, cwd=tmp_path)
+
+
+def test_a_generated_answer_shows_its_first_token_time_and_tokens_per_second():
+    from ui.views.chat import answer_backend, timing_caption
+    from zhiku.records import Timing
+
+    caption = timing_caption(Timing(retrieval_ms=14.6, first_token_ms=1430, tokens=40, tokens_per_s=13.24))
+    assert caption == "first token 1.4 s · 13.2 tokens/s · retrieval 15 ms"
+    assert answer_backend({"backend": "local", "model": "qwen0.5b", "runtime": "ctranslate2"}) == \
+        "qwen0.5b (local, ctranslate2)"

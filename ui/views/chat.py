@@ -18,7 +18,8 @@ from ui.cards import Tokenize, facts_block, safe_markdown, source_card
 from ui.context import Context, current
 from ui.feedback import DOWN, UP, save_feedback
 from zhiku.audit import record_question
-from zhiku.records import Answer
+from retrieval.llm import describe_llm
+from zhiku.records import Answer, Timing
 
 CONVERSATION = "chat_turns"
 #: Bumped by "New conversation", so widgets of a new conversation never inherit the old ones' state.
@@ -38,13 +39,33 @@ def controls(ctx: Context) -> tuple[str, int]:
     """The sidebar: retrieval mode, how many passages, and a fresh start."""
     with st.sidebar:
         st.subheader("Retrieval")
-        default_mode = ctx.settings.mode if ctx.settings.mode in MODES else "hybrid"
-        mode = st.selectbox("Mode", MODES, index=MODES.index(default_mode), key="chat_mode",
+        mode = st.selectbox("Mode", MODES, index=MODES.index(ctx.settings.mode), key="chat_mode",
                             help="vector: meaning · keyword: BM25 words · graph: entities and relations · "
                                  "hybrid: all three fused")
         k = st.slider("Passages (top-k)", 1, 20, min(max(ctx.settings.top_k, 1), 20), key="chat_k")
         st.button("New conversation", icon=":material/add_comment:", on_click=new_conversation, key="chat_new")
+        with st.spinner("Loading the answer model…"):
+            st.caption(f"Answers: {answer_backend(describe_llm(ctx.assistant.llm))}")
     return mode, k
+
+
+def answer_backend(llm: dict[str, str]) -> str:
+    """``qwen0.5b (local, ctranslate2)``, ``tiny-chat (openai)`` or the extractive fallback, for people."""
+    if llm["backend"] == "extractive":
+        return "cited sentences from the passages (no language model installed or configured)"
+    runtime = f", {llm['runtime']}" if llm["backend"] == "local" else ""
+    return f"{llm['model']} ({llm['backend']}{runtime})"
+
+
+def timing_caption(timing: Timing) -> str:
+    """``first token 1.4 s · 13.2 tokens/s · retrieval 15 ms`` (only retrieval for an unwritten answer)."""
+    parts = []
+    if timing.first_token_ms is not None:
+        parts.append(f"first token {timing.first_token_ms / 1000:.1f} s")
+    if timing.tokens_per_s:
+        parts.append(f"{timing.tokens_per_s:.1f} tokens/s")
+    parts.append(f"retrieval {timing.retrieval_ms:.0f} ms")
+    return " · ".join(parts)
 
 
 def new_conversation() -> None:
@@ -77,6 +98,7 @@ def answer_details(ctx: Context, answer: Answer, turn: int, tokenize: Tokenize) 
     """Warnings, source cards, graph facts and the feedback control under one answer."""
     for warning in answer.warnings:
         st.caption(f":material/warning: {safe_markdown(warning)}")
+    st.caption(timing_caption(answer.timing))
     prefix = f"{st.session_state.get(GENERATION, 0)}-{turn}"
     if answer.citations:
         st.caption(f"Sources ({len(answer.citations)})")
