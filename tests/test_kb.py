@@ -352,3 +352,12 @@ def test_an_ingest_with_no_wait_fails_at_once_when_another_is_running(held_kb) -
     assert done.returncode == 1
     assert f"another ingest is running on {kb.root} (pid {os.getpid()})" in done.stderr
     assert "Traceback" not in done.stderr and kb.stats()["documents"] == 0
+
+
+def test_removing_a_document_removes_its_chunks_and_triples_also_after_reopening(kb: KnowledgeBase) -> None:
+    doc = put(kb, "/a.md", "one", "two")
+    kb.replace_triples({doc.id: [Triple("a", "b", "c", kb.chunks_of(doc.id)[0].id)]})
+    with KnowledgeBase.open(kb.root, "tiny") as reopened:
+        assert reopened.remove_document("/a.md")
+        assert reopened.stats() == {"documents": 0, "chunks": 0, "triples": 0}
+        assert reopened.vector_index().ntotal == 0

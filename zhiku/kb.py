@@ -229,8 +229,13 @@ def _schema_version(conn: sqlite3.Connection) -> int | None:
 
 
 def _prepare_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the tables of a new database, or migrate an older one in place, in one transaction."""
-    conn.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: the migration copies tables
+    """Create the tables of a new database, or migrate an older one in place, in one transaction.
+
+    A current database is only read: opening it never waits for another process's write.
+    """
+    if _schema_version(conn) == SCHEMA_VERSION:
+        return
+    conn.execute("PRAGMA foreign_keys=OFF")  # before BEGIN (inside, it is ignored): the migration drops tables
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = _schema_version(conn)
@@ -248,8 +253,6 @@ def _prepare_schema(conn: sqlite3.Connection, path: Path) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    finally:
-        conn.execute("PRAGMA foreign_keys=ON")
 
 
 def _migrate_v1(conn: sqlite3.Connection, path: Path) -> None:
@@ -357,6 +360,7 @@ class KnowledgeBase:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             _prepare_schema(conn, path)
+            conn.execute("PRAGMA foreign_keys=ON")
         except BaseException:
             conn.close()
             raise
@@ -365,9 +369,15 @@ class KnowledgeBase:
     @staticmethod
     def _settle_manifest(conn: sqlite3.Connection, root: Path, proposed: Manifest) -> Manifest:
         """Record ``proposed`` in ``meta`` unless a manifest is there (the truth); sync the file to it."""
-        proposed = Manifest(SCHEMA_VERSION, proposed.embedding_model, proposed.dimension, proposed.created_at)
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('manifest', ?)", (json.dumps(asdict(proposed)),))
-        truth = _parse_manifest(conn.execute("SELECT value FROM meta WHERE key='manifest'").fetchone()[0], root / DATABASE)
+        def recorded() -> tuple[str] | None:
+            return conn.execute("SELECT value FROM meta WHERE key='manifest'").fetchone()
+
+        row = recorded()
+        if row is None:
+            proposed = Manifest(SCHEMA_VERSION, proposed.embedding_model, proposed.dimension, proposed.created_at)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('manifest', ?)", (json.dumps(asdict(proposed)),))
+            row = recorded()
+        truth = _parse_manifest(row[0], root / DATABASE)
         path = root / MANIFEST
         try:
             on_disk = _parse_manifest(path.read_text(encoding="utf-8"), path)
@@ -727,12 +737,14 @@ class KnowledgeBase:
 
     def _current_index(self) -> tuple[faiss.IndexIDMap2, int]:
         """The published index current with the committed epoch, and that epoch."""
-        with self._index_lock, self.snapshot():
+        with self._index_lock:
             epoch = self.epoch
             if self._index is None or self._index_epoch != epoch:
-                faiss.omp_set_num_threads(faiss_threads())
-                self._index, self._pending = self._load_index(epoch) or self._build_index(), []
-                self._index_epoch = epoch
+                with self.snapshot():  # the epoch and the vectors it stamps: one state
+                    epoch = self.epoch
+                    faiss.omp_set_num_threads(faiss_threads())
+                    self._index, self._pending = self._load_index(epoch) or self._build_index(), []
+                    self._index_epoch = epoch
             self._apply_pending()
             assert self._index is not None
             return self._index, epoch
