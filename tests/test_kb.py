@@ -245,16 +245,25 @@ def test_every_file_is_0600_and_every_folder_0700_whatever_the_umask(tmp_path: P
             ingest(kb, embedder, [docs], settings)
             KeywordRetriever(kb).retrieve("leave", 1, LOCAL_USER)
             load_graph(kb)
-            (kb.folder("uploads") / "x").mkdir()
+            kb.folder("uploads")
             assert (kb.root / f"{DATABASE}-wal").exists()
             modes = {p.relative_to(kb.root): stat.S_IMODE(p.stat().st_mode) for p in [kb.root, *kb.root.rglob("*")]}
     finally:
         os.umask(previous)
-    assert {"kb.sqlite", "kb.sqlite-wal", "vectors.faiss", "bm25.npz", "ingest.lock", "manifest.json"} <= {
-        str(p) for p in modes}
+    expected = {"kb.sqlite", "kb.sqlite-wal", "vectors.faiss", "bm25.npz", "graph.pickle", "ingest.lock", "uploads"}
+    assert expected <= {str(p) for p in modes}
     wrong = {str(p): oct(m) for p, m in modes.items()
-             if m != (0o700 if (settings.kb / p).is_dir() else 0o600) and str(p) != "uploads/x"}
+             if m != (0o700 if (settings.kb / p).is_dir() else 0o600)}
     assert not wrong
+
+
+def test_opening_a_knowledge_base_with_loose_modes_makes_it_private(kb: KnowledgeBase) -> None:
+    put(kb, "/a.md", "one")
+    for path, loose in ((kb.root, 0o755), (kb.root / DATABASE, 0o644), (kb.root / f"{DATABASE}-wal", 0o644)):
+        os.chmod(path, loose)
+    with KnowledgeBase.open(kb.root, "tiny"):
+        assert stat.S_IMODE(kb.root.stat().st_mode) == 0o700
+        assert {stat.S_IMODE((kb.root / n).stat().st_mode) for n in (DATABASE, f"{DATABASE}-wal")} == {0o600}
 
 
 def test_a_snapshot_sees_one_state_while_another_thread_commits(kb: KnowledgeBase) -> None:
