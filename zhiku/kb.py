@@ -303,8 +303,8 @@ class KnowledgeBase:
         #: ``conn``: the connection this thread's reads go through (its snapshot or its write).
         self._local = threading.local()
         self._change: _IndexChange | None = None
-        # The published index (never modified once published), the epoch it and the pending
-        # changes reflect together, and those changes, applied on a copy when a reader next asks.
+        # The published index (never modified once published), the epoch it reflects with the
+        # pending changes applied, and those changes (applied on a copy when a reader next asks).
         self._index_lock = threading.Lock()
         self._index: faiss.IndexIDMap2 | None = None
         self._index_epoch = -1
