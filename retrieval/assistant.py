@@ -3,7 +3,9 @@
 It owns the long-lived pieces of a session with one knowledge base: the embedder (loaded at open),
 the LLM and the knowledge graph (loaded on first need, once), and one retriever per mode (built on
 first use and kept, since each holds its indexes). It checks requests before doing any work and
-turns every problem a user can fix into an ``AssistantError`` with a one-line message.
+turns every problem a user can fix into an ``AssistantError`` with a one-line message. Whatever
+retriever a mode uses, its hits pass one last access check (``visible_hits``) before they are
+returned or handed to the LLM.
 """
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ from typing import Any
 from llama_index.core.llms import LLM
 
 from retrieval.answer import answer_stream, final_answer
+from retrieval.catalog import visible_hits
 from retrieval.extractive import SentenceScorer
-from retrieval.followup import rewrite_followup
 from retrieval.factory import QueryError, build_retriever, check_query
+from retrieval.followup import rewrite_followup
 from retrieval.llm import load_llm
 from retrieval.rerank import load_reranker
 from retrieval.summary import Summary, backend_name, cached_summary, summarize
@@ -146,7 +149,7 @@ class Assistant:
         user = user or LOCAL_USER
         query = check_query(query)
         self.check_user(user)
-        return self.retriever(mode).retrieve(query, k or self.settings.top_k, user)
+        return visible_hits(self.retriever(mode).retrieve(query, k or self.settings.top_k, user), user)
 
     def ask_stream(
         self,
@@ -168,7 +171,7 @@ class Assistant:
         llm = self.llm
         standalone = rewrite_followup(question, history, llm, timeout_s=min(30.0, self.settings.llm_timeout_s))
         started = time.perf_counter()
-        hits = self.retriever(mode).retrieve(standalone, k or self.settings.top_k, user)
+        hits = visible_hits(self.retriever(mode).retrieve(standalone, k or self.settings.top_k, user), user)
         retrieval_ms = round(1000 * (time.perf_counter() - started), 1)
         return _timed(answer_stream(standalone, hits, llm, self.scorer, self.settings.llm_timeout_s), retrieval_ms)
 

@@ -8,13 +8,19 @@ microseconds) before anything leaves them, and it builds the ``Hit`` records the
 The catalog also computes a *corpus signature*: a digest of the chunk ids and the documents'
 content hashes. Epochs move on every write (feedback, summaries, triples); the signature moves
 only when the retrievable text does, so an expensive derived index (BM25) survives unrelated writes.
+
+A state is read in one snapshot of the knowledge base (documents, chunk ownership and the epoch
+it is labelled with agree), and since ids are never reused a chunk fetched later by id still
+belongs to the document its id maps to. ``visible_hits`` is the last check on a final ranking:
+whatever a retriever, fusion or reranker did, a hit the user may not see never leaves.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +29,17 @@ from zhiku.records import Document, Hit, User
 
 #: How many users' visibility masks one catalog remembers per corpus state.
 _MASKS_KEPT = 64
+
+log = logging.getLogger(__name__)
+
+
+def visible_hits(hits: Sequence[Hit], user: User) -> list[Hit]:
+    """``hits`` less those of documents ``user`` may not see (defence in depth: there should be none)."""
+    kept = [hit for hit in hits if user.can_see(hit.document.groups)]
+    if len(kept) < len(hits):
+        log.error("dropped %d hits user %r may not see: a retriever let them through (a bug)",
+                  len(hits) - len(kept), user.name)
+    return kept
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,8 @@ class _State:
     #: chunk_doc[chunk_id] is the chunk's document id, -1 where no chunk has that id.
     chunk_doc: np.ndarray
     n_chunks: int
+    #: user -> (visible[doc_id], sees all): computed for this state only, so never mixed with another's.
+    masks: dict[User, tuple[np.ndarray, bool]] = field(default_factory=dict, compare=False)
 
 
 class Catalog:
@@ -41,18 +60,20 @@ class Catalog:
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
         self._state: _State | None = None
-        self._masks: dict[User, tuple[np.ndarray, bool]] = {}  # user -> (visible[doc_id], sees all)
         self._lock = threading.Lock()
 
     def _current(self) -> _State:
-        epoch = self.kb.epoch
-        with self._lock:
+        state = self._state
+        if state is not None and state.epoch == self.kb.epoch:
+            return state
+        with self._lock, self.kb.snapshot():
+            epoch = self.kb.epoch
             if self._state is None or self._state.epoch != epoch:
                 self._state = self._load(epoch)
-                self._masks = {}
             return self._state
 
     def _load(self, epoch: int) -> _State:
+        """The state at ``epoch`` (read inside the snapshot that read ``epoch``)."""
         documents = {d.id: d for d in self.kb.documents() if d.id is not None}
         rows = self.kb.query("SELECT id, doc_id FROM chunks")
         pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
@@ -82,26 +103,25 @@ class Catalog:
         return self._current().documents.get(doc_id)
 
     # ------------------------------------------------------------- visibility
-    def _visibility(self, user: User) -> tuple[np.ndarray, bool]:
-        state = self._current()
+    def _visibility(self, user: User, state: _State) -> tuple[np.ndarray, bool]:
         with self._lock:
-            found = self._masks.get(user)
+            found = state.masks.get(user)
             if found is None:
                 mask = np.zeros(max(state.documents, default=-1) + 1, dtype=bool)
                 for doc_id, doc in state.documents.items():
                     mask[doc_id] = user.can_see(doc.groups)
-                if len(self._masks) >= _MASKS_KEPT:
-                    self._masks.clear()
-                found = self._masks[user] = (mask, int(mask.sum()) == len(state.documents))
+                if len(state.masks) >= _MASKS_KEPT:
+                    state.masks.clear()
+                found = state.masks[user] = (mask, int(mask.sum()) == len(state.documents))
             return found
 
     def document_mask(self, user: User) -> np.ndarray:
         """visible[doc_id] for every document id (False for ids with no document)."""
-        return self._visibility(user)[0]
+        return self._visibility(user, self._current())[0]
 
     def sees_everything(self, user: User) -> bool:
         """True when no filtering is needed (the common single-user case): skip the masks."""
-        return user.sees_all or self._visibility(user)[1]
+        return user.sees_all or self._visibility(user, self._current())[1]
 
     def visible_chunks(self, user: User, chunk_ids: np.ndarray) -> np.ndarray:
         """A boolean array aligned with ``chunk_ids``: which of them ``user`` may see."""
@@ -110,7 +130,7 @@ class Catalog:
         known = (chunk_ids >= 0) & (chunk_ids < len(state.chunk_doc))
         doc_ids = np.full(len(chunk_ids), -1, dtype=np.int64)
         doc_ids[known] = state.chunk_doc[chunk_ids[known]]
-        mask = self.document_mask(user)
+        mask = self._visibility(user, state)[0]
         ok = (doc_ids >= 0) & (doc_ids < len(mask))
         visible = np.zeros(len(chunk_ids), dtype=bool)
         visible[ok] = mask[doc_ids[ok]]

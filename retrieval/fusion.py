@@ -4,12 +4,15 @@ RRF scores a chunk by ``sum(weight_r / (k + rank_r))`` over the retrievers ``r``
 (rank 1-based). It needs no score calibration between retrievers (cosine similarities, BM25 scores
 and graph scores live on different scales), which is why it is the default. ``found_by`` of a
 fused hit is the union of its sources' ``found_by``; its facts are the union of their facts.
+The fused ranking is checked once more against the user's groups (``visible_hits``): every
+retriever filters already, and a buggy one still cannot leak through fusion.
 """
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
 
+from retrieval.catalog import visible_hits
 from zhiku.protocols import Retriever
 from zhiku.records import Hit, User
 
@@ -74,4 +77,4 @@ class FusedRetriever:
             return []
         pool = max(2 * k, self.pool)
         rankings = {r.name: r.retrieve(query, pool, user) for r in self.retrievers}
-        return reciprocal_rank_fusion(rankings, self.weights, self.k)[:k]
+        return visible_hits(reciprocal_rank_fusion(rankings, self.weights, self.k), user)[:k]

@@ -7,7 +7,8 @@ words dropped and a Snowball stem, so "policies" finds "policy". Mixed text gets
 
 The index is derived from SQLite: built once per corpus signature (see ``retrieval.catalog``),
 kept in the retriever instance and saved as ``bm25.npz`` in the knowledge-base folder, stamped
-with the signature, so a new process loads it instead of re-tokenising the corpus.
+with the signature, so a new process loads it instead of re-tokenising the corpus. The file is
+replaced atomically; one that is torn, damaged or inconsistent is rebuilt from SQLite.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import json
 import logging
 import re
 import threading
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,11 +109,13 @@ class KeywordRetriever:
         signature = self.catalog.signature
         with self._lock:
             if self._index is None or self._index.signature != signature:
-                self._index = self._load(signature) if self.persist else None
-                if self._index is None:
-                    self._index = self._build(signature)
-                    if self.persist and self._index is not None:
-                        self._save(self._index)
+                with self.kb.snapshot():  # the signature and the chunks indexed come from one state
+                    signature = self.catalog.signature
+                    self._index = self._load(signature) if self.persist else None
+                    if self._index is None:
+                        self._index = self._build(signature)
+                        if self.persist:
+                            self._save(self._index)
             return self._index if len(self._index.chunk_ids) else None
 
     def _build(self, signature: str) -> _Index:
@@ -162,8 +166,10 @@ class KeywordRetriever:
                     model.vocab_dict = json.loads(str(saved["vocab"]))
                     model.unique_token_ids_set = set(model.vocab_dict.values())
                     model.nonoccurrence_array = None  # only BM25L/BM25+ have one; we use lucene
+                    if int(model.scores.get("num_docs", len(chunk_ids))) != len(chunk_ids):
+                        raise ValueError(f"{model.scores['num_docs']} scored documents for {len(chunk_ids)} chunk ids")
                 return _Index(signature, model, chunk_ids)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # torn or damaged
             if self._path.exists():
                 log.warning("ignoring unreadable BM25 index %s (%s); rebuilding", self._path, exc)
             return None

@@ -31,6 +31,10 @@ class ModelMismatchError(KnowledgeBaseError):
     """The folder was built with another embedding model than the one configured."""
 
 
+class KnowledgeBaseBusyError(KnowledgeBaseError):
+    """Another ingest (reindex, re-embed) session holds the knowledge base's writer lock."""
+
+
 class ModelError(ZhikuError):
     """A model cannot be loaded; the message names the model and the fix."""
 

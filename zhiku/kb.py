@@ -1,41 +1,64 @@
 """The knowledge base: one folder that holds everything Zhiku knows about a corpus.
 
 ``kb.sqlite`` is the source of truth (documents, chunks with their vectors, triples, summaries,
-users, feedback). ``vectors.faiss`` is an index derived from it, stamped with the write epoch it
-reflects: a knowledge base whose stamp lags SQLite (a crash between commit and save) rebuilds the
-index from SQLite on open, so a kill at any moment never leaves orphan or missing vectors.
+users, feedback). Row ids are ``AUTOINCREMENT``: an id names one chunk (one document, one triple)
+forever, so a reader holding an id from before a re-ingest can never be handed someone else's row.
+
+``vectors.faiss`` is an index derived from it, stamped with the write epoch it reflects: a
+knowledge base whose stamp lags SQLite (a crash between commit and save) or whose file is torn
+rebuilds the index from SQLite, so a kill at any moment never leaves orphan or missing vectors. In
+memory the index is copy-on-write: a search works on the index object it was handed, which is
+never modified; committed writes are applied to a copy that replaces it.
+
 ``manifest.json`` says what built the folder (schema version, embedding model, dimension); opening
-it with another embedding model is refused instead of silently mixing vector spaces.
+it with another embedding model is refused instead of silently mixing vector spaces. The same
+manifest is recorded in SQLite's ``meta`` table inside the transactions that change it; when the
+two disagree (a crash between a re-embed's commit and the file's rewrite) the table is the truth
+and the file is rewritten from it.
+
+Concurrency: writes go through one connection, serialised by a lock; reads use a pool of read
+connections, and ``snapshot()`` makes several reads see one committed state (WAL gives each read
+transaction its own snapshot while a writer commits). ``writer()`` is the cross-process lock one
+ingest, reindex or re-embed session holds. Files are private to their owner: folders 0700, files
+0600, whatever the umask.
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from zhiku.records import Chunk, Document, Triple, User
-from zhiku.errors import KnowledgeBaseError, ModelMismatchError
+from zhiku.errors import KnowledgeBaseBusyError, KnowledgeBaseError, ModelMismatchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 DATABASE = "kb.sqlite"
 VECTORS = "vectors.faiss"
 VECTORS_STAMP = "vectors.stamp"
+WRITER_LOCK = "ingest.lock"
+#: Modes of everything inside a knowledge base: it holds password hashes and every document's text.
+FILE_MODE, DIR_MODE = 0o600, 0o700
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS documents (
-    id INTEGER PRIMARY KEY,
+log = logging.getLogger(__name__)
+
+#: Tables whose rows are named by id: ``AUTOINCREMENT`` so that an id is never given out twice.
+_ID_TABLES = {
+    "documents": """(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     source TEXT NOT NULL UNIQUE,
     content_hash TEXT NOT NULL,
     title TEXT NOT NULL DEFAULT '',
@@ -47,9 +70,9 @@ CREATE TABLE IF NOT EXISTS documents (
     groups TEXT NOT NULL DEFAULT '["*"]',
     metadata TEXT NOT NULL DEFAULT '{}',
     ingested_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY,
+)""",
+    "chunks": """(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     position INTEGER NOT NULL,
     text TEXT NOT NULL,
@@ -58,10 +81,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     heading_path TEXT NOT NULL DEFAULT '[]',
     kind TEXT NOT NULL DEFAULT 'text',
     vector BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, position);
-CREATE TABLE IF NOT EXISTS triples (
-    id INTEGER PRIMARY KEY,
+)""",
+    "triples": """(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
     doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     subject TEXT NOT NULL,
@@ -70,24 +92,9 @@ CREATE TABLE IF NOT EXISTS triples (
     object TEXT NOT NULL,
     object_type TEXT NOT NULL DEFAULT '',
     confidence REAL NOT NULL DEFAULT 1.0
-);
-CREATE INDEX IF NOT EXISTS triples_chunk ON triples(chunk_id);
-CREATE INDEX IF NOT EXISTS triples_doc ON triples(doc_id);
-CREATE TABLE IF NOT EXISTS summaries (
-    doc_id INTEGER PRIMARY KEY REFERENCES documents(id) ON DELETE CASCADE,
-    content_hash TEXT NOT NULL,
-    backend TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY,
-    password_hash TEXT NOT NULL,
-    groups TEXT NOT NULL DEFAULT '[]',
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY,
+)""",
+    "feedback": """(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at REAL NOT NULL,
     user TEXT NOT NULL,
     question TEXT NOT NULL,
@@ -95,10 +102,31 @@ CREATE TABLE IF NOT EXISTS feedback (
     rating INTEGER NOT NULL,
     comment TEXT NOT NULL DEFAULT '',
     citations TEXT NOT NULL DEFAULT '[]'
-);
-"""
-
-
+)""",
+}
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, position)",
+    "CREATE INDEX IF NOT EXISTS triples_chunk ON triples(chunk_id)",
+    "CREATE INDEX IF NOT EXISTS triples_doc ON triples(doc_id)",
+)
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    *(f"CREATE TABLE IF NOT EXISTS {name} {body}" for name, body in _ID_TABLES.items()),
+    *_INDEXES,
+    """CREATE TABLE IF NOT EXISTS summaries (
+    doc_id INTEGER PRIMARY KEY REFERENCES documents(id) ON DELETE CASCADE,
+    content_hash TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    groups TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL
+)""",
+)
 
 
 @dataclass(frozen=True)
@@ -109,13 +137,63 @@ class Manifest:
     created_at: float
 
 
+def _parse_manifest(text: str, where: Path) -> Manifest:
+    try:
+        manifest = Manifest(**json.loads(text))
+    except (ValueError, TypeError) as exc:
+        raise KnowledgeBaseError(f"{where} is damaged ({exc}); restore it or rebuild the knowledge base") from exc
+    if manifest.schema_version > SCHEMA_VERSION:
+        raise KnowledgeBaseError(
+            f"{where} has schema version {manifest.schema_version}; this Zhiku reads up to "
+            f"{SCHEMA_VERSION}: upgrade Zhiku"
+        )
+    return manifest
+
+
+# ------------------------------------------------------------------ private files
+def _owned(path: Path) -> bool:
+    """True when this process's user owns ``path``: only then may (and should) we change its mode."""
+    try:
+        return path.stat().st_uid == os.getuid()
+    except FileNotFoundError:
+        return False
+
+
+def _restrict(path: Path, mode: int) -> None:
+    """Give ``path`` exactly ``mode`` if it is ours and differs (a read-only foreign folder is left alone)."""
+    if _owned(path) and path.stat().st_mode & 0o777 != mode:
+        os.chmod(path, mode)
+
+
+def private_folder(path: Path) -> Path:
+    """Create ``path`` (and missing parents) and make ``path`` itself 0700, whatever the umask."""
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    _restrict(path, DIR_MODE)
+    return path
+
+
+def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write ``path`` through ``write(tmp)`` on a temporary sibling, then rename it into place."""
+    """Write ``path`` through ``write(tmp)`` on a temporary sibling, then rename it into place.
+
+    The temporary file is 0600, flushed to disk before the rename, and the folder is flushed after
+    it: a crash at any moment leaves the old file or the new one, complete, never a torn one.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, FILE_MODE)  # mkstemp's mode survives unless ``write`` recreated the file
+        _fsync(Path(tmp))
         os.replace(tmp, path)
+        _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -139,80 +217,215 @@ def faiss_threads() -> int:
         raise KnowledgeBaseError(f"ZHIKU_FAISS_THREADS={value!r} is not a whole number; unset it or give e.g. 1") from None
 
 
+# ------------------------------------------------------------------ the schema
+def _schema_version(conn: sqlite3.Connection) -> int | None:
+    """The database's schema version: ``meta``'s, 1 for a database from before it was recorded, None if new."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "meta" in tables:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is not None:
+            return int(row[0])
+    return 1 if "documents" in tables else None
+
+
+def _prepare_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Create the tables of a new database, or migrate an older one in place, in one transaction.
+
+    A current database is only read: opening it never waits for another process's write.
+    """
+    if _schema_version(conn) == SCHEMA_VERSION:
+        return
+    conn.execute("PRAGMA foreign_keys=OFF")  # before BEGIN (inside, it is ignored): the migration drops tables
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = _schema_version(conn)
+        if version is not None and version > SCHEMA_VERSION:
+            raise KnowledgeBaseError(
+                f"{path} has schema version {version}; this Zhiku reads up to {SCHEMA_VERSION}: upgrade Zhiku"
+            )
+        if version == 1:
+            _migrate_v1(conn, path)
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', '0')")
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _migrate_v1(conn: sqlite3.Connection, path: Path) -> None:
+    """Version 1 -> 2: the id tables become ``AUTOINCREMENT`` (rebuilt, rows and ids kept).
+
+    SQLite cannot change a primary key in place: each table is recreated under a new name, filled,
+    the old one dropped and the new one renamed (SQLite's documented procedure, foreign keys off).
+    """
+    for name, body in _ID_TABLES.items():
+        columns = ", ".join(r[1] for r in conn.execute(f"PRAGMA table_info({name})"))
+        conn.execute(f"CREATE TABLE _v2_{name} {body}")
+        conn.execute(f"INSERT INTO _v2_{name} ({columns}) SELECT {columns} FROM {name}")
+        conn.execute(f"DROP TABLE {name}")
+        conn.execute(f"ALTER TABLE _v2_{name} RENAME TO {name}")
+    broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise KnowledgeBaseError(
+            f"{path}: cannot upgrade to schema version {SCHEMA_VERSION}: {len(broken)} rows point to rows "
+            f"that do not exist (first: table {broken[0][0]}); restore a backup or rebuild the knowledge base"
+        )
+
+
+@dataclass
+class _IndexChange:
+    """What one write transaction did to the set of chunk vectors (applied once it commits)."""
+
+    removed: list[np.ndarray] = field(default_factory=list)
+    added: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (ids, vectors)
+    #: Every vector changed (a re-embed): the index is rebuilt, with this manifest's dimension.
+    reset: Manifest | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(len(ids) for ids, _ in self.added)
+
+
 class KnowledgeBase:
-    """An open knowledge base folder. Thread-safe: one connection, writes serialised by a lock."""
+    """An open knowledge base folder. Thread-safe: writes serialised by a lock, reads pooled."""
 
     def __init__(self, root: Path, manifest: Manifest, conn: sqlite3.Connection) -> None:
         self.root = root
         self.manifest = manifest
         self._conn = conn
-        self._lock = threading.RLock()
+        self._write_lock = threading.RLock()
+        self._readers: list[sqlite3.Connection] = []  # every read connection, to close them
+        self._idle: list[sqlite3.Connection] = []
+        self._pool_lock = threading.Lock()
+        #: ``conn``: the connection this thread's reads go through (its snapshot or its write).
+        self._local = threading.local()
+        self._change: _IndexChange | None = None
+        # The published index (never modified once published), the epoch it reflects with the
+        # pending changes applied, and those changes (applied on a copy when a reader next asks).
+        self._index_lock = threading.Lock()
         self._index: faiss.IndexIDMap2 | None = None
         self._index_epoch = -1
+        self._pending: list[_IndexChange] = []
+        self._save_lock = threading.Lock()
 
     # ----------------------------------------------------------------- opening
     @classmethod
     def open(cls, root: Path | str, embedding_model: str, dimension: int | None = None) -> KnowledgeBase:
         """Open (or create, when ``dimension`` is given) the knowledge base at ``root``.
 
-        Refuses a folder built with another embedding model, naming both and the fix.
+        Refuses a folder built with another embedding model, naming both and the fix. Migrates an
+        older schema in place.
         """
         root = Path(root)
-        manifest_path = root / MANIFEST
-        if manifest_path.exists():
-            manifest = cls._read_manifest(manifest_path)
-            if manifest.embedding_model != embedding_model:
-                raise ModelMismatchError(
-                    f"knowledge base {root} was built with embedding model "
-                    f"{manifest.embedding_model!r} ({manifest.dimension}-d), but the settings ask for "
-                    f"{embedding_model!r}. Use --embedding-model {manifest.embedding_model}, or "
-                    f"re-embed everything with `zhiku reindex --embedding-model {embedding_model}`."
-                )
-        elif dimension is None:
+        recorded = cls._recorded_manifest(root)
+        if recorded is None and dimension is None:
             raise KnowledgeBaseError(
                 f"no knowledge base at {root}: ingest something first (`zhiku ingest PATH --kb {root}`)"
             )
-        else:
-            root.mkdir(parents=True, exist_ok=True)
-            manifest = Manifest(SCHEMA_VERSION, embedding_model, int(dimension), time.time())
-            _write_text(manifest_path, json.dumps(manifest.__dict__, indent=2))
-        conn = sqlite3.connect(root / DATABASE, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(SCHEMA)
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', '0')")
+        if recorded is not None:
+            cls._check_model(root, recorded, embedding_model)
+        private_folder(root)
+        conn = cls._connect(root)
+        try:
+            fresh = Manifest(SCHEMA_VERSION, embedding_model, int(dimension or 0), time.time())
+            manifest = cls._settle_manifest(conn, root, recorded or fresh)
+            cls._check_model(root, manifest, embedding_model)  # another process may have created it first
+        except BaseException:
+            conn.close()
+            raise
         return cls(root, manifest, conn)
+
+    @staticmethod
+    def _check_model(root: Path, manifest: Manifest, embedding_model: str) -> None:
+        if manifest.embedding_model != embedding_model:
+            raise ModelMismatchError(
+                f"knowledge base {root} was built with embedding model "
+                f"{manifest.embedding_model!r} ({manifest.dimension}-d), but the settings ask for "
+                f"{embedding_model!r}. Use --embedding-model {manifest.embedding_model}, or "
+                f"re-embed everything with `zhiku reindex --embedding-model {embedding_model}`."
+            )
+
+    @staticmethod
+    def _connect(root: Path) -> sqlite3.Connection:
+        """The write connection, the database created 0600 first (its -wal/-shm files inherit the mode)."""
+        path = root / DATABASE
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+        for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm"):
+            _restrict(root / name, FILE_MODE)
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            _prepare_schema(conn, path)
+            conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _settle_manifest(conn: sqlite3.Connection, root: Path, proposed: Manifest) -> Manifest:
+        """Record ``proposed`` in ``meta`` unless a manifest is there (the truth); sync the file to it."""
+        def recorded() -> tuple[str] | None:
+            return conn.execute("SELECT value FROM meta WHERE key='manifest'").fetchone()
+
+        row = recorded()
+        if row is None:
+            proposed = Manifest(SCHEMA_VERSION, proposed.embedding_model, proposed.dimension, proposed.created_at)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('manifest', ?)", (json.dumps(asdict(proposed)),))
+            row = recorded()
+        truth = _parse_manifest(row[0], root / DATABASE)
+        path = root / MANIFEST
+        try:
+            on_disk = _parse_manifest(path.read_text(encoding="utf-8"), path)
+        except (OSError, KnowledgeBaseError):
+            on_disk = None
+        if on_disk != truth:
+            _write_text(path, json.dumps(asdict(truth), indent=2))
+        return truth
+
+    @staticmethod
+    def _recorded_manifest(root: Path) -> Manifest | None:
+        """The manifest ``root`` records: ``meta``'s when SQLite has one (the truth), else the file's."""
+        path = root / DATABASE
+        if path.exists():
+            try:
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+                try:
+                    row = conn.execute("SELECT value FROM meta WHERE key='manifest'").fetchone()
+                finally:
+                    conn.close()
+            except sqlite3.OperationalError:  # no meta table yet (a version 1 or an empty database)
+                row = None
+            if row is not None:
+                return _parse_manifest(row[0], path)
+        path = root / MANIFEST
+        return _parse_manifest(path.read_text(encoding="utf-8"), path) if path.exists() else None
 
     @staticmethod
     def resolve_model(root: Path | str, requested: str, default: str = "minilm") -> str:
         """The embedding model to use: the one asked for, else the folder's own, else ``default``."""
         if requested:
             return requested
-        path = Path(root) / MANIFEST
-        return KnowledgeBase._read_manifest(path).embedding_model if path.exists() else default
+        recorded = KnowledgeBase._recorded_manifest(Path(root))
+        return recorded.embedding_model if recorded is not None else default
 
     @staticmethod
     def exists(root: Path | str) -> bool:
-        return (Path(root) / MANIFEST).exists()
+        return KnowledgeBase._recorded_manifest(Path(root)) is not None
 
-    @staticmethod
-    def _read_manifest(path: Path) -> Manifest:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            manifest = Manifest(**data)
-        except (ValueError, TypeError) as exc:
-            raise KnowledgeBaseError(f"{path} is damaged ({exc}); restore it or rebuild the knowledge base") from exc
-        if manifest.schema_version > SCHEMA_VERSION:
-            raise KnowledgeBaseError(
-                f"{path} has schema version {manifest.schema_version}; this Zhiku reads up to "
-                f"{SCHEMA_VERSION}: upgrade Zhiku"
-            )
-        return manifest
+    def folder(self, name: str) -> Path:
+        """A private folder inside the knowledge base (``uploads``, ``reports``, ``models``), created 0700."""
+        return private_folder(self.root / name)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        with self._write_lock, self._pool_lock:
+            for conn in [self._conn, *self._readers]:
+                conn.close()
+            self._readers, self._idle = [], []
 
     def __enter__(self) -> KnowledgeBase:
         return self
@@ -220,11 +433,40 @@ class KnowledgeBase:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------ the writer lock
+    @contextmanager
+    def writer(self, wait: bool = True, notify: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the knowledge base's writer lock: one ingest, reindex or re-embed session at a time.
+
+        The lock (``ingest.lock``, ``flock``) spans processes and threads alike and is released when
+        the holder exits, however it exits. Taken by another session, it is waited for (``notify``
+        is told, by default on stderr) or, with ``wait=False``, refused with ``KnowledgeBaseBusyError``.
+        """
+        fd = os.open(self.root / WRITER_LOCK, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            _restrict(self.root / WRITER_LOCK, FILE_MODE)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                if not wait:
+                    raise KnowledgeBaseBusyError(
+                        f"another ingest is running on {self.root} (pid {holder}); try again when it has "
+                        "finished, or leave out --no-wait to wait for it"
+                    ) from None
+                (notify or _to_stderr)(f"another ingest is running on {self.root} (pid {holder}); waiting…")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     # ------------------------------------------------------------ transactions
     @property
     def epoch(self) -> int:
         """A counter bumped by every committed write; derived indexes are stamped with it."""
-        return int(self._conn.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()[0])
+        return int(self.query("SELECT value FROM meta WHERE key='epoch'")[0][0])
 
     @contextmanager
     def transaction(self, content: bool = True) -> Iterator[sqlite3.Connection]:
@@ -232,24 +474,72 @@ class KnowledgeBase:
 
         ``content`` writes (documents, chunks, triples, groups) bump the epoch that stamps the
         derived indexes; bookkeeping writes (summaries, users, feedback) pass ``content=False`` so
-        they never force a rebuild of the vector index or the graph.
+        they never force a rebuild of the vector index or the graph. Reads through ``query`` on
+        the writing thread see the transaction's own writes.
         """
-        with self._lock:
+        with self._write_lock:
+            outer = getattr(self._local, "conn", None)
             self._conn.execute("BEGIN IMMEDIATE")
+            self._local.conn, self._change = self._conn, _IndexChange()
             try:
                 yield self._conn
-                if content:
-                    self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='epoch'")
-                self._conn.execute("COMMIT")
+                if not content:
+                    self._conn.execute("COMMIT")
+                    return
+                self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='epoch'")
+                epoch = int(self._conn.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()[0])
+                with self._index_lock:  # no reader sees the new epoch before the index follows it
+                    self._conn.execute("COMMIT")
+                    self._advance_index(epoch, self._change)
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._local.conn, self._change = outer, None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside (``query`` and everything built on it, on this thread) see one committed state.
+
+        Nested snapshots join the outer one; inside a write transaction, reads see that transaction.
+        """
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with self._reader() as conn:
+            conn.execute("BEGIN")
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+                conn.execute("ROLLBACK")  # nothing to keep: it only read
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A read connection of the pool (opened when every one is busy), returned after use."""
+        with self._pool_lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = sqlite3.connect(self.root / DATABASE, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA query_only=ON")
+            with self._pool_lock:
+                self._readers.append(conn)
+        try:
+            yield conn
+        finally:
+            with self._pool_lock:
+                if conn in self._readers:  # not closed meanwhile
+                    self._idle.append(conn)
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         """Read-only SQL for the stages that own a table (kg, summaries, eval)."""
-        with self._lock:
-            cur = self._conn.execute(sql, params)
-            return cur.fetchall()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn.execute(sql, params).fetchall()
+        with self._reader() as conn:
+            return conn.execute(sql, params).fetchall()
 
     # -------------------------------------------------------------- documents
     def put_document(
@@ -291,7 +581,7 @@ class KnowledgeBase:
                 )
                 ids.append(int(cur.lastrowid))
             self._insert_triples(conn, doc_id, [(cid, t) for cid, ts in zip(ids, triples) for t in ts])
-        self._sync_index(removed=old, added=np.array(ids, dtype=np.int64), vectors=vectors)
+            self._changed(removed=old, added=(np.array(ids, dtype=np.int64), vectors))
         stored = self.get_document(doc.source)
         assert stored is not None
         return stored
@@ -322,17 +612,14 @@ class KnowledgeBase:
             return False
         with self.transaction() as conn:
             conn.execute("UPDATE documents SET groups = ? WHERE source = ?", (encoded, source))
-        self._sync_index()
         return True
 
     def remove_document(self, source: str) -> bool:
         """Delete a document and everything derived from it; False when it was not stored."""
         with self.transaction() as conn:
             old = self._delete_document(conn, source)
-        if old is None:
-            return False
-        self._sync_index(removed=old)
-        return True
+            self._changed(removed=old)
+        return old is not None
 
     @staticmethod
     def _delete_document(conn: sqlite3.Connection, source: str) -> np.ndarray | None:
@@ -373,15 +660,19 @@ class KnowledgeBase:
         """Chunks by id (missing ids are simply absent), fetched in batches under SQLite's variable limit."""
         found: dict[int, Chunk] = {}
         ids = [int(i) for i in ids]
-        for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
-            marks = ",".join("?" * len(part))
-            for row in self.query(f"{_CHUNK_SELECT} WHERE id IN ({marks})", part):
-                found[row[0]] = _chunk(row)
+        with self.snapshot():
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                marks = ",".join("?" * len(part))
+                for row in self.query(f"{_CHUNK_SELECT} WHERE id IN ({marks})", part):
+                    found[row[0]] = _chunk(row)
         return found
 
     def iter_chunks(self, batch: int = 1000) -> Iterator[Chunk]:
-        """Every chunk in id order, read in batches (for indexes built over the whole corpus)."""
+        """Every chunk in id order, read in batches (for indexes built over the whole corpus).
+
+        Each batch is one read; iterate inside ``snapshot()`` for one state across all of them.
+        """
         last = 0
         while True:
             rows = self.query(f"{_CHUNK_SELECT} WHERE id > ? ORDER BY id LIMIT ?", (last, batch))
@@ -397,33 +688,97 @@ class KnowledgeBase:
         return [Triple(*r) for r in rows]
 
     def stats(self) -> dict[str, int]:
-        counts = {
-            name: self.query(f"SELECT count(*) FROM {name}")[0][0]
-            for name in ("documents", "chunks", "triples")
-        }
-        return counts
+        with self.snapshot():
+            return {name: self.query(f"SELECT count(*) FROM {name}")[0][0] for name in ("documents", "chunks", "triples")}
 
     # ---------------------------------------------------------------- vectors
+    def _changed(self, removed: np.ndarray | None = None, added: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Note vectors the current write transaction removes or adds; the index follows at commit."""
+        assert self._change is not None, "only inside transaction()"
+        if removed is not None and len(removed):
+            self._change.removed.append(removed)
+        if added is not None and len(added[0]):
+            self._change.added.append(added)
+
+    def _advance_index(self, epoch: int, change: _IndexChange) -> None:
+        """Follow a commit that moved the epoch to ``epoch`` (called with the index lock held).
+
+        The change is queued, not applied: searches may be using the published index. Queued
+        changes are applied on a copy when a reader next asks, or once they outgrow the index (so
+        a long ingest with no reader copies the index a logarithmic number of times).
+        """
+        if change.reset is not None:
+            self.manifest = change.reset
+        if change.reset is not None or self._index is None or self._index_epoch != epoch - 1:
+            self._index, self._index_epoch, self._pending = None, -1, []  # rebuilt when next asked for
+            return
+        self._pending.append(change)
+        self._index_epoch = epoch
+        if sum(c.rows for c in self._pending) > max(int(self._index.ntotal), 10_000):
+            self._apply_pending()
+
+    def _apply_pending(self) -> None:
+        """Publish a copy of the index with the queued changes applied (the index lock is held)."""
+        if not self._pending:
+            return
+        assert self._index is not None
+        removed = [r for c in self._pending for r in c.removed]
+        added = [a for c in self._pending for a in c.added]
+        index = faiss.clone_index(self._index)
+        gone = np.concatenate(removed) if removed else np.zeros(0, dtype=np.int64)
+        if len(gone):
+            index.remove_ids(gone)
+        if added:
+            ids = np.concatenate([a[0] for a in added])
+            vectors = np.concatenate([a[1] for a in added])
+            keep = ~np.isin(ids, gone)  # added, then removed again before anyone looked
+            index.add_with_ids(np.ascontiguousarray(vectors[keep]), ids[keep])
+        self._index, self._pending = index, []
+
+    def _current_index(self) -> tuple[faiss.IndexIDMap2, int]:
+        """The published index current with the committed epoch, and that epoch."""
+        with self._index_lock:
+            epoch = self.epoch
+            if self._index is None or self._index_epoch != epoch:
+                with self.snapshot():  # the epoch and the vectors it stamps: one state
+                    epoch = self.epoch
+                    faiss.omp_set_num_threads(faiss_threads())
+                    self._index, self._pending = self._load_index(epoch) or self._build_index(), []
+                    self._index_epoch = epoch
+            self._apply_pending()
+            assert self._index is not None
+            return self._index, epoch
+
     def vector_index(self) -> faiss.IndexIDMap2:
         """The FAISS index over chunk vectors (ids are chunk ids), loaded or rebuilt as needed.
 
-        Loading it also sets FAISS's thread count (``faiss_threads``): queries search one vector
-        at a time, and splitting that scan across OpenMP threads costs more than it saves.
+        The object returned is never modified afterwards: a search may run on it while writers
+        commit (they publish a new object). Loading it also sets FAISS's thread count
+        (``faiss_threads``): queries search one vector at a time, and splitting that scan across
+        OpenMP threads costs more than it saves.
         """
-        with self._lock:
-            epoch = self.epoch
-            if self._index is not None and self._index_epoch == epoch:
-                return self._index
-            faiss.omp_set_num_threads(faiss_threads())
-            path, stamp = self.root / VECTORS, self.root / VECTORS_STAMP
-            if path.exists() and stamp.exists() and stamp.read_text().strip() == str(epoch):
-                self._index = faiss.read_index(str(path))
-            else:
-                self._index = self._build_index()
-            self._index_epoch = epoch
-            return self._index
+        return self._current_index()[0]
+
+    def _load_index(self, epoch: int) -> faiss.IndexIDMap2 | None:
+        """vectors.faiss if its stamp says ``epoch`` and it is whole (a torn file is rebuilt, not fatal)."""
+        path, stamp = self.root / VECTORS, self.root / VECTORS_STAMP
+        try:
+            if stamp.read_text().strip() != str(epoch):
+                return None
+            index = faiss.read_index(str(path))
+        except FileNotFoundError:
+            return None
+        except (OSError, RuntimeError) as exc:  # FAISS reports a torn file as RuntimeError
+            log.warning("%s is unreadable (%s); rebuilding it from %s", path, str(exc).splitlines()[0], DATABASE)
+            return None
+        chunks = self.query("SELECT count(*) FROM chunks")[0][0]
+        if not isinstance(index, faiss.IndexIDMap2) or index.d != self.manifest.dimension or index.ntotal != chunks:
+            log.warning("%s does not match %s; rebuilding it", path, DATABASE)
+            return None
+        return index
 
     def _build_index(self) -> faiss.IndexIDMap2:
+        """The index of every chunk vector in SQLite (call inside a snapshot for one consistent state)."""
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.manifest.dimension))
         last = 0
         while True:
@@ -435,45 +790,43 @@ class KnowledgeBase:
             index.add_with_ids(vectors.reshape(len(rows), self.manifest.dimension), ids)
             last = int(ids[-1])
 
-    def _sync_index(
-        self, removed: np.ndarray | None = None, added: np.ndarray | None = None, vectors: np.ndarray | None = None
-    ) -> None:
-        """Apply a committed change to the in-memory index, if one is loaded and was current."""
-        with self._lock:
-            if self._index is None or self._index_epoch != self.epoch - 1:
-                self._index = None
-                return
-            if removed is not None and len(removed):
-                self._index.remove_ids(removed)
-            if added is not None and len(added):
-                self._index.add_with_ids(vectors, added)
-            self._index_epoch = self.epoch
-
     def save_vectors(self) -> None:
         """Persist the vector index atomically, stamped with the epoch it reflects (if not already)."""
-        with self._lock:
-            stamp = self.root / VECTORS_STAMP
-            if not (stamp.exists() and stamp.read_text().strip() == str(self.epoch)):
-                self._write_vectors(self.vector_index())
+        with self._save_lock:
+            index, epoch = self._current_index()
+            try:
+                saved = (self.root / VECTORS_STAMP).read_text().strip()
+            except FileNotFoundError:
+                saved = None
+            if saved != str(epoch):
+                self._write_vectors(index, epoch)
 
-    def _write_vectors(self, index: faiss.Index) -> None:
+    def _write_vectors(self, index: faiss.Index, epoch: int) -> None:
+        """The index file first, then its stamp: a crash between leaves a stamp that lags (a rebuild)."""
         atomic_write(self.root / VECTORS, lambda tmp: faiss.write_index(index, str(tmp)))
-        _write_text(self.root / VECTORS_STAMP, str(self._index_epoch))
+        _write_text(self.root / VECTORS_STAMP, str(epoch))
 
     def vectors_of(self, chunk_ids: Sequence[int]) -> np.ndarray:
         """Stored vectors of the given chunks, in the given order."""
         dim = self.manifest.dimension
         by_id = {}
         ids = [int(i) for i in chunk_ids]
-        for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
-            for cid, blob in self.query(f"SELECT id, vector FROM chunks WHERE id IN ({','.join('?' * len(part))})", part):
-                by_id[cid] = np.frombuffer(blob, dtype=np.float32)
+        with self.snapshot():
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                for cid, blob in self.query(f"SELECT id, vector FROM chunks WHERE id IN ({','.join('?' * len(part))})", part):
+                    by_id[cid] = np.frombuffer(blob, dtype=np.float32)
         return np.stack([by_id[i] for i in ids]) if ids else np.zeros((0, dim), dtype=np.float32)
 
     def reembed(self, embedding_model: str, dimension: int, embed: Callable[[list[str]], np.ndarray],
                 progress: Callable[[int], None] = lambda n: None, batch: int = 256) -> None:
-        """Re-embed every chunk with another model in one transaction, then switch the manifest."""
+        """Re-embed every chunk with another model in one transaction, then switch the manifest.
+
+        The new manifest is recorded in ``meta`` inside the transaction and written to
+        manifest.json only after the commit: a failure inside leaves vectors and manifest as they
+        were; a crash after the commit leaves a stale file, which the next open rewrites from ``meta``.
+        """
+        manifest = Manifest(SCHEMA_VERSION, embedding_model, int(dimension), time.time())
         with self.transaction() as conn:
             last = 0
             while True:
@@ -485,17 +838,24 @@ class KnowledgeBase:
                                  [(v.tobytes(), r[0]) for v, r in zip(vectors, rows)])
                 last = rows[-1][0]
                 progress(len(rows))
-            self.manifest = Manifest(SCHEMA_VERSION, embedding_model, int(dimension), time.time())
-            _write_text(self.root / MANIFEST, json.dumps(self.manifest.__dict__, indent=2))
-        self._index = None
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'manifest'", (json.dumps(asdict(manifest)),))
+            assert self._change is not None
+            self._change.reset = manifest
+        _write_text(self.root / MANIFEST, json.dumps(asdict(manifest), indent=2))
 
     def reindex(self) -> int:
         """Rebuild the vector index from SQLite and save it; returns the number of vectors."""
-        with self._lock:
-            self._index = self._build_index()
-            self._index_epoch = self.epoch
-            self._write_vectors(self._index)
-            return int(self._index.ntotal)
+        with self._save_lock:
+            with self._index_lock, self.snapshot():
+                epoch = self.epoch
+                self._index, self._index_epoch, self._pending = self._build_index(), epoch, []
+                index = self._index
+            self._write_vectors(index, epoch)
+            return int(index.ntotal)
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 _DOC_SELECT = (

@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--groups", metavar="G1,G2", help="access groups for files no zhiku-acl.toml rule matches")
     parser.add_argument("--workers", type=int, metavar="N", help="parser processes (default: cores - 1)")
     parser.add_argument("--no-graph", action="store_true", help="skip triple extraction for the knowledge graph")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="fail at once if another ingest is running on the knowledge base (default: wait for it)")
     add_common(parser)
     parser.set_defaults(func=run_ingest)
 
@@ -63,7 +65,8 @@ def run_ingest(args: argparse.Namespace) -> int:
         raise UsageError("--groups needs at least one group name, e.g. --groups hr,finance")
     embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
     exists = KnowledgeBase.exists(settings.kb)
-    with KnowledgeBase.open(settings.kb, embedder.name, None if exists else embedder.dimension) as kb:
+    with KnowledgeBase.open(settings.kb, embedder.name, None if exists else embedder.dimension) as kb, \
+            kb.writer(wait=not args.no_wait):
         with tqdm(desc="ingest", unit="file", disable=args.json, dynamic_ncols=True) as bar:
             def progress(done: int, total: int, path: str, outcome: str) -> None:
                 bar.total = total
@@ -95,12 +98,12 @@ def run_reindex(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     current = KnowledgeBase.resolve_model(settings.kb, "")
     if settings.embedding_model == current:
-        with open_existing(settings) as kb:
+        with open_existing(settings) as kb, kb.writer():
             n = kb.reindex()
         emit({"vectors": n, "embedding_model": current}, args.json, f"rebuilt the vector index: {n} vectors")
         return OK
     embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
-    with KnowledgeBase.open(settings.kb, current) as kb:
+    with KnowledgeBase.open(settings.kb, current) as kb, kb.writer():
         with tqdm(total=kb.stats()["chunks"], desc="re-embed", unit="chunk", disable=args.json) as bar:
             kb.reembed(embedder.name, embedder.dimension, embedder.embed, progress=bar.update)
         n = kb.reindex()
