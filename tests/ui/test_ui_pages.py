@@ -76,6 +76,7 @@ def test_uploads_are_stored_by_content_so_they_never_overwrite_each_other(tmp_pa
     assert first.name == second.name == "notes.md" and first != second
     assert first.parent.parent == tmp_path / "uploads" and len(first.parent.name) == 16
     assert first.read_bytes() == b"first" and second.read_bytes() == b"second"
+    assert first.stat().st_mode & 0o777 == 0o600 and first.parent.stat().st_mode & 0o777 == 0o700
     assert save_upload(tmp_path, "notes.md", b"first", max_mb=1) == first  # the same file lands in the same place
     with pytest.raises(UsageError, match="no usable file name"):
         save_upload(tmp_path, ".hidden", b"z", max_mb=1)

@@ -23,6 +23,7 @@ from ui.context import Context, allowed_path, current
 from zhiku import audit
 from zhiku.accounts import is_admin, parse_groups
 from zhiku.errors import AccountError, UsageError, ZhikuError
+from zhiku.kb import atomic_write, private_folder
 from zhiku.protocols import Extractor
 
 UPLOADS = "uploads"
@@ -45,12 +46,10 @@ def save_upload(root: Path, name: str, content: bytes, max_mb: int) -> Path:
     if len(content) > max_mb * 1024 * 1024:
         raise UsageError(f"{base} is {len(content) / 2**20:.1f} MiB, over the upload limit of {max_mb} MiB "
                          "(setting upload_max_mb); ask an administrator to ingest it from the server")
-    path = root / UPLOADS / hashlib.sha256(content).hexdigest()[:PREFIX_LENGTH] / base
+    folder = private_folder(private_folder(root / UPLOADS) / hashlib.sha256(content).hexdigest()[:PREFIX_LENGTH])
+    path = folder / base
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{base}.part")
-        tmp.write_bytes(content)
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: tmp.write_bytes(content))
     return path
 
 
@@ -76,8 +75,9 @@ def run_ingest(ctx: Context, paths: Sequence[Path], groups: tuple[str, ...]) -> 
         bar.progress(done / max(total, 1), text=f"{done} of {total} files")
         log.markdown(f"{_OUTCOME_ICONS.get(outcome, ':material/check:')} {outcome}: {safe_markdown(Path(path).name)}")
 
-    report = ingest(ctx.kb, ctx.assistant.embedder, list(paths), ctx.settings, extractor=load_extractor(ctx),
-                    groups=groups or None, progress=progress)
+    with ctx.kb.writer(notify=lambda message: bar.progress(0.0, text=message)):
+        report = ingest(ctx.kb, ctx.assistant.embedder, list(paths), ctx.settings, extractor=load_extractor(ctx),
+                        groups=groups or None, progress=progress)
     audit.record_ingest(ctx.kb, ctx.user.name, paths, groups, report)
     bar.progress(1.0, text="Done")
     return report
