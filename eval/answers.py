@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
+from eval.datasets import Query
 from eval.text import contains, normalize, sentences, token_f1, token_recall
 from zhiku.models import Embedder
 from zhiku.records import Answer
@@ -129,14 +130,20 @@ class AnswerResult:
     citations: list[CitationCheck] = field(default_factory=list)
 
 
-def score_answer(query_id: str, answer: Answer, gold: str | None, answerable: bool, judge: SupportJudge) -> AnswerResult:
+def score_answer(
+    query_id: str, answer: Answer, gold: str | None, answerable: bool, judge: SupportJudge,
+    parts: Sequence[Sequence[str]] = (),
+) -> AnswerResult:
+    """Score one answer. With ``parts`` (every part required, any of its alternatives will do, as
+    RGB scores), "contains" asks for all of them; exact match and F1 compare with ``gold``."""
     result = AnswerResult(query_id, answer.text, gold, answerable, refused=is_refusal(answer.text),
                           citations=check_citations(answer, judge))
     if gold is not None and answerable:
         text = _MARKER.sub("", answer.text)
         result.exact_match = exact_match(text, gold)
         result.f1 = token_f1(text, gold)
-        result.contains = float(contains(text, gold))
+        result.contains = float(all(any(contains(text, alt) for alt in part) for part in parts)
+                                if parts else contains(text, gold))
     return result
 
 
@@ -185,14 +192,14 @@ def markdown(figures: dict[str, Any], mode: str, backend: str) -> str:
 
 
 def evaluate_answers(
-    items: Sequence[tuple[str, str, str | None, bool]],
+    queries: Sequence[Query],
     ask: Callable[[str], Answer],
     judge: SupportJudge,
     progress: bool = True,
 ) -> tuple[list[AnswerResult], dict[str, Any]]:
-    """Ask every ``(query id, question, gold answer, answerable)`` and score the answers."""
+    """Ask every query and score its answer against the query's gold answer (and answer parts)."""
     results = [
-        score_answer(qid, ask(question), gold, answerable, judge)
-        for qid, question, gold, answerable in tqdm(items, desc="answers", unit="q", disable=not progress, leave=False)
+        score_answer(q.id, ask(q.query), q.answer, q.answerable, judge, q.answer_parts)
+        for q in tqdm(queries, desc="answers", unit="q", disable=not progress, leave=False)
     ]
     return results, summary(results, judge.method)

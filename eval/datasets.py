@@ -37,6 +37,9 @@ class Query:
     #: Gold label -> grade (> 0 relevant). Labels are document references or chunk ids (see ``level``).
     relevant: dict[str, float]
     answer: str | None = None
+    #: Parts a correct answer must all contain, each as its accepted alternatives (RGB's lists:
+    #: ``[["131万", "1313851"], ["4次"]]``); empty when ``answer`` alone is the gold string.
+    answer_parts: list[list[str]] = field(default_factory=list)
     #: Passages or facts a relevant chunk must contain (chunk-level judgement without chunk ids).
     evidence: list[str] = field(default_factory=list)
     kind: str = ""
@@ -59,7 +62,7 @@ class CorpusRecord:
 class Dataset:
     name: str
     path: Path
-    format: str  # "jsonl" | "beir" | "multihop"
+    format: str  # "jsonl" | "beir" | "multihop" | "hipporag"
     queries: list[Query]
     level: str = "doc"  # one of LEVELS
     corpus_dir: Path | None = None
@@ -83,7 +86,9 @@ def load_dataset(path: Path | str, corpus: Path | str | None = None) -> Dataset:
     """Load a dataset, detecting its format from what the path holds.
 
     - a ``.jsonl`` file, or a folder holding one ``*.jsonl`` (and optionally ``corpus/``): our format;
-    - a folder with ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/*.tsv``: BEIR;
+    - a folder with ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/*.tsv`` or ``qrels.tsv``: BEIR;
+    - a HippoRAG questions ``.json`` (``supporting_facts`` or ``paragraphs[is_supporting]``) with its
+      ``*_corpus.json`` beside it, or a folder holding both: HippoRAG;
     - a questions ``.json`` file, or a folder with JSON lists of articles (``body``) and of questions
       (``evidence_list``): MultiHop-RAG.
     ``corpus`` names the folder our JSONL's relative sources live in.
@@ -94,6 +99,9 @@ def load_dataset(path: Path | str, corpus: Path | str | None = None) -> Dataset:
     corpus_dir = Path(corpus) if corpus else None
     if path.is_file() and path.suffix == ".jsonl":
         return load_jsonl(path, corpus_dir)
+    hipporag = _hipporag_questions(path)
+    if hipporag is not None:
+        return load_hipporag(hipporag)
     if path.is_file() and path.suffix == ".json":
         return load_multihop(path)
     if (path / "corpus.jsonl").exists() and (path / "queries.jsonl").exists():
@@ -170,24 +178,43 @@ def load_beir(path: Path) -> Dataset:
         CorpusRecord(str(_field(row, "_id", path, n)), str(row.get("title") or ""), str(_field(row, "text", path, n)))
         for n, row in _read_jsonl(path / "corpus.jsonl")
     ]
-    texts = {str(_field(row, "_id", path, n)): str(_field(row, "text", path, n))
-             for n, row in _read_jsonl(path / "queries.jsonl")}
+    rows = {}
+    for n, row in _read_jsonl(path / "queries.jsonl"):
+        qid = row.get("_id", row.get("id"))
+        text = row.get("text", row.get("query"))
+        if qid is None or text is None:
+            raise DatasetError(f"{path / 'queries.jsonl'}:{n}: a query needs '_id' (or 'id') and 'text' (or 'query')")
+        rows[str(qid)] = (str(text), row.get("answer"))
     qrels = _read_qrels(path)
     queries = [
-        Query(id=qid, query=texts[qid], relevant=gold)
+        Query(id=qid, query=rows[qid][0], relevant=gold, **_answer_fields(rows[qid][1]))
         for qid, gold in qrels.items()
-        if qid in texts and any(g > 0 for g in gold.values())
+        if qid in rows and any(g > 0 for g in gold.values())
     ]
     if not queries:
         raise DatasetError(f"{path}: no query of queries.jsonl has a positive judgement in the qrels")
     return Dataset(path.name, path, "beir", queries, level="doc", records=records)
 
 
+def _answer_fields(raw: Any) -> dict[str, Any]:
+    """``answer`` (and ``answer_parts`` for a list of required parts, each a string or alternatives)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        return {"answer": str(raw)}
+    parts = [[str(a) for a in part] if isinstance(part, list) else [str(part)] for part in raw]
+    parts = [p for p in parts if p]
+    return {"answer": "；".join(p[0] for p in parts), "answer_parts": parts} if parts else {}
+
+
 def _read_qrels(path: Path) -> dict[str, dict[str, float]]:
     folder = path / "qrels"
     tsvs = sorted(folder.glob("*.tsv")) if folder.is_dir() else []
+    if (path / "qrels.tsv").is_file():
+        tsvs.append(path / "qrels.tsv")
     if not tsvs:
-        raise DatasetError(f"{path}: no qrels/*.tsv; a BEIR folder needs qrels/test.tsv (query-id, corpus-id, score)")
+        raise DatasetError(f"{path}: no qrels/*.tsv or qrels.tsv; a BEIR folder needs qrels/test.tsv "
+                           "(query-id, corpus-id, score)")
     chosen = folder / "test.tsv" if (folder / "test.tsv").exists() else tsvs[0]
     qrels: dict[str, dict[str, float]] = {}
     with chosen.open(encoding="utf-8", newline="") as handle:
@@ -244,6 +271,68 @@ def load_multihop(path: Path) -> Dataset:
             kind=str(row.get("question_type", "")),
         ))
     return Dataset(folder.name, folder, "multihop", queries, level="doc", records=records)
+
+
+def _hipporag_questions(path: Path) -> Path | None:
+    """The HippoRAG questions file ``path`` is or holds, if it is one (questions with gold titles)."""
+    candidates = [path] if path.is_file() else sorted(path.glob("*.json")) if path.is_dir() else []
+    for candidate in candidates:
+        if candidate.suffix != ".json" or candidate.stem.endswith("_corpus"):
+            continue
+        rows = _read_json_list(candidate)
+        if rows and isinstance(rows[0], dict) and ("supporting_facts" in rows[0] or "paragraphs" in rows[0]):
+            return candidate
+    return None
+
+
+def load_hipporag(path: Path) -> Dataset:
+    """HippoRAG's question files and corpora (HotpotQA, 2WikiMultihopQA, MuSiQue samples).
+
+    Gold passages are the titles of ``supporting_facts`` (HotpotQA, 2Wiki) or the ``paragraphs``
+    marked ``is_supporting`` (MuSiQue); a question's ``context`` is never read. The corpus is
+    ``<name>_corpus.json`` beside the questions: a list of ``{title, text}`` or ``{title: [sentences]}``
+    (sentences joined as they are: they carry their own spaces).
+    """
+    corpus_path = path.with_name(f"{path.stem}_corpus.json")
+    if not corpus_path.is_file():
+        found = sorted(path.parent.glob("*_corpus.json"))
+        if len(found) != 1:
+            raise DatasetError(f"{path}: no corpus beside it: expected {corpus_path.name} (or one *_corpus.json)")
+        corpus_path = found[0]
+    try:
+        raw = json.loads(corpus_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{corpus_path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    if isinstance(raw, dict):
+        pairs = [(str(t), "".join(v) if isinstance(v, list) else str(v)) for t, v in raw.items()]
+    elif isinstance(raw, list):
+        pairs = [(str(_field(r, "title", corpus_path, n)), str(_field(r, "text", corpus_path, n)))
+                 for n, r in enumerate(raw, start=1)]
+    else:
+        raise DatasetError(f"{corpus_path}: expected a list of {{title, text}} or an object {{title: [sentences]}}")
+    records, seen = [], set()
+    for title, text in pairs:
+        if title not in seen:
+            seen.add(title)
+            records.append(CorpusRecord(title, title, text))
+    queries = []
+    for n, row in enumerate(_read_json_list(path), start=1):
+        if "supporting_facts" in row:
+            titles = list(dict.fromkeys(str(fact[0]) for fact in row["supporting_facts"]))
+        else:
+            titles = list(dict.fromkeys(str(p.get("title", "")) for p in row.get("paragraphs") or [] if p.get("is_supporting")))
+        missing = [t for t in titles if t not in seen]
+        if missing:
+            raise DatasetError(f"{path}: question {n}: gold title {missing[0]!r} is not a passage of {corpus_path.name}")
+        question = row.get("question", row.get("query"))
+        if question is None:
+            raise DatasetError(f"{path}: question {n} has no 'question' field")
+        queries.append(Query(id=str(row.get("_id", row.get("id", f"q{n}"))), query=str(question),
+                             relevant={t: 1.0 for t in titles}, **_answer_fields(row.get("answer")),
+                             kind=str(row.get("type", ""))))
+    if not queries:
+        raise DatasetError(f"{path}: no questions in the file")
+    return Dataset(path.stem, path, "hipporag", queries, level="doc", records=records)
 
 
 def _read_json_list(path: Path) -> list[dict[str, Any]]:

@@ -131,9 +131,8 @@ def answer_quality(
 
     assistant = Assistant(settings, kb, embedder)
     judge = LLMJudge(assistant.llm) if assistant.llm is not None else OverlapJudge(embedder)
-    items = [(j.query.id, j.query.query, j.query.answer, j.query.answerable) for j in judgements]
     rows, figures = evaluate_answers(
-        items, lambda q: assistant.ask(q, user=EVALUATOR, mode=config.answer_mode), judge, config.progress)
+        [j.query for j in judgements], lambda q: assistant.ask(q, user=EVALUATOR, mode=config.answer_mode), judge, config.progress)
     backend = " ".join(v for v in describe_llm(assistant.llm).values() if v)
     result.extra["answers"] = {"mode": config.answer_mode, "backend": backend, **figures}
     result.sections.append(answer_markdown(figures, config.answer_mode, backend))

@@ -3,6 +3,7 @@ import pytest
 
 from eval.answers import (OverlapJudge, check_citations, evaluate_answers, exact_match, is_refusal, score_answer,
                           summary)
+from eval.datasets import Query
 from eval.text import sentences, token_f1
 from zhiku.records import Answer, Chunk, Citation, Document, Hit
 
@@ -69,7 +70,8 @@ def test_summary_of_answerable_and_unanswerable_questions():
         "mars": Answer(text="Not in the documents."),
     }
     results, figures = evaluate_answers(
-        [("q1", "leave", "25 days", True), ("q2", "mars", None, False)], lambda q: answers[q], judge, progress=False)
+        [Query("q1", "leave", {"d": 1.0}, "25 days"), Query("q2", "mars", {})], lambda q: answers[q], judge,
+        progress=False)
     assert figures["exact_match"] == 1.0 and figures["f1"] == 1.0 and figures["with_gold"] == 1
     assert figures["refusal_rate_unanswerable"] == 1.0 and figures["refusal_rate_answerable"] == 0.0
     assert figures["citation_support"] == 1.0 and figures["citation_method"] == judge.method
@@ -79,3 +81,9 @@ def test_summary_of_answerable_and_unanswerable_questions():
 def test_summary_without_anything_measured_says_none():
     figures = summary([score_answer("q", Answer(text="x"), None, True, OverlapJudge())], "m")
     assert figures["f1"] is None and figures["citation_support"] is None and figures["answers_with_citations"] == 0.0
+
+
+def test_an_answer_in_parts_must_contain_every_part_in_one_of_its_forms():
+    parts = [["131万", "1313851"], ["4次", "四次"]]
+    assert score_answer("q", Answer(text="共1313851人，四次。"), "131万；4次", True, OverlapJudge(), parts).contains == 1.0
+    assert score_answer("q", Answer(text="共131万人。"), "131万；4次", True, OverlapJudge(), parts).contains == 0.0

@@ -147,3 +147,40 @@ def test_limited_keeps_needed_records_and_fills_up_with_others(tmp_path):
 def test_unknown_folder_says_what_a_dataset_looks_like(tmp_path):
     with pytest.raises(DatasetError, match="not a dataset"):
         load_dataset(tmp_path)
+
+
+def test_hipporag_questions_take_their_gold_titles_and_never_read_the_context(tmp_path):
+    (tmp_path / "mini.json").write_text(json.dumps([
+        {"_id": "a1", "question": "Who wrote X?", "answer": "Ann", "type": "bridge",
+         "supporting_facts": [["X", 0], ["Ann", 2], ["X", 1]], "context": [["Decoy", ["never read"]]]},
+        {"id": "m2", "question": "Where?", "answer": "Oslo",
+         "paragraphs": [{"title": "Ann", "paragraph_text": "…", "is_supporting": True},
+                        {"title": "Decoy", "paragraph_text": "…", "is_supporting": False}]},
+    ]), encoding="utf-8")
+    (tmp_path / "mini_corpus.json").write_text(json.dumps(
+        {"X": ["X is a book", " by Ann."], "Ann": ["Ann lives in Oslo."], "Decoy": ["Nothing."]}), encoding="utf-8")
+    dataset = load_dataset(tmp_path)
+    assert dataset.format == "hipporag" and [r.id for r in dataset.records] == ["X", "Ann", "Decoy"]
+    assert dataset.records[0].text == "X is a book by Ann."
+    first, second = dataset.queries
+    assert (first.id, list(first.relevant), first.answer, first.kind) == ("a1", ["X", "Ann"], "Ann", "bridge")
+    assert list(second.relevant) == ["Ann"]
+
+
+def test_a_hipporag_corpus_given_as_a_list_of_passages_is_read_too(tmp_path):
+    (tmp_path / "q.json").write_text(json.dumps([{"question": "?", "supporting_facts": [["T", 0]]}]))
+    (tmp_path / "q_corpus.json").write_text(json.dumps([{"title": "T", "text": "The text.", "idx": 0}]))
+    assert load_dataset(tmp_path / "q.json").records[0].text == "The text."
+    (tmp_path / "q.json").write_text(json.dumps([{"question": "?", "supporting_facts": [["Missing", 0]]}]))
+    with pytest.raises(DatasetError, match="gold title 'Missing' is not a passage of q_corpus.json"):
+        load_dataset(tmp_path / "q.json")
+
+
+def test_a_folder_with_top_level_qrels_and_answer_lists_loads_like_beir(tmp_path):
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "东盟和中国"}\n{"_id": "d2", "text": "无关"}\n')
+    (tmp_path / "queries.jsonl").write_text('{"id": 0, "query": "RCEP包括哪些国家", "answer": ["东盟", ["中国", "中华人民共和国"]]}\n')
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n0\td1\t1\n")
+    dataset = load_dataset(tmp_path)
+    [query] = dataset.queries
+    assert (query.query, query.relevant, query.answer) == ("RCEP包括哪些国家", {"d1": 1.0}, "东盟；中国")
+    assert query.answer_parts == [["东盟"], ["中国", "中华人民共和国"]]
