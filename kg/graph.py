@@ -24,6 +24,7 @@ fingerprint moved; a damaged, foreign or outdated file is rebuilt from SQLite, a
 """
 from __future__ import annotations
 
+import base64
 import gc
 import hashlib
 import json
@@ -33,6 +34,7 @@ import threading
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import islice, repeat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,34 +107,38 @@ class TripleColumns:
             for (a, r, b, ta, tb, c, d), f in zip(ints.tolist(), confidence.tolist())
         ]
 
-    def to_json(self) -> dict[str, Any]:
-        return {"strings": self.strings, "ints": self.ints.ravel().tolist(), "confidence": self.confidence.tolist()}
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TripleColumns:
-        """Columns from ``to_json``'s output; ``ValueError`` for anything inconsistent."""
-        strings = data["strings"]
-        if not all(isinstance(s, str) for s in strings):
-            raise ValueError("strings must be text")
-        ints = np.array(data["ints"], dtype=np.int64).reshape(-1, 7)
-        confidence = np.array(data["confidence"], dtype=np.float64).reshape(-1)
-        if len(confidence) != len(ints) or (ints[:, :5] < 0).any() or (ints[:, :5] >= len(strings)).any():
-            raise ValueError("triple columns do not match")
-        return cls(list(strings), ints, confidence)
+@dataclass(frozen=True)
+class _Resolved:
+    """Which entity each string names, and the entities: what resolution decided, saved as it is.
+
+    ``entity_of[i]`` is the index (into ``keys``) of the entity ``strings[i]`` names as a subject
+    or object, ``-1`` for strings that are only relations or types. ``forms`` maps the normalised
+    and canonical forms of every alias to an entity index.
+    """
+
+    keys: list[str]
+    names: list[str]
+    types: list[str]
+    mentions: list[int]
+    entity_of: np.ndarray  # int64, one per string of the sources
+    forms: dict[str, int]
 
 
 class KnowledgeGraph:
     """The graph and its queries. Build it with ``load_graph(kb)``; it is read-only afterwards."""
 
     def __init__(
-        self, graph: nx.MultiDiGraph, sources: TripleColumns, forms: dict[str, str],
+        self, graph: nx.MultiDiGraph, sources: TripleColumns, resolved: _Resolved,
         doc_groups: dict[int, tuple[str, ...]], epoch: int = -1, fingerprint: str = "",
     ) -> None:
         self.graph = graph
         #: The triples the graph was resolved from (a user's graph is resolved from some of them).
         self.sources = sources
+        self._resolved = resolved
         #: Normalised and canonical forms of every alias -> entity key (for lookups and linking).
-        self.forms = forms
+        keys = resolved.keys
+        self.forms: dict[str, str] = {form: keys[i] for form, i in resolved.forms.items()}
         #: Document id -> access groups, as the knowledge base had them when the graph was built.
         self.doc_groups = doc_groups
         self.epoch = epoch
@@ -150,51 +156,64 @@ class KnowledgeGraph:
         with _gc_paused():
             triples = list(triples)
             resolution = resolve(triples)
-            forms: dict[str, str] = {}
-            key_of: dict[str, str] = {}
-            for entity in resolution.entities.values():
+            sources = TripleColumns.of(triples)
+            entities = list(resolution.entities.values())
+            index = {e.key: i for i, e in enumerate(entities)}
+            forms: dict[str, int] = {}
+            for entity in entities:
                 for alias in sorted(entity.aliases):
-                    key_of[alias] = entity.key
-                    forms.setdefault(normalize(alias), entity.key)
-                    forms.setdefault(resolution.canonical[alias], entity.key)
-            entities = {e.key: (e.name, e.type, e.mentions) for e in resolution.entities.values()}
-            return cls._assemble(TripleColumns.of(triples), key_of, entities, forms, dict(doc_groups), epoch)
+                    forms.setdefault(normalize(alias), index[entity.key])
+                    forms.setdefault(resolution.canonical[alias], index[entity.key])
+            key_of = resolution.key_of
+            entity_of = np.array([index[key_of[s]] if s in resolution.canonical else -1 for s in sources.strings],
+                                 dtype=np.int64)
+            resolved = _Resolved([e.key for e in entities], [e.name for e in entities], [e.type for e in entities],
+                                 [e.mentions for e in entities], entity_of, forms)
+            return cls._assemble(sources, resolved, dict(doc_groups), epoch)
 
     @classmethod
     def _assemble(
-        cls, sources: TripleColumns, key_of: dict[str, str], entities: dict[str, tuple[str, str, int]],
-        forms: dict[str, str], doc_groups: dict[int, tuple[str, ...]], epoch: int, fingerprint: str = "",
+        cls, sources: TripleColumns, resolved: _Resolved, doc_groups: dict[int, tuple[str, ...]], epoch: int,
+        fingerprint: str = "",
     ) -> KnowledgeGraph:
         """The NetworkX graph of resolved triples: what a fresh build and a saved file both end in.
 
-        ``key_of`` maps every subject and object to its entity, ``entities`` each entity key to its
-        name, type and mention count; aliases and documents per entity are derived here.
+        Aliases and documents per entity are derived here. Column-wise with numpy, and no Python
+        step per edge but creating its attributes: this runs on every load of the graph.
         """
-        if not set(key_of.values()) <= entities.keys() or not set(forms.values()) <= entities.keys():
-            raise ValueError("aliases name entities that are not in the graph")
-        keys = list(entities)
-        position = {key: i for i, key in enumerate(keys)}
-        aliases: dict[str, list[str]] = defaultdict(list)
-        for surface, key in key_of.items():
-            aliases[key].append(surface)
-        # Column-wise with numpy: one Python step per edge is what remains (this runs on every load).
-        node_of = np.array([position.get(key_of.get(s, ""), -1) for s in sources.strings], dtype=np.int64)
-        ints = sources.ints
-        u, v, doc = node_of[ints[:, 0]], node_of[ints[:, 2]], ints[:, 6]
+        keys, n = resolved.keys, len(resolved.keys)
+        entity_of, ints = resolved.entity_of, sources.ints
+        if not len(resolved.names) == len(resolved.types) == len(resolved.mentions) == n \
+                or len(entity_of) != len(sources.strings) or (entity_of >= n).any() or (entity_of < -1).any() \
+                or any(not 0 <= i < n for i in resolved.forms.values()):
+            raise ValueError("the resolution does not match the triples")
+        u, v, doc = entity_of[ints[:, 0]], entity_of[ints[:, 2]], ints[:, 6]
         if (u < 0).any() or (v < 0).any():
             raise ValueError("a triple names an entity that is not in the graph")
-        # The documents mentioning each entity: distinct (entity, document) pairs, coded as one integer.
+        strings = np.array(sources.strings, dtype=object)
+        # Each entity's surface forms, and the documents that mention it (distinct (entity, document)
+        # pairs, coded as one integer), as runs of entity-sorted arrays.
+        surfaces = np.flatnonzero(entity_of >= 0)
+        surfaces = surfaces[np.argsort(entity_of[surfaces], kind="stable")]
+        alias_cuts = np.searchsorted(entity_of[surfaces], np.arange(n + 1)).tolist()
+        alias_names = strings[surfaces].tolist()
         width = int(doc.max(initial=0)) + 2
         pairs = np.sort(np.concatenate([u * width + doc + 1, v * width + doc + 1]))
-        pairs = pairs[np.diff(pairs, prepend=-1) != 0]
-        pairs = pairs[pairs % width != 0]  # triples without a document
-        bounds = np.searchsorted(pairs // width, np.arange(1, len(keys)))
-        docs = [frozenset(ids.tolist()) for ids in np.split(pairs % width - 1, bounds)]
+        pairs = pairs[(np.diff(pairs, prepend=-1) != 0) & (pairs % width != 0)]  # distinct, with a document
+        doc_cuts = np.searchsorted(pairs // width, np.arange(n + 1)).tolist()
+        mentioned_in = (pairs % width - 1).tolist()
+        # NetworkX keeps a graph in plain dicts (``_node``, ``_succ``, ``_pred``); filled directly.
+        graph = nx.MultiDiGraph()
+        graph._node.update(
+            (key, {"name": name, "type": type_, "aliases": tuple(sorted(alias_names[a:b])), "mentions": mentions,
+                   "doc_ids": frozenset(mentioned_in[c:d])})
+            for key, name, type_, mentions, a, b, c, d in zip(
+                keys, resolved.names, resolved.types, resolved.mentions, alias_cuts, alias_cuts[1:],
+                doc_cuts, doc_cuts[1:])
+        )
         alias_relations = [i for i, s in enumerate(sources.strings) if s in ALIAS_RELATIONS]
         # An alias is a merge, not a fact; "Acme Corp. owns Acme" says nothing once both are one.
         edges = np.flatnonzero(~np.isin(ints[:, 1], alias_relations) & (u != v))
-        names = np.array(keys, dtype=object)
-        strings = np.array(sources.strings, dtype=object)
         chunk_ids, doc_ids = ints[edges, 5].tolist(), ints[edges, 6].tolist()
         if (ints[edges, 5:] == _NONE).any():
             chunk_ids = [None if c == _NONE else c for c in chunk_ids]
@@ -202,28 +221,11 @@ class KnowledgeGraph:
         data = [{"relation": relation, "chunk_id": chunk_id, "doc_id": doc_id, "confidence": confidence}
                 for relation, chunk_id, doc_id, confidence in zip(
                     strings[ints[edges, 1]].tolist(), chunk_ids, doc_ids, sources.confidence[edges].tolist())]
-        succ: dict[str, dict[str, dict[int, dict[str, Any]]]] = {key: {} for key in keys}
-        pred: dict[str, dict[str, dict[int, dict[str, Any]]]] = {key: {} for key in keys}
         # The edge key is the triple's position.
-        for i, a, b, attributes in zip(edges.tolist(), names[u[edges]].tolist(), names[v[edges]].tolist(), data):
-            out = succ[a]
-            by_key = out.get(b)
-            if by_key is None:
-                out[b] = pred[b][a] = {i: attributes}
-            else:
-                by_key[i] = attributes
-        graph = nx.MultiDiGraph()
-        # NetworkX's own add_edges_from costs three times this loop (a graph is loaded on every
-        # start); its adjacency is these plain dicts, successors and predecessors sharing each
-        # edge-key dict, exactly as add_edge would leave them.
-        graph._node.update(
-            (key, {"name": name, "type": type_, "aliases": tuple(sorted(aliases[key])), "mentions": mentions,
-                   "doc_ids": ids})
-            for (key, (name, type_, mentions)), ids in zip(entities.items(), docs)
-        )
+        succ, pred = _adjacency(keys, edges, u[edges], v[edges], data)
         graph._succ.update(succ)
         graph._pred.update(pred)
-        return cls(graph, sources, forms, doc_groups, epoch, fingerprint)
+        return cls(graph, sources, resolved, doc_groups, epoch, fingerprint)
 
     @classmethod
     def build(cls, kb: KnowledgeBase) -> KnowledgeGraph:
@@ -235,39 +237,61 @@ class KnowledgeGraph:
         return graph
 
     # --------------------------------------------------------------- persistence
-    def to_json(self) -> dict[str, Any]:
-        """The graph as plain data: its triples, their resolution and the documents' groups."""
-        keys = {key: i for i, key in enumerate(self.graph.nodes)}
-        string = {s: i for i, s in enumerate(self.sources.strings)}
+    def _to_json(self) -> dict[str, Any]:
+        """The graph as plain data: its triples, their resolution and the documents' groups. Number
+        columns are little-endian arrays in base64 (a tenth of the parsing of JSON numbers)."""
+        resolved = self._resolved
         return {
             "format": FORMAT_VERSION,
             "fingerprint": self.fingerprint,
             "doc_groups": [[doc_id, list(groups)] for doc_id, groups in self.doc_groups.items()],
-            "triples": self.sources.to_json(),
-            "entities": [[key, data["name"], data["type"], data["mentions"], [string[a] for a in data["aliases"]]]
-                         for key, data in self.graph.nodes(data=True)],
-            "forms": [[form, keys[key]] for form, key in self.forms.items()],
+            "strings": self.sources.strings,
+            "triples": _pack(self.sources.ints),
+            "confidence": _pack(self.sources.confidence),
+            "keys": resolved.keys,
+            "names": resolved.names,
+            "types": resolved.types,
+            "mentions": resolved.mentions,
+            "entity_of": _pack(resolved.entity_of),
+            "forms": list(resolved.forms),
+            "form_entities": _pack(np.fromiter(resolved.forms.values(), dtype=np.int64, count=len(resolved.forms))),
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], epoch: int) -> KnowledgeGraph:
-        """The graph ``to_json`` wrote; ``ValueError``, ``KeyError``, ``TypeError`` or ``IndexError``
-        when the data is not such a graph."""
-        sources = TripleColumns.from_json(data["triples"])
-        entities: dict[str, tuple[str, str, int]] = {}
-        key_of: dict[str, str] = {}
-        for key, name, type_, mentions, aliases in data["entities"]:
-            entities[str(key)] = (str(name), str(type_), int(mentions))
-            for alias in aliases:
-                key_of[sources.strings[alias]] = str(key)
-        keys = list(entities)
-        forms = {str(form): keys[index] for form, index in data["forms"]}
-        doc_groups = {int(doc_id): tuple(map(str, groups)) for doc_id, groups in data["doc_groups"]}
-        return cls._assemble(sources, key_of, entities, forms, doc_groups, epoch, str(data["fingerprint"]))
+    def _from_json(cls, data: dict[str, Any], epoch: int) -> KnowledgeGraph:
+        strings = _texts(data["strings"])
+        ints = _unpack(data["triples"], np.int64).reshape(-1, 7)
+        confidence = _unpack(data["confidence"], np.float64)
+        if len(confidence) != len(ints) or (ints[:, :5] < 0).any() or (ints[:, :5] >= len(strings)).any():
+            raise ValueError("the triple columns do not match")
+        forms = _texts(data["forms"])
+        form_entities = _unpack(data["form_entities"], np.int64)
+        if len(forms) != len(form_entities):
+            raise ValueError("the forms do not match")
+        resolved = _Resolved(_texts(data["keys"]), _texts(data["names"]), _texts(data["types"]),
+                             [int(m) for m in data["mentions"]], _unpack(data["entity_of"], np.int64),
+                             dict(zip(forms, form_entities.tolist())))
+        doc_groups = {int(doc_id): tuple(_texts(groups)) for doc_id, groups in data["doc_groups"]}
+        return cls._assemble(TripleColumns(strings, ints, confidence), resolved, doc_groups, epoch,
+                             str(data["fingerprint"]))
+
+    @classmethod
+    def read(cls, path: Path, epoch: int = -1) -> KnowledgeGraph:
+        """The graph ``save`` wrote to ``path``.
+
+        Raises ``OSError``, ``ValueError`` (``UnicodeError``, ``JSONDecodeError`` and base64's
+        ``binascii.Error`` among them), ``KeyError``, ``TypeError`` or ``IndexError`` for a file
+        that is not such a graph.
+        """
+        with _gc_paused():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+                raise ValueError(f"not a knowledge graph of format {FORMAT_VERSION}")
+            return cls._from_json(data, epoch)
 
     def save(self, root: Path) -> None:
         """Write the graph, then its stamp, each atomically: a crash between them only forces a rebuild."""
-        payload = json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+        payload = json.dumps(self._to_json(), ensure_ascii=False, separators=(",", ":"))
         atomic_write(root / GRAPH_FILE, lambda tmp: tmp.write_text(payload, encoding="utf-8"))
         _write_stamp(root, self.epoch, self.fingerprint)
 
@@ -477,6 +501,61 @@ class KnowledgeGraph:
         )
 
 
+def _adjacency(
+    keys: list[str], position: np.ndarray, head: np.ndarray, tail: np.ndarray, data: list[dict[str, Any]],
+) -> tuple[dict[str, dict[str, dict[int, dict[str, Any]]]], dict[str, dict[str, dict[int, dict[str, Any]]]]]:
+    """A NetworkX multigraph's successor and predecessor dicts, built one node at a time.
+
+    Edge ``i`` goes from ``keys[head[i]]`` to ``keys[tail[i]]`` under key ``position[i]``
+    (ascending) with attributes ``data[i]``. The result is exactly what ``add_edges_from`` in that
+    order leaves (at a third of its cost, with no Python step per edge): one edge-key dict per
+    node pair, shared by both sides; a node's neighbours in the order of their first edge.
+    """
+    pair = head * len(keys) + tail
+    _, first, which = np.unique(pair, return_index=True, return_inverse=True)
+    attributes = np.empty(len(data), dtype=object)
+    attributes[:] = data
+    by_pair = np.empty(len(first), dtype=object)
+    by_pair[:] = list(map(dict, zip(zip(position[first].tolist(), attributes[first].tolist()))))
+    later = np.ones(len(pair), dtype=bool)
+    later[first] = False
+    for p, key, edge in zip(which[later].tolist(), position[later].tolist(), attributes[later].tolist()):
+        by_pair[p][key] = edge
+    names = np.array(keys, dtype=object)
+
+    def side(owner: np.ndarray, other: np.ndarray) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
+        """Owner key -> {other key: edge-key dict}, for every node (most have no edges on a side)."""
+        order = np.lexsort((first, owner))
+        counts = np.bincount(owner, minlength=len(keys)).tolist()
+        others, dicts = iter(names[other[order]].tolist()), iter(by_pair[order].tolist())
+        # dict(zip(next c others, next c dicts)) for each node's count c, with no Python step per node.
+        return dict(zip(keys, map(dict, map(zip, map(islice, repeat(others), counts),
+                                            map(islice, repeat(dicts), counts)))))
+
+    heads, tails = head[first], tail[first]
+    return side(heads, tails), side(tails, heads)
+
+
+def _pack(array: np.ndarray) -> str:
+    """A number array as base64 of its little-endian bytes (its dtype is the reader's to know)."""
+    return base64.b64encode(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()).decode("ascii")
+
+
+def _unpack(text: str, dtype: type[np.generic]) -> np.ndarray:
+    """``_pack``'s output as a writable array of ``dtype``; ``ValueError`` for anything else."""
+    if not isinstance(text, str):
+        raise TypeError("a packed array must be base64 text")
+    raw = base64.b64decode(text, validate=True)
+    return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
+
+
+def _texts(values: object) -> list[str]:
+    """``values`` when it is a list of strings; ``TypeError`` otherwise."""
+    if not isinstance(values, list) or not set(map(type, values)) <= {str}:
+        raise TypeError("expected a list of strings")
+    return values
+
+
 def _scalar(value: int | None) -> int:
     return -1 if value is None else int(value)
 
@@ -542,19 +621,16 @@ def _write_stamp(root: Path, epoch: int, fingerprint: str) -> None:
 
 
 def _read_saved(path: Path, fingerprint: str, epoch: int) -> KnowledgeGraph | None:
-    """The saved graph when it is ours and reflects ``fingerprint``; None (rebuild) otherwise."""
+    """The saved graph when it is readable and reflects ``fingerprint``; None (rebuild) otherwise."""
     try:
-        with _gc_paused():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("format") != FORMAT_VERSION or data.get("fingerprint") != fingerprint:
-                return None
-            return KnowledgeGraph.from_json(data, epoch)
+        graph = KnowledgeGraph.read(path, epoch)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         log.warning("%s is damaged (%s: %s); rebuilding the graph from the knowledge base",
                     path, type(exc).__name__, exc)
         return None
+    return graph if graph.fingerprint == fingerprint else None
 
 
 def _drop_legacy(root: Path) -> None:
