@@ -31,11 +31,11 @@ import json
 import logging
 import re
 import threading
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, OrderedDict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import islice, repeat
 from dataclasses import dataclass
+from itertools import islice, repeat
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,9 @@ GRAPH_STAMP = "graph.stamp"
 LEGACY_GRAPH_FILE = "graph.pickle"
 #: Bumped when the saved layout changes, so an old file is rebuilt instead of misread.
 FORMAT_VERSION = 2
-#: Users' graphs kept per graph, one per distinct set of groups asking (least recently used go).
-VIEW_CACHE_SIZE = 16
+#: Users' graphs kept per graph, one per distinct set of groups asking (least recently used go);
+#: each costs memory in proportion to the triples its user may read.
+VIEW_CACHE_SIZE = 8
 
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 #: Longest name, in words (Latin) or characters (Chinese), that ``link`` looks for.
