@@ -310,14 +310,21 @@ def test_a_planted_graph_pickle_is_never_unpickled_and_is_deleted(kb, tmp_path, 
 
 @pytest.mark.parametrize("damage", [
     lambda text: text[: len(text) // 2],  # torn
-    lambda text: text.replace('"entities":[[', '"entities":[[7,'),  # wrong shape
+    lambda text: text.replace('"mentions":[', '"mentions":[1,'),  # one entity too many
+    lambda text: text.replace('"names":[', '"names":[7,'),  # not text
+    lambda text: text.replace('"data":"', '"data":"!', 1),  # not base64
+    lambda text: text.replace('"dtype":"<i4"', '"dtype":"|O"', 1),  # not numbers
+    lambda text: text.replace('"data":"', '"data":"AAAA', 1),  # columns that do not match
     lambda text: "[]",
-    lambda text: "\udcff",
+    lambda text: "[" * 100_000 + "]" * 100_000,  # nested too deep for the parser
+    lambda text: "\udcff",  # not UTF-8
 ])
 def test_a_torn_or_damaged_graph_file_is_rebuilt_from_the_knowledge_base(kb, damage):
     g = load_graph(kb)
     path = kb.root / GRAPH_FILE
-    path.write_text(damage(path.read_text(encoding="utf-8")), encoding="utf-8", errors="surrogateescape")
+    text = path.read_text(encoding="utf-8")
+    assert damage(text) != text
+    path.write_text(damage(text), encoding="utf-8", errors="surrogateescape")
     again = load_graph(kb)
     assert nx.utils.graphs_equal(again.graph, g.graph)
     assert json.loads(path.read_text(encoding="utf-8"))["fingerprint"] == g.fingerprint
