@@ -6,7 +6,9 @@
   shown beside a spaCy-only baseline (``nlp.pipe`` with the same model and no rules), the floor
   under any spaCy-based extractor;
 - graph: time and Python peak memory to resolve entities and build the NetworkX graph from 100k
-  synthetic triples, pickle size and load time, and a 2-hop neighbourhood query.
+  synthetic triples; the saved file's size and load time beside a pickle of the same graph (the
+  format before), the cost of one user's graph (half the documents visible), a 2-hop
+  neighbourhood query, and the staleness fingerprint's SQL on a knowledge base of 100k triples.
 
     python bench/graph.py                       # 2,000 documents, 100k triples
     python bench/graph.py --docs 200 --triples 20000 --kb zhiku-kb
@@ -23,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)
 
 from bench.synth import document  # noqa: E402
-from kg.bench import extraction_throughput, graph_build_cost  # noqa: E402
+from kg.bench import extraction_throughput, fingerprint_cost, graph_build_cost  # noqa: E402
 from kg.extract import DefaultExtractor, load_spacy  # noqa: E402
 from zhiku.records import Chunk  # noqa: E402
 
@@ -81,17 +83,22 @@ def main() -> None:
                      "default_chunks_per_s": round(extraction_throughput(chunks, extractor), 1),
                      "spacy_only_chunks_per_s": round(spacy_only(chunks, nlp), 1)})
     graph = graph_build_cost(args.triples)
+    fingerprint = fingerprint_cost(args.triples)
     if args.json:
-        print(json.dumps({"extraction": rows, "graph": graph}, indent=2))
+        print(json.dumps({"extraction": rows, "graph": graph, "fingerprint": fingerprint}, indent=2))
         return
     print(f"{'corpus':32} {'chunks':>7} {'words/chunk':>11} {'default ch/s':>13} {'spaCy-only ch/s':>16}")
     for r in rows:
         print(f"{r['corpus']:32} {r['chunks']:7} {r['words_per_chunk']:11} {r['default_chunks_per_s']:13} "
               f"{r['spacy_only_chunks_per_s']:16}")
     print(f"\ngraph from {graph['triples']} triples: {graph['entities']} entities, {graph['relations']} relations; "
-          f"build {graph['build_s']} s, Python peak {graph['peak_mib']} MiB; pickle {graph['pickle_mib']} MiB "
-          f"(save {graph['pickle_save_s']} s, load {graph['pickle_load_s']} s); "
+          f"build {graph['build_s']} s, Python peak {graph['peak_mib']} MiB; one user's graph {graph['user_graph_s']} s; "
           f"2-hop neighbours {graph['neighbors_2hop_ms']} ms")
+    print(f"{'saved graph':32} {'MiB':>7} {'load s':>7}")
+    print(f"{'graph.json (now)':32} {graph['file_mib']:7} {graph['load_s']:7}   (save {graph['save_s']} s)")
+    print(f"{'pickle (before)':32} {graph['pickle_mib']:7} {graph['pickle_load_s']:7}")
+    print(f"staleness fingerprint over {fingerprint['triples']} triples, {fingerprint['documents']} documents: "
+          f"{fingerprint['fingerprint_ms']} ms")
 
 
 if __name__ == "__main__":

@@ -16,14 +16,18 @@
    relations. Chunks under ``min_relative_score`` of the best are left out, so fusion is not fed
    noise. The hit's ``facts`` are its relations, best first.
 
-Access control: relations are filtered by the *current* document groups (the retriever's catalog,
-not the graph's snapshot) before expansion, so an invisible document contributes neither a chunk
-nor a fact nor a path through which relevance could flow.
+Access control: everything runs on the asking user's graph (``KnowledgeGraph.for_user``: resolved
+from the triples of the documents they may read), so linking only knows the names and aliases
+those documents use, and facts carry the names and types they give. Relations are filtered once
+more by the *current* document groups (the retriever's catalog) before expansion, so a document
+hidden since the graph was built contributes neither a chunk nor a fact nor a path through which
+relevance could flow.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -130,7 +134,9 @@ class GraphRetriever:
         self.tokenize = Tokenizer()
         self._term_cache: dict[str, frozenset[str]] = {}
         self._graph = graph
-        self._names: tuple[KnowledgeGraph, list[str], np.ndarray] | None = None  # (graph, keys, name matrix)
+        #: A user's graph -> its entity keys and their name matrix (dropped with the graph).
+        self._names: weakref.WeakKeyDictionary[KnowledgeGraph, tuple[list[str], np.ndarray]] = \
+            weakref.WeakKeyDictionary()
         self._vectors = EntityVectors(embedder, kb.root / ENTITY_VECTORS if persist else None)
         self._lock = threading.Lock()
 
@@ -143,11 +149,12 @@ class GraphRetriever:
 
     def _name_matrix(self, kg: KnowledgeGraph) -> tuple[list[str], np.ndarray]:
         with self._lock:
-            if self._names is None or self._names[0] is not kg:
+            found = self._names.get(kg)
+            if found is None:
                 keys = list(kg.graph.nodes)
                 names = [kg.graph.nodes[key]["name"] for key in keys]
-                self._names = (kg, keys, self._vectors.matrix(names))
-            return self._names[1], self._names[2]
+                found = self._names[kg] = (keys, self._vectors.matrix(names))
+            return found
 
     def _terms(self, text: str) -> frozenset[str]:
         terms = self._term_cache.get(text)
@@ -157,7 +164,7 @@ class GraphRetriever:
 
     # -------------------------------------------------------------- retrieval
     def link(self, query: str, kg: KnowledgeGraph) -> dict[str, float]:
-        """Seed entities of ``query`` -> weight.
+        """Seed entities of ``query`` -> weight, in ``kg`` (the asking user's graph).
 
         Entities the question names (exactly or by an alias) weigh 1.0. Only when it names none
         (a misspelling, a paraphrase, another language) do the entities whose names embed closest
@@ -185,7 +192,7 @@ class GraphRetriever:
         """Hits, and the best ``max_facts`` visible relations of the query's neighbourhood."""
         if not query.strip() or k <= 0:
             return [], []
-        kg = self.graph()
+        kg = self.graph().for_user(user)
         if not kg.graph:
             return [], []
         seeds = self.link(query, kg)

@@ -1,4 +1,5 @@
 """``zhiku graph ...`` end to end: real knowledge base folders, output captured from stdout."""
+import io
 import json
 
 import networkx as nx
@@ -106,3 +107,66 @@ def test_export_graphml_and_json(kb_path, capsys, tmp_path):
 def test_a_missing_knowledge_base_is_one_clear_line(tmp_path, capsys):
     code, _, err = run(capsys, "stats", "--kb", str(tmp_path / "none"))
     assert code == 1 and "no knowledge base" in err and "Traceback" not in err
+
+
+SECRETS = ("Vantorix", "Merrowind", "Bluejay")
+
+
+@pytest.fixture
+def acl_kb_path(make_kb, put):
+    kb = make_kb()
+    put(kb, "/docs/people.md", [[("Peter Gray", "founded", "Zenith Labs"), ("Zenith Labs", "based in", "Lisbon")]])
+    put(kb, "/docs/deal.md", [[("Zenith Labs", "acquires", "Vantorix"), ("Ilsa Merrowind", "CFO of", "Vantorix"),
+                               ("Zenith Labs", "also known as", "Bluejay"), ("Bluejay", "bids for", "Vantorix")]],
+        groups=("finance",))
+    return str(kb.root)
+
+
+def outputs(capsys, tmp_path, kb_path, *who):
+    """What every inspecting ``zhiku graph`` command prints (and exports) for the user ``who`` names."""
+    export = tmp_path / f"{'-'.join(who) or 'admin'}.json"
+    runs = [("entities",), ("stats",), ("neighbors", "Zenith Labs", "--hops", "2"), ("path", "Peter Gray", "Lisbon"),
+            ("export", str(export))]
+    texts = []
+    for argv in runs:
+        for as_json in ((), ("--json",)):
+            code, out, err = run(capsys, *argv, "--kb", kb_path, *who, *as_json)
+            assert code == 0, err
+            texts.append(out)
+    return "\n".join(texts) + export.read_text(encoding="utf-8")
+
+
+def test_graph_commands_with_groups_show_only_what_those_groups_may_read(acl_kb_path, capsys, tmp_path):
+    public = outputs(capsys, tmp_path, acl_kb_path, "--groups", "eng")
+    assert "Zenith Labs" in public and not any(s in public for s in SECRETS)
+    finance = outputs(capsys, tmp_path, acl_kb_path, "--groups", "finance")
+    assert all(s in finance for s in SECRETS)
+    assert all(s in outputs(capsys, tmp_path, acl_kb_path) for s in SECRETS)  # the local admin sees everything
+    assert run_json(capsys, "stats", "--kb", acl_kb_path, "--groups", "eng")["relations"] == 2
+    assert run_json(capsys, "stats", "--kb", acl_kb_path, "--groups", "finance")["relations"] == 5
+    zenith = run_json(capsys, "neighbors", "Zenith Labs", "--kb", acl_kb_path, "--groups", "eng")["entity"]
+    assert zenith["aliases"] == ["Zenith Labs"] and zenith["degree"] == 2 and zenith["doc_ids"] == [1]
+
+
+def test_a_hidden_entity_or_document_is_refused_like_one_that_does_not_exist(acl_kb_path, capsys):
+    for name in ("Vantorix", "Atlantis"):
+        code, _, err = run(capsys, "neighbors", name, "--kb", acl_kb_path, "--groups", "eng")
+        assert code == 1 and f"no entity named {name!r}" in err
+        code, _, err = run(capsys, "path", "Peter Gray", name, "--kb", acl_kb_path, "--groups", "eng")
+        assert code == 1 and f"no entity named {name!r}" in err
+    for doc in ("deal", "2", "nowhere"):
+        code, _, err = run(capsys, "entities", "--doc", doc, "--kb", acl_kb_path, "--groups", "eng")
+        assert code == 2 and f"no document matches --doc {doc!r}" in err
+
+
+def test_graph_commands_as_a_stored_user_apply_that_users_groups(acl_kb_path, capsys, monkeypatch):
+    for name, groups in (("finn", "finance"), ("pat", "eng")):
+        monkeypatch.setattr("sys.stdin", io.StringIO("secret\n"))
+        assert main(["user", "add", name, "--groups", groups, "--password-stdin", "--kb", acl_kb_path]) == 0
+    capsys.readouterr()
+    names = {r["name"] for r in run_json(capsys, "entities", "--kb", acl_kb_path, "--user", "finn")["entities"]}
+    assert {"Vantorix", "Ilsa Merrowind"} <= names
+    names = {r["name"] for r in run_json(capsys, "entities", "--kb", acl_kb_path, "--user", "pat")["entities"]}
+    assert names == {"Peter Gray", "Zenith Labs", "Lisbon"}
+    code, _, err = run(capsys, "entities", "--kb", acl_kb_path, "--user", "ghost")
+    assert code == 2 and "no user named 'ghost'" in err

@@ -1,10 +1,15 @@
 """The graph built from a real knowledge base: structure, persistence, queries and access control."""
 import json
+import os
+import pickle
 
 import networkx as nx
 import pytest
 
-from kg.graph import GRAPH_FILE, GRAPH_STAMP, KnowledgeGraph, UnknownEntityError, load_graph
+from kg.graph import (
+    FORMAT_VERSION, GRAPH_FILE, GRAPH_STAMP, LEGACY_GRAPH_FILE, KnowledgeGraph, UnknownEntityError, load_graph,
+    source_state,
+)
 from zhiku.errors import UsageError
 from zhiku.records import Triple, User
 
@@ -172,3 +177,154 @@ def test_export_writes_graphml_and_node_link_json_with_scalar_attributes(kb, tmp
     assert len(data["nodes"]) == 5 and all(e["doc_id"] == 1 for e in data["edges"])
     with pytest.raises(UsageError, match=".graphml or .json"):
         g.export(tmp_path / "g.csv")
+
+
+# ------------------------------------------------------------------ per-user graphs
+def test_a_users_graph_is_resolved_from_the_triples_they_may_read_and_cached_per_group_set(kb):
+    g = load_graph(kb)
+    outsider = User("bob", groups=("sales",))
+    view = g.for_user(outsider)
+    assert view is g.for_user(User("carl", groups=("sales",)))  # same groups, same graph
+    assert g.for_user(None) is g and g.for_user(User("root", sees_all=True)) is g
+    assert set(view.graph) == {"mary chen", "acme robotics", "berlin", "initech", "globex"}
+    assert view.entity("initech").doc_ids == {1} and view.graph.degree("initech") == 1
+    assert view.entity("berlin").mentions == 1 and g.entity("berlin").mentions == 2
+    assert view.for_user(outsider) is view
+
+
+def test_a_name_alias_or_type_only_a_restricted_document_gives_never_reaches_an_outsider(make_kb, put):
+    kb = make_kb()
+    put(kb, "/docs/public.md", [[("Kestrel Robotics", "based in", "Munich")]],
+        types={"Kestrel Robotics": "ORG", "Munich": "GPE"})
+    put(kb, "/docs/deal.md", [[("Kestrel Robotics", "also known as", "Bluejay")],
+                              [("Bluejay", "acquires", "Vantorix"), ("Bluejay", "pays", "Vantorix"),
+                               ("Bluejay", "bids for", "Hawk Industries")],
+                              [("Munich", "also known as", "Hawk Industries")]],
+        groups=("finance",), types={"Bluejay": "PROJECT", "Kestrel Robotics": "PROJECT"})
+    put(kb, "/docs/hawk.md", [[("Hawk Industries", "based in", "Lyon")]])
+    g = load_graph(kb)
+    whole = g.entity(g.require("Bluejay"))
+    assert whole.name == "Bluejay" and whole.type == "PROJECT"  # what the whole corpus says
+    outsider = User("pat", groups=("eng",))
+    key = g.require("Kestrel Robotics", outsider)
+    kestrel = g.entity(key, outsider)
+    assert (key, kestrel.name, kestrel.aliases, kestrel.type) == (
+        "kestrel robotics", "Kestrel Robotics", {"Kestrel Robotics"}, "ORG")
+    assert kestrel.mentions == 1 and kestrel.doc_ids == {1}
+    assert g.entity_key("Bluejay", outsider) is None and g.link("What is Bluejay buying?", outsider) == []
+    # The restricted merge of Munich and Hawk Industries is not made for the outsider either.
+    assert g.require("Munich", outsider) != g.require("Hawk Industries", outsider)
+    assert g.require("Munich") == g.require("Hawk Industries")
+    facts = g.neighbors("Kestrel Robotics", hops=3, user=outsider)
+    assert {(t.subject, t.object) for t in facts} == {("Kestrel Robotics", "Munich")}
+    messages = []
+    for name in ("Vantorix", "Nowhere"):  # hidden, and truly unknown: the same answer
+        with pytest.raises(UnknownEntityError) as refused:
+            g.require(name, outsider)
+        messages.append(str(refused.value).replace(name, "?"))
+    assert messages[0] == messages[1]
+
+
+def test_an_acl_edit_of_the_same_length_rebuilds_the_graph_and_drops_stale_user_graphs(make_kb, put):
+    kb = make_kb()
+    put(kb, "/docs/a.md", [[("Mary Chen", "CTO of", "Acme Robotics")]])
+    put(kb, "/docs/deal.md", [[("Acme Robotics", "acquires", "Umbrella")]], groups=("sales",))
+    sales = User("sam", groups=("sales",))
+    g = load_graph(kb)
+    assert g.entity_key("Umbrella", sales) == "umbrella"
+    before = source_state(kb)[1]
+    kb.set_groups("/docs/deal.md", ["legal"])
+    assert source_state(kb)[1] != before
+    fresh = load_graph(kb, current=g)
+    assert fresh is not g and fresh.entity_key("Umbrella", sales) is None
+    assert load_graph(kb).entity_key("Umbrella", sales) is None  # a fresh process rebuilds too
+    assert load_graph(kb).entity_key("Umbrella", User("lee", groups=("legal",))) == "umbrella"
+
+
+def test_a_content_edit_or_re_extracted_triples_reusing_their_ids_rebuild_the_graph(make_kb, put):
+    kb = make_kb()
+    put(kb, "/docs/a.md", [[("Hooli", "based in", "Paris")]])
+    g = load_graph(kb)
+    doc = kb.get_document("/docs/a.md")
+    with kb.transaction() as conn:
+        conn.execute("UPDATE documents SET content_hash = 'edited' WHERE id = ?", (doc.id,))
+    g = load_graph(kb, current=g)
+    assert g.fingerprint == source_state(kb)[1]
+    ids = [r[0] for r in kb.query("SELECT id FROM triples")]
+    kb.replace_triples({doc.id: [Triple("Hoola", "based in", "Paris", chunk_id=kb.chunks_of(doc.id)[0].id)]})
+    assert [r[0] for r in kb.query("SELECT id FROM triples")] == ids  # same ids, same lengths
+    fresh = load_graph(kb, current=g)
+    assert fresh is not g and fresh.entity_key("Hoola") == "hoola" and fresh.entity_key("Hooli") is None
+
+
+# ---------------------------------------------------------------------- the file
+def test_the_saved_graph_is_plain_json_and_loads_equal_to_a_fresh_build(kb):
+    g = load_graph(kb)
+    data = json.loads((kb.root / GRAPH_FILE).read_text(encoding="utf-8"))
+    assert data["format"] == FORMAT_VERSION and data["fingerprint"] == g.fingerprint
+    again = load_graph(kb)
+    assert again is not g and nx.utils.graphs_equal(again.graph, g.graph) and again.forms == g.forms
+    outsider = User("bob", groups=("sales",))
+    assert nx.utils.graphs_equal(again.for_user(outsider).graph, g.for_user(outsider).graph)
+
+
+def test_the_graph_is_what_networkx_builds_from_its_edges_in_order(make_kb, put):
+    kb = make_kb()
+    put(kb, "/docs/a.md", [[("Acme", "owns", "Initech"), ("Mary Chen", "CTO of", "Acme"), ("Acme", "sued", "Initech")],
+                           [("Initech", "supplies", "Acme"), ("Acme", "also known as", "ACME Corp."),
+                            ("Globex", "owns", "Initech"), ("Acme", "owns", "Initech")]])
+    g = load_graph(kb).graph
+    edges = sorted(g.edges(keys=True, data=True), key=lambda e: e[2])
+    reference = nx.MultiDiGraph()
+    reference.add_nodes_from(g.nodes(data=True))
+    reference.add_edges_from(edges)
+    assert [e[2] for e in edges] == [0, 1, 2, 3, 5, 6]  # the triple's position; the alias is a merge
+
+    def ordered(adjacency):
+        return [(n, [(m, list(by_key.items())) for m, by_key in others.items()]) for n, others in adjacency.items()]
+
+    assert ordered(g.succ) == ordered(reference.succ) and ordered(g.pred) == ordered(reference.pred)
+    assert g._succ["acme"]["initech"] is g._pred["initech"]["acme"]  # one edge-key dict, two indexes
+
+
+class _Planted:
+    """A pickle that creates a directory when unpickled: proof that the file was executed."""
+
+    def __init__(self, proof):
+        self.proof = proof
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.proof),)
+
+
+@pytest.mark.parametrize("built_before", [False, True])
+def test_a_planted_graph_pickle_is_never_unpickled_and_is_deleted(kb, tmp_path, built_before):
+    if built_before:
+        load_graph(kb)
+    proof = tmp_path / "pwned"
+    (kb.root / LEGACY_GRAPH_FILE).write_bytes(pickle.dumps(_Planted(proof)))
+    g = load_graph(kb)
+    assert not proof.exists() and not (kb.root / LEGACY_GRAPH_FILE).exists()
+    assert g.entity_key("Berlin") == "berlin"
+
+
+@pytest.mark.parametrize("damage", [
+    lambda text: text[: len(text) // 2],  # torn
+    lambda text: text.replace('"mentions":[', '"mentions":[1,'),  # one entity too many
+    lambda text: text.replace('"names":[', '"names":[7,'),  # not text
+    lambda text: text.replace('"data":"', '"data":"!', 1),  # not base64
+    lambda text: text.replace('"dtype":"<i4"', '"dtype":"|O"', 1),  # not numbers
+    lambda text: text.replace('"data":"', '"data":"AAAA', 1),  # columns that do not match
+    lambda text: "[]",
+    lambda text: "[" * 100_000 + "]" * 100_000,  # nested too deep for the parser
+    lambda text: "\udcff",  # not UTF-8
+])
+def test_a_torn_or_damaged_graph_file_is_rebuilt_from_the_knowledge_base(kb, damage):
+    g = load_graph(kb)
+    path = kb.root / GRAPH_FILE
+    text = path.read_text(encoding="utf-8")
+    assert damage(text) != text
+    path.write_text(damage(text), encoding="utf-8", errors="surrogateescape")
+    again = load_graph(kb)
+    assert nx.utils.graphs_equal(again.graph, g.graph)
+    assert json.loads(path.read_text(encoding="utf-8"))["fingerprint"] == g.fingerprint

@@ -1,7 +1,8 @@
 """Graph explorer: find an entity, see its neighbourhood drawn, open the passage behind any relation.
 
-Everything shown is filtered by the user's groups (the graph's own ACL view), so an entity or a
-relation that only a restricted document mentions never appears for someone outside its groups.
+Everything shown comes from the user's own graph (``KnowledgeGraph.for_user``: resolved from the
+triples of the documents they may read), so an entity, a name, an alias, a type or a relation that
+only a restricted document mentions never appears for someone outside its groups.
 """
 from __future__ import annotations
 
@@ -21,14 +22,15 @@ MAX_EDGES = 60
 
 
 def find_entities(graph: KnowledgeGraph, text: str, user: User, limit: int = 50) -> list[str]:
-    """Entity keys whose name or an alias contains ``text``; the most connected first (all when empty)."""
+    """Keys of ``user``'s entities whose name or an alias contains ``text``; the most connected first
+    (all when empty). The keys are those of ``graph.for_user(user)``."""
     needle = text.strip().lower()
-    view = graph.view(user)
+    view = graph.for_user(user).graph
     keys = [
         key for key, data in view.nodes(data=True)
         if not needle or needle in data["name"].lower() or any(needle in a.lower() for a in data["aliases"])
     ]
-    return sorted(keys, key=lambda k: (-view.degree(k), graph.graph.nodes[k]["name"]))[:limit]
+    return sorted(keys, key=lambda k: (-view.degree(k), view.nodes[k]["name"]))[:limit]
 
 
 def _quote(text: str) -> str:
@@ -66,8 +68,8 @@ def edge_evidence(ctx: Context, fact: Triple) -> None:
 
 def render(ctx: Context) -> None:
     st.title("Graph explorer")
-    graph = ctx.assistant.graph()
-    stats = graph.stats(ctx.user)
+    graph = ctx.assistant.graph().for_user(ctx.user)
+    stats = graph.stats()
     if not stats["entities"]:
         st.info("The knowledge graph is empty for you: ingest documents with the triple extractor on "
                 "(`extractor = \"default\"`), or `zhiku graph build`.")
@@ -83,7 +85,7 @@ def render(ctx: Context) -> None:
     nodes = graph.graph.nodes
     key = st.selectbox("Entity", keys, key="graph_entity",
                        format_func=lambda k: f"{nodes[k]['name']} ({nodes[k]['type'] or 'entity'})")
-    facts = graph.neighbors(key, hops=hops, user=ctx.user, limit=MAX_EDGES)
+    facts = graph.neighbors(key, hops=hops, limit=MAX_EDGES)
     name = nodes[key]["name"]
     if not facts:
         st.info(f"{name} has no relations you may see.")

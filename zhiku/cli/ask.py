@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from zhiku.cli.common import FAILED, OK, UsageError, add_common, emit, settings_from
+from zhiku.cli.common import FAILED, OK, UsageError, add_common, add_user_flags, emit, settings_from, user_from_args
 from zhiku.records import Answer, Hit
 from zhiku.settings import LLM_BACKENDS, MODES
 
@@ -40,15 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_llm_and_user(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--llm", help=f"answer backend: {BACKENDS_HELP} (default: the setting `llm`, extractive)")
-    parser.add_argument("--user", metavar="NAME", help="answer as this user (their access groups apply)")
-    parser.add_argument("--groups", metavar="G1,G2", help="answer as a member of these access groups")
+    add_user_flags(parser, "answer")
 
 
 def _run(args: argparse.Namespace, action: Callable[[Any, Any], int], **overrides: Any) -> int:
     """Open the assistant, resolve the user, run ``action``; request problems become one-line errors."""
     from retrieval.assistant import Assistant, AssistantError
     from retrieval.factory import QueryError
-    from zhiku.cli.search import user_from_args
 
     if getattr(args, "mode", None) not in (None, *MODES):
         raise UsageError(f"--mode must be one of {MODES_HELP}, got {args.mode!r}")

@@ -1,4 +1,4 @@
-"""What every command shares: the knowledge-base and output options, settings, errors -> exit codes."""
+"""What every command shares: the knowledge-base, output and asking-user options, settings, errors -> exit codes."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,7 @@ from typing import Any
 
 from zhiku.errors import USER_ERRORS, UsageError, bug_message
 from zhiku.kb import KnowledgeBase
+from zhiku.records import User
 from zhiku.settings import Settings
 
 OK, FAILED, USAGE = 0, 1, 2
@@ -26,6 +27,35 @@ def add_common(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+
+
+def add_user_flags(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--user NAME`` and ``--groups G1,G2``: whom the command ``verb``s for (see ``user_from_args``)."""
+    parser.add_argument("--user", metavar="NAME", help=f"{verb} as this user (their access groups apply)")
+    parser.add_argument("--groups", metavar="G1,G2", help=f"{verb} as a member of these access groups")
+
+
+def user_from_args(args: argparse.Namespace, kb: KnowledgeBase) -> User:
+    """The asking user: ``--groups`` explicitly, else the ``--user`` account, else the local user.
+
+    With both, the name comes from ``--user`` and the groups from ``--groups``. ``--groups ""``
+    is a user with no groups (public documents only).
+    """
+    from zhiku.accounts import AccountError, accounts, parse_groups
+
+    name, groups = getattr(args, "user", None), getattr(args, "groups", None)
+    if groups is not None:
+        try:
+            return User(name=name or "cli", groups=parse_groups(groups))
+        except AccountError as exc:
+            raise UsageError(f"--groups: {exc}") from exc
+    if name is not None:
+        for account in accounts(kb):
+            if account.user.name == name:
+                return account.user
+        raise UsageError(f"--user: no user named {name!r} in {kb.root} (`zhiku user list` shows them, "
+                         f"`zhiku user add {name} --groups G1,G2` adds one)")
+    return User(name="local", sees_all=True)
 
 
 def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:

@@ -3,6 +3,10 @@
 The graph is derived from the triples in the knowledge base and rebuilt on demand when stale; every
 command here reads it through ``kg.graph.load_graph``. ``build`` re-extracts the triples of every
 chunk (after changing the extractor, or for a knowledge base ingested with ``--no-graph``).
+
+The inspecting commands answer as ``--user NAME`` (an account) or ``--groups G1,G2`` would see the
+graph: built from the documents that user may read only (``KnowledgeGraph.for_user``). Without
+either, the local administrator sees everything.
 """
 from __future__ import annotations
 
@@ -16,9 +20,11 @@ from tqdm import tqdm
 
 from kg.extract import load_extractor
 from kg.graph import KnowledgeGraph, UnknownEntityError, load_graph
-from zhiku.cli.common import FAILED, OK, UsageError, add_common, emit, open_existing, settings_from
+from zhiku.cli.common import (
+    FAILED, OK, UsageError, add_common, add_user_flags, emit, open_existing, settings_from, user_from_args,
+)
 from zhiku.kb import KnowledgeBase
-from zhiku.records import Triple
+from zhiku.records import Document, Triple, User
 from zhiku.settings import EXTRACTORS
 
 #: Chunks extracted between two writes to the knowledge base during ``graph build``.
@@ -33,13 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     actions = graph.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    def action(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
+    def action(name: str, func: Any, help_text: str, as_user: bool = True) -> argparse.ArgumentParser:
         parser = actions.add_parser(name, help=help_text, description=help_text)
         add_common(parser)
+        if as_user:
+            add_user_flags(parser, "look")
         parser.set_defaults(func=func)
         return parser
 
-    build = action("build", run_build, "re-extract triples from every chunk and rebuild the graph")
+    build = action("build", run_build, "re-extract triples from every chunk and rebuild the graph", as_user=False)
     build.add_argument("--extractor", choices=[e for e in EXTRACTORS if e != "none"],
                        help="triple extractor (default: the 'extractor' setting)")
     stats = action("stats", run_stats, "counts of entities, relations and types, and the most central entities")
@@ -70,6 +78,7 @@ def _fact_line(t: Triple) -> str:
 
 
 def _entity(graph: KnowledgeGraph, key: str, score: float | None = None) -> dict[str, Any]:
+    """One entity of ``graph`` (a user's graph: its degree counts the relations they may see)."""
     e = graph.entity(key)
     row: dict[str, Any] = {"key": key, "name": e.name, "type": e.type, "aliases": sorted(e.aliases),
                            "mentions": e.mentions, "degree": graph.graph.degree(key), "doc_ids": sorted(e.doc_ids)}
@@ -84,9 +93,24 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
             raise UsageError(f"--{name} must be at least 1")
 
 
-def _open(args: argparse.Namespace) -> tuple[KnowledgeBase, KnowledgeGraph]:
+def _open(args: argparse.Namespace) -> tuple[KnowledgeBase, User, KnowledgeGraph]:
+    """The knowledge base, the asking user and the graph as that user may see it."""
     kb = open_existing(settings_from(args))
-    return kb, load_graph(kb)
+    try:
+        user = user_from_args(args, kb)
+        return kb, user, load_graph(kb).for_user(user)
+    except BaseException:
+        kb.close()
+        raise
+
+
+def _documents(kb: KnowledgeBase, text: str, user: User) -> list[Document]:
+    """The documents ``--doc`` names (an id, or part of a path or title) that ``user`` may see."""
+    if text.isdigit():
+        doc = kb.get_document(int(text))
+        if doc is not None and user.can_see(doc.groups):
+            return [doc]
+    return kb.find_documents(text, user)
 
 
 def _unknown(args: argparse.Namespace, exc: UnknownEntityError) -> int:
@@ -138,7 +162,7 @@ def extract_all(kb: KnowledgeBase, extractor: Any, docs: list, progress: bool = 
 
 def run_stats(args: argparse.Namespace) -> int:
     _positive(args, "limit")
-    kb, graph = _open(args)
+    kb, _, graph = _open(args)
     with kb:
         stats = graph.stats()
         stats["top_degree"] = [_entity(graph, k, s) for k, s in graph.top_entities(args.limit, "degree")]
@@ -157,12 +181,11 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_entities(args: argparse.Namespace) -> int:
     _positive(args, "limit")
-    kb, graph = _open(args)
+    kb, user, graph = _open(args)
     with kb:
         keys: set[str] | None = None
         if args.doc:
-            doc = kb.get_document(int(args.doc)) if args.doc.isdigit() else None
-            found = [doc] if doc else kb.find_documents(args.doc)
+            found = _documents(kb, args.doc, user)
             if not found:
                 raise UsageError(f"no document matches --doc {args.doc!r}")
             keys = {k for d in found for k in graph.entities_of(d.id)}
@@ -178,7 +201,7 @@ def run_entities(args: argparse.Namespace) -> int:
 
 def run_neighbors(args: argparse.Namespace) -> int:
     _positive(args, "hops", "limit")
-    kb, graph = _open(args)
+    kb, _, graph = _open(args)
     with kb:
         try:
             key = graph.require(args.entity)
@@ -196,7 +219,7 @@ def run_neighbors(args: argparse.Namespace) -> int:
 
 
 def run_path(args: argparse.Namespace) -> int:
-    kb, graph = _open(args)
+    kb, _, graph = _open(args)
     with kb:
         try:
             a, b = graph.require(args.source), graph.require(args.target)
@@ -217,7 +240,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.file}: the extension picks the format: use .graphml (Gephi, yEd, Neo4j) or .json")
     if not args.file.parent.exists():
         raise UsageError(f"{args.file.parent} does not exist")
-    kb, graph = _open(args)
+    kb, _, graph = _open(args)
     with kb:
         graph.export(args.file)
         stats = graph.stats()

@@ -1,18 +1,13 @@
-"""``zhiku search "…"``: ranked passages without generation, and who the asking user is.
-
-``user_from_args`` is shared by every query-side command (search, ask, summarize): ``--groups``
-names the asking user's access groups explicitly, ``--user`` looks an account up in the knowledge
-base, and with neither the local user sees everything.
-"""
+"""``zhiku search "…"``: ranked passages without generation, as the asking user may see them
+(``--user`` / ``--groups``, see ``zhiku.cli.common.user_from_args``)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from typing import Any
 
-from zhiku.cli.common import FAILED, OK, UsageError, add_common, emit, settings_from
-from zhiku.kb import KnowledgeBase
-from zhiku.records import Hit, User
+from zhiku.cli.common import FAILED, OK, UsageError, add_common, add_user_flags, emit, settings_from, user_from_args
+from zhiku.records import Hit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,33 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("query", help="what to look for, in English or Chinese")
     search.add_argument("--mode", choices=MODES, help="retrieval mode (default: the setting `mode`, hybrid)")
     search.add_argument("--k", type=int, metavar="N", help="number of hits (default: the setting `top_k`, 5)")
-    search.add_argument("--user", metavar="NAME", help="search as this user (their access groups apply)")
-    search.add_argument("--groups", metavar="G1,G2", help="search as a member of these access groups")
+    add_user_flags(search, "search")
     add_common(search)
     search.set_defaults(func=_search)
-
-
-def user_from_args(args: argparse.Namespace, kb: KnowledgeBase) -> User:
-    """The asking user: ``--groups`` explicitly, else the ``--user`` account, else the local user.
-
-    With both, the name comes from ``--user`` and the groups from ``--groups``. ``--groups ""``
-    is a user with no groups (public documents only).
-    """
-    from zhiku.accounts import AccountError, accounts, parse_groups
-
-    name, groups = getattr(args, "user", None), getattr(args, "groups", None)
-    if groups is not None:
-        try:
-            return User(name=name or "cli", groups=parse_groups(groups))
-        except AccountError as exc:
-            raise UsageError(f"--groups: {exc}") from exc
-    if name is not None:
-        for account in accounts(kb):
-            if account.user.name == name:
-                return account.user
-        raise UsageError(f"--user: no user named {name!r} in {kb.root} (`zhiku user list` shows them, "
-                         f"`zhiku user add {name} --groups G1,G2` adds one)")
-    return User(name="local", sees_all=True)
 
 
 def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
