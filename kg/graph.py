@@ -29,7 +29,6 @@ import gc
 import hashlib
 import json
 import logging
-import re
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -46,6 +45,7 @@ from kg.resolve import ALIAS_RELATIONS, Entity, canonical_key, normalize, resolv
 from zhiku.errors import UnknownEntityError, UsageError
 from zhiku.kb import KnowledgeBase, atomic_write
 from zhiku.records import Triple, User
+from zhiku.text import CJK_RUN
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,6 @@ FORMAT_VERSION = 2
 #: each costs memory in proportion to the triples its user may read.
 VIEW_CACHE_SIZE = 8
 
-_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 #: Longest name, in words (Latin) or characters (Chinese), that ``link`` looks for.
 _MAX_LINK_WORDS, _MAX_LINK_CHARS = 8, 16
 #: ``chunk_id`` / ``doc_id`` None in the integer columns.
@@ -230,10 +229,12 @@ class KnowledgeGraph:
 
     @classmethod
     def build(cls, kb: KnowledgeBase) -> KnowledgeGraph:
-        """Build from the knowledge base's triples, stamped with the state read *before* reading them."""
-        epoch, fingerprint = source_state(kb)
-        groups = {d.id: d.groups for d in kb.documents() if d.id is not None}
-        graph = cls.from_triples(kb.triples(), groups, epoch)
+        """Build from the knowledge base's triples, stamped with the state they were read in."""
+        with kb.snapshot():  # the state, the groups and the triples of one committed version
+            epoch, fingerprint = source_state(kb)
+            groups = {d.id: d.groups for d in kb.documents() if d.id is not None}
+            triples = kb.triples()
+        graph = cls.from_triples(triples, groups, epoch)
         graph.fingerprint = fingerprint
         return graph
 
@@ -374,7 +375,7 @@ class KnowledgeGraph:
                 form = " ".join(words[i:j])
                 if form in forms and len(form) >= 2:
                     matches[form] = forms[form]
-        for run in _CJK_RUN.findall(norm):
+        for run in CJK_RUN.findall(norm):
             for i in range(len(run)):
                 for j in range(i + 2, min(len(run), i + _MAX_LINK_CHARS) + 1):
                     if run[i:j] in forms:

@@ -250,7 +250,7 @@ def test_every_file_is_0600_and_every_folder_0700_whatever_the_umask(tmp_path: P
             modes = {p.relative_to(kb.root): stat.S_IMODE(p.stat().st_mode) for p in [kb.root, *kb.root.rglob("*")]}
     finally:
         os.umask(previous)
-    expected = {"kb.sqlite", "kb.sqlite-wal", "vectors.faiss", "bm25.npz", "graph.pickle", "ingest.lock", "uploads"}
+    expected = {"kb.sqlite", "kb.sqlite-wal", "vectors.faiss", "bm25.npz", "graph.json", "ingest.lock", "uploads"}
     assert expected <= {str(p) for p in modes}
     wrong = {str(p): oct(m) for p, m in modes.items()
              if m != (0o700 if (settings.kb / p).is_dir() else 0o600)}

@@ -161,7 +161,7 @@ def test_a_hidden_entity_or_document_is_refused_like_one_that_does_not_exist(acl
 
 def test_graph_commands_as_a_stored_user_apply_that_users_groups(acl_kb_path, capsys, monkeypatch):
     for name, groups in (("finn", "finance"), ("pat", "eng")):
-        monkeypatch.setattr("sys.stdin", io.StringIO("secret\n"))
+        monkeypatch.setattr("sys.stdin", io.StringIO("a long enough secret\n"))
         assert main(["user", "add", name, "--groups", groups, "--password-stdin", "--kb", acl_kb_path]) == 0
     capsys.readouterr()
     names = {r["name"] for r in run_json(capsys, "entities", "--kb", acl_kb_path, "--user", "finn")["entities"]}

@@ -50,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build = action("build", run_build, "re-extract triples from every chunk and rebuild the graph", as_user=False)
     build.add_argument("--extractor", choices=[e for e in EXTRACTORS if e != "none"],
                        help="triple extractor (default: the 'extractor' setting)")
+    build.add_argument("--no-wait", action="store_true",
+                       help="fail at once if an ingest is running on the knowledge base (default: wait for it)")
     stats = action("stats", run_stats, "counts of entities, relations and types, and the most central entities")
     stats.add_argument("--limit", type=int, default=10, metavar="N", help="central entities to list (default 10)")
     entities = action("entities", run_entities, "list entities, most connected first")
@@ -127,7 +129,7 @@ def run_build(args: argparse.Namespace) -> int:
     if extractor is None:
         raise UsageError("the 'extractor' setting is 'none': choose one with --extractor default (or llm)")
     started = time.perf_counter()
-    with open_existing(settings) as kb:
+    with open_existing(settings) as kb, kb.writer(wait=not args.no_wait):
         docs = kb.documents()
         triples = extract_all(kb, extractor, docs, progress=not args.json)
         graph = load_graph(kb)
