@@ -256,9 +256,20 @@ _UNSTRUCTURED: dict[str, tuple[str, str, dict[str, Any]]] = {
     "eml": ("email", "partition_email", {"process_attachments": False}),
     "msg": ("msg", "partition_msg", {"process_attachments": False}),
 }
-#: The unstructured modules every worker needs, imported once by the worker's parent process.
-PARTITION_MODULES = tuple(f"unstructured.partition.{module}" for module, _, _ in _UNSTRUCTURED.values())
 _EMAIL_KINDS = frozenset({"eml", "msg"})
+#: Partitioner modules cheap enough to import up front in every worker's parent (the forkserver),
+#: so workers, restarted ones too, start warm. PDF's stack takes seconds more: a worker imports it
+#: at its first PDF (``load_partitioner``).
+PRELOAD_MODULES = tuple(f"unstructured.partition.{module}" for module, _, _ in _UNSTRUCTURED.values() if module != "pdf")
+
+
+def load_partitioner(path: Path) -> None:
+    """Import what parsing ``path`` needs (unstructured's modules take seconds and hundreds of MB
+    to import), so a worker can cap the memory of the parse itself, not of the imports."""
+    kind = kind_of(path)
+    if kind in _UNSTRUCTURED:
+        _use_shipped_spacy()
+        importlib.import_module(f"unstructured.partition.{_UNSTRUCTURED[kind][0]}")
 
 
 def _unstructured(kind: str) -> Callable[[Path], tuple[list[Element], dict[str, Any]]]:

@@ -6,10 +6,10 @@ a file that takes longer than the timeout gets its worker killed, one that exhau
 (``RLIMIT_AS``: allocations fail inside the worker) or kills its worker some other way is reported
 with that reason, and a fresh worker takes the next file. Such a file is never tried again here.
 
-Workers are started from a forkserver that has already imported the parsers, so a worker starts
-warm in milliseconds, also after one was killed, and stays alive for the next file. The memory
-cap is the address space a parse may add on top of that warm start (the imported parsers alone
-take about 2 GB of address space, most of it reserved, not used).
+Workers are forked from a forkserver that has imported most parsers already, so a worker starts
+warm, also one restarted after a kill, and stays alive for the next file. The memory cap is the address space one parse may add
+on top of what the worker holds before it, imports done: the PDF stack alone reserves about 1 GB
+of address space, which would otherwise eat most of any cap.
 """
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from ingest.parse import PARTITION_MODULES, ParsedFile, ParseError, parse_file
+from contextlib import contextmanager
+
+from ingest.parse import PRELOAD_MODULES, ParsedFile, ParseError, load_partitioner, parse_file
 
 #: What a worker sends when an allocation failed under its cap (it exits right after).
 _OUT_OF_MEMORY = "\0out-of-memory"
@@ -38,10 +40,6 @@ class ParseLimits:
 
 def _serve(conn: Connection, memory_mb: int) -> None:
     """The worker's loop: receive a path, send back a ``ParsedFile`` or a one-line reason."""
-    if memory_mb > 0:
-        current = _address_space()
-        cap = current + memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     while True:
         try:
             path = conn.recv()
@@ -50,7 +48,9 @@ def _serve(conn: Connection, memory_mb: int) -> None:
         if path is None:
             return
         try:
-            result: ParsedFile | str = parse_file(path)
+            load_partitioner(path)
+            with _memory_cap(memory_mb):
+                result: ParsedFile | str = parse_file(path)
         except ParseError as exc:
             result = str(exc)
         except MemoryError:
@@ -64,6 +64,22 @@ def _serve(conn: Connection, memory_mb: int) -> None:
             conn.send(result)
         if result == _OUT_OF_MEMORY:
             return  # the heap may be fragmented or half-built: a fresh worker takes the next file
+
+
+@contextmanager
+def _memory_cap(memory_mb: int) -> Iterator[None]:
+    """Let the address space grow by at most ``memory_mb`` inside the block (the soft limit; the
+    hard one stays, so the cap is lifted again for the next file's imports)."""
+    if memory_mb <= 0:
+        yield
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = _address_space() + memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
 
 
 def _address_space() -> int:
@@ -88,7 +104,7 @@ class ParserPool:
         self.size = max(1, size)
         self.limits = limits
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["ingest.workers", *PARTITION_MODULES])
+        self._context.set_forkserver_preload(["ingest.workers", *PRELOAD_MODULES])
         self._idle: list[_Worker] = []
         self._busy: dict[int, tuple[_Worker, int, float]] = {}  # pid -> (worker, index, deadline)
 
