@@ -185,7 +185,10 @@ class _Walk:
         return self.found
 
     def _walk(self, root: Path) -> None:
-        for folder, dirs, names in os.walk(root):
+        def unreadable(exc: OSError) -> None:
+            self.found.failed.append(Failure(str(exc.filename), f"cannot read the folder: {exc.strerror or exc}", "discover"))
+
+        for folder, dirs, names in os.walk(root, onerror=unreadable):
             here = Path(folder)
             kept = []
             for name in sorted(dirs):
@@ -247,7 +250,7 @@ def _absolute(path: Path) -> Path:
     """``path`` made absolute with the links above it resolved, but not its own last part (a given
     symbolic link stays one, to be treated as a link)."""
     path = path.expanduser().absolute()
-    return path.parent.resolve() / path.name if path.name else path.resolve()
+    return path.parent.resolve() / path.name if path.name not in ("", "..") else path.resolve()
 
 
 def _left_out(path: Path, top: Path, hidden: bool) -> str | None:
