@@ -54,7 +54,8 @@ def test_a_public_symlink_into_hr_never_exposes_the_marker(follow: bool, corpus:
     settings = Settings(kb=tmp_path / "kb", workers=1)
     with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb:
         for given in ([public], [corpus]):
-            report = ingest(kb, embedder, given, settings, follow_symlinks=follow)
+            options = {"follow_symlinks": True} if follow else {}  # the default is what most runs use
+            report = ingest(kb, embedder, given, settings, **options)
             assert_no_marker(visible_text(kb, PUBLIC_USER), PUBLIC_USER)
             assert_no_marker(report.to_json(), PUBLIC_USER)
         assert HR_MARKER in visible_text(kb, HR_USER)
