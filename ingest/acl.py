@@ -115,8 +115,7 @@ class AclResolver:
             acl = self._acl(folder)
             if isinstance(acl, AclRefusal):
                 return acl
-            found = acl.match(path.relative_to(folder).as_posix())
-            if found is not None:
+            if acl.rules and (found := acl.match(path.relative_to(folder).as_posix())) is not None:
                 groups = found
         return groups
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import resource
 import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ from ingest.parse import PRELOAD_MODULES, ParsedFile, ParseError, load_partition
 
 #: What a worker sends when an allocation failed under its cap (it exits right after).
 _OUT_OF_MEMORY = "\0out-of-memory"
+#: How often the feeder looks again for a free slot or a result (seconds).
+_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -57,11 +61,7 @@ def _serve(conn: Connection, memory_mb: int) -> None:
             result = _OUT_OF_MEMORY
         except Exception as exc:  # report, never die: the next file goes on in this worker
             result = f"cannot parse ({type(exc).__name__}: {str(exc)[:200]})"
-        try:
-            conn.send(result)
-        except MemoryError:  # the result itself is too big to send under the cap
-            result = _OUT_OF_MEMORY
-            conn.send(result)
+        conn.send(result)
         if result == _OUT_OF_MEMORY:
             return  # the heap may be fragmented or half-built: a fresh worker takes the next file
 
@@ -107,6 +107,7 @@ class ParserPool:
         self._context.set_forkserver_preload(["ingest.workers", *PRELOAD_MODULES])
         self._idle: list[_Worker] = []
         self._busy: dict[int, tuple[_Worker, int, float]] = {}  # pid -> (worker, index, deadline)
+        self._feeding: tuple[threading.Thread, threading.Event] | None = None
 
     def __enter__(self) -> ParserPool:
         return self
@@ -117,19 +118,56 @@ class ParserPool:
     def parse(self, paths: Sequence[Path]) -> Iterator[ParsedFile | str]:
         """Parse ``paths``: each result is a ``ParsedFile`` or the reason the file failed.
 
-        At most ``2 * size`` results wait unread, so a slow consumer bounds memory, not the pool.
+        A feeder thread keeps the workers busy while the caller works on earlier results (chunking
+        and embedding overlap parsing); at most ``2 * size`` files are parsed ahead of the caller.
         """
-        results: dict[int, ParsedFile | str] = {}
-        sent = 0
-        for wanted in range(len(paths)):
-            while wanted not in results:
-                while sent < len(paths) and len(self._busy) < self.size and sent < wanted + 2 * self.size:
+        results: queue.Queue[tuple[int, ParsedFile | str] | BaseException] = queue.Queue()
+        slots = threading.Semaphore(2 * self.size)
+        stop = threading.Event()
+        feeder = threading.Thread(target=self._feed, args=(paths, results, slots, stop), daemon=True,
+                                  name="zhiku-parse-feeder")
+        feeder.start()
+        self._feeding = feeder, stop
+        ready: dict[int, ParsedFile | str] = {}
+        try:
+            for wanted in range(len(paths)):
+                while wanted not in ready:
+                    item = results.get()
+                    if isinstance(item, BaseException):
+                        raise item
+                    ready[item[0]] = item[1]
+                slots.release()
+                yield ready.pop(wanted)
+        finally:
+            self._stop_feeding()
+
+    def _feed(self, paths: Sequence[Path], results: queue.Queue, slots: threading.Semaphore,
+              stop: threading.Event) -> None:
+        """Send files to free workers while there are slots; pass on results as they come."""
+        try:
+            sent = 0
+            while not stop.is_set() and (sent < len(paths) or self._busy):
+                while sent < len(paths) and len(self._busy) < self.size and slots.acquire(blocking=False):
                     self._send(paths[sent], sent)
                     sent += 1
-                results.update(self._collect())
-            yield results.pop(wanted)
+                if not self._busy:  # the caller is behind: wait for it to take a result
+                    if slots.acquire(timeout=_POLL_S):
+                        slots.release()
+                    continue
+                for index, result in self._collect().items():
+                    results.put((index, result))
+        except BaseException as exc:  # the caller re-raises it (a worker that cannot start, say)
+            results.put(exc)
+
+    def _stop_feeding(self) -> None:
+        if self._feeding is not None:
+            feeder, stop = self._feeding
+            stop.set()
+            feeder.join()
+            self._feeding = None
 
     def close(self) -> None:
+        self._stop_feeding()  # a caller that left mid-way (an error while embedding) leaves one running
         for worker, _, _ in self._busy.values():
             _kill(worker)
         self._busy.clear()
@@ -165,9 +203,10 @@ class ParserPool:
         return _Worker(process, mine)
 
     def _collect(self) -> dict[int, ParsedFile | str]:
-        """Wait for at least one busy worker to finish, die or run out of time; their results."""
+        """Wait a moment for busy workers to finish, die or run out of time; their results."""
         soonest = min(deadline for _, _, deadline in self._busy.values())
-        ready = set(wait([w.conn for w, _, _ in self._busy.values()], max(0.0, soonest - time.monotonic())))
+        timeout = min(_POLL_S, max(0.0, soonest - time.monotonic()))
+        ready = set(wait([w.conn for w, _, _ in self._busy.values()], timeout))
         done: dict[int, ParsedFile | str] = {}
         for pid, (worker, index, deadline) in list(self._busy.items()):
             if worker.conn in ready:
