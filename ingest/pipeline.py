@@ -166,7 +166,7 @@ class _Walk:
         for original, path in zip(self.paths, self.given):
             if not os.path.lexists(path):
                 self.found.failed.append(Failure(str(original), "no such file or folder", "discover"))
-            elif (reason := _left_out(path, Path(path.anchor), hidden=False)) is not None:
+            elif (reason := _left_out(path, Path(path.anchor), walked=False)) is not None:
                 self._skip(path, reason)
             elif path.is_symlink():
                 self._link(path)
@@ -228,7 +228,7 @@ class _Walk:
             self._skip(link, f"a broken symbolic link (to {os.readlink(link)})")
         elif root is None:
             self._skip(link, f"a symbolic link to {target}, outside the ingested folders")
-        elif (reason := _left_out(target, root, hidden=True)) is not None:
+        elif (reason := _left_out(target, root, walked=True)) is not None:
             self._skip(link, f"a symbolic link to {target}, which is left out ({reason})")
         elif target.is_file() and not _ignored_name(target.name):
             self._add(target, target.relative_to(root).as_posix() if target != root else target.name)
@@ -253,15 +253,23 @@ def _absolute(path: Path) -> Path:
     return path.parent.resolve() / path.name if path.name not in ("", "..") else path.resolve()
 
 
-def _left_out(path: Path, top: Path, hidden: bool) -> str | None:
-    """Why the walk would leave ``path`` out, looking at it and its folders below ``top``."""
+def _left_out(path: Path, top: Path, walked: bool) -> str | None:
+    """Why ``path`` is left out, looking at it and its folders below ``top`` (None: it is not).
+
+    ``walked``: judge it as the walk would reach it (hidden parts and knowledge bases at any depth
+    are left out). A path named by the caller may be hidden or lie deeper inside a knowledge base
+    (the UI keeps uploads in ``<kb>/uploads``), but never be a knowledge base or one of its files.
+    """
     chain = [path, *path.parents]
-    for folder in chain[:chain.index(top)] if top in chain else chain:
+    chain = chain[:chain.index(top)] if top in chain else chain
+    for folder in chain:
         if folder.name in NEVER_ENTERED:
             return f"inside the version-control or cache folder {folder}"
-        if hidden and folder.name.startswith("."):
+        if walked and folder.name.startswith("."):
             return f"hidden: {folder}"
-        if folder.is_dir() and is_knowledge_base(folder):
+    own = chain if walked else [path] if path.is_dir() else [path.parent]
+    for folder in own:
+        if is_knowledge_base(folder):
             return f"inside the Zhiku knowledge base {folder} (never ingested)"
     return None
 
@@ -369,7 +377,7 @@ def _finish(
 ) -> IngestReport:
     report.removed = _remove_skipped(kb, found.skipped)
     if prune:
-        report.removed += _prune(kb, found.roots, seen, filters)
+        report.removed += _prune(kb, found.roots, seen, filters, [Path(s.path) for s in found.skipped])
     stats = kb.stats()
     report.documents, report.chunks = stats["documents"], stats["chunks"]
     return report
@@ -433,7 +441,8 @@ def _extract(extractor: Extractor | None, pending: _Pending) -> list[list[Triple
 
 
 def _remove_skipped(kb: KnowledgeBase, skipped: list[Skipped]) -> int:
-    """Remove documents stored from what is now skipped (a link, a knowledge-base folder).
+    """Remove documents stored from what is now skipped: a link (or a file below a linked folder),
+    or a knowledge base's own files (``manifest.json``; not its ``uploads/``).
 
     Earlier versions followed links and walked into knowledge bases; a link into a restricted
     folder was stored with the link's (public) groups, so such documents go even without prune.
@@ -441,15 +450,23 @@ def _remove_skipped(kb: KnowledgeBase, skipped: list[Skipped]) -> int:
     if not skipped:
         return 0
     gone = {s.path for s in skipped}
-    prefixes = tuple(p + os.sep for p in gone)
+    below = tuple(p + os.sep for p in gone if os.path.islink(p))
     return sum(kb.remove_document(source) for source in list(kb.content_hashes())
-               if source in gone or source.startswith(prefixes))
+               if source in gone or source.startswith(below) or os.path.dirname(source) in gone)
 
 
-def _prune(kb: KnowledgeBase, roots: Iterable[Path], seen: set[str], filters: Filters) -> int:
-    """Remove documents under a walked folder whose files are gone (within the same filters)."""
+def _prune(
+    kb: KnowledgeBase, roots: Iterable[Path], seen: set[str], filters: Filters, not_walked: Iterable[Path],
+) -> int:
+    """Remove documents under a walked folder whose files are gone (within the same filters).
+
+    What the walk skipped (a knowledge base holding UI uploads, say) it cannot judge: kept.
+    """
     removed = 0
+    skipped = tuple(str(p) + os.sep for p in not_walked)
     for source in list(kb.content_hashes()):
+        if source.startswith(skipped):
+            continue
         for root in roots:
             prefix = str(root) + os.sep
             if source.startswith(prefix) and source not in seen:

@@ -80,6 +80,18 @@ def test_a_knowledge_base_inside_the_corpus_is_never_entered(corpus: Path, tmp_p
     assert discover([settings.kb]).files == [] and discover([settings.kb / "manifest.json"]).files == []
 
 
+def test_uploads_kept_inside_a_knowledge_base_are_ingested_when_named_and_survive_a_prune_of_the_parent(
+    corpus: Path, embedder
+) -> None:
+    settings = Settings(kb=corpus / "zhiku-kb", workers=1)
+    with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb:
+        upload = write(settings.kb, "uploads/benefits.md", "# Benefits\n\nLunch is free on Fridays.")
+        assert ingest(kb, embedder, [upload], settings).added == 1  # what the UI's upload does
+        report = ingest(kb, embedder, [corpus], settings, prune=True)
+        assert report.removed == 0 and kb.get_document(str(upload)) is not None
+        assert report.added == 2 and report.failed == []
+
+
 def test_any_manifest_json_that_is_not_zhikus_is_a_document(corpus: Path) -> None:
     write(corpus, "app/manifest.json", json.dumps({"name": "an app", "version": "1.0"}))
     assert "manifest.json" in {f.path.name for f in discover([corpus]).files}
