@@ -173,9 +173,12 @@ class _Walk:
             elif path.is_dir():
                 self.found.roots.append(path)
                 self._walk(path)
-            elif path.is_file():
-                if path.name != ACL_FILE and not path.name.endswith(".tmp"):  # hidden ones, if named, are wanted
-                    self._add(path, path.name)
+            elif path.is_file() and path.name == ACL_FILE:
+                self._skip(path, "an ACL file (it sets groups; it is never a document)")
+            elif path.is_file() and path.name.endswith(".tmp"):
+                self._skip(path, "a temporary file (*.tmp)")
+            elif path.is_file():  # hidden ones too: named, they are wanted
+                self._add(path, path.name)
             else:
                 self.found.failed.append(Failure(str(path), "not a regular file or folder", "discover"))
         for acl_file, (reason, count) in self._refusals.items():

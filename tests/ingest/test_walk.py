@@ -109,6 +109,13 @@ def test_vcs_cache_and_temporary_files_are_skipped_also_when_named(corpus: Path)
         assert found.files == [] and found.failed == [] and "version-control or cache" in found.skipped[0].reason
 
 
+def test_an_acl_file_or_temporary_file_named_explicitly_is_skipped_with_the_reason(corpus: Path) -> None:
+    temporary = write(corpus, "public/.welcome.md.x1y2.tmp", "half written")
+    for named, reason in ((corpus / "zhiku-acl.toml", "an ACL file"), (temporary, "a temporary file")):
+        found = discover([named])
+        assert found.files == [] and reason in found.skipped[0].reason
+
+
 def test_a_hidden_folder_named_explicitly_is_still_walked(tmp_path: Path) -> None:
     write(tmp_path, ".notes/today.md", "# Today\n\nShip the release.")
     assert [f.path.name for f in discover([tmp_path / ".notes"]).files] == ["today.md"]
