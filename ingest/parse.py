@@ -5,14 +5,25 @@ fetched); this module keeps what retrieval needs from its elements (heading path
 turns tables into self-contained rows ("Header: value | Header: value"), and reports every
 problem as a ``ParseError`` with a one-line reason. JSON is flattened here because unstructured's
 JSON partitioner only reads its own serialisation format.
+
+Input is checked before any partitioner sees it, because partitioners trust their input: text
+kinds must be text (no NUL bytes, a known encoding, a bounded size), Office files (zip containers)
+are refused when they would unpack to too much or unpack suspiciously far (zip bombs), and e-mail
+attachments go through the same checks as files. What still goes wrong at run time (memory, time)
+is bounded by the worker process that calls ``parse_file`` (``ingest.workers``).
 """
 from __future__ import annotations
 
 import csv
+import email
+import email.message
+import email.policy
 import importlib
 import json
 import logging
 import re
+import tempfile
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +41,18 @@ KINDS = {
 }
 #: Largest file parsed; bigger ones are reported, not loaded into memory.
 MAX_BYTES = 200 * 1024 * 1024
+#: Largest plain-text file (text kinds parse at about 1 MB/s and every byte becomes chunks to embed).
+MAX_TEXT_BYTES = 20 * 1024 * 1024
+TEXT_KINDS = frozenset({"txt", "md", "csv", "tsv", "json", "html"})
+#: Zip containers (docx, pptx, xlsx): most they may unpack to, and the highest packing ratio of a
+#: part bigger than ``_RATIO_FLOOR`` (real Office XML packs 5-30x; a zip bomb thousands of times).
+MAX_UNPACKED_BYTES = 512 * 1024 * 1024
+MAX_PACKING_RATIO = 100
+MAX_ZIP_MEMBERS = 10_000
+_RATIO_FLOOR = 1024 * 1024
+ZIP_KINDS = frozenset({"docx", "pptx", "xlsx"})
+#: Text kinds are decoded strictly in these encodings (UTF-16 only with its byte-order mark).
+_ENCODINGS = ("utf-8-sig", "gb18030")
 
 
 
@@ -50,8 +73,13 @@ def kind_of(path: Path) -> str | None:
     return KINDS.get(path.suffix.lower())
 
 
-def parse_file(path: Path) -> ParsedFile:
-    """Parse one supported file; raises ``ParseError`` for anything unreadable, empty or unknown."""
+def parse_file(path: Path, attachments: bool = True) -> ParsedFile:
+    """Parse one supported file; raises ``ParseError`` for anything unreadable, empty or unknown.
+
+    ``attachments``: also parse an e-mail's attachments (off for attachments themselves, so an
+    attached e-mail does not unpack a chain of nested ones). ``MemoryError`` is let through: the
+    worker reports it as running out of memory.
+    """
     kind = kind_of(path)
     if kind is None:
         raise ParseError(f"unsupported file type {path.suffix or '(none)'!r}; supported: {', '.join(sorted(KINDS))}")
@@ -64,9 +92,16 @@ def parse_file(path: Path) -> ParsedFile:
     if size > MAX_BYTES:
         raise ParseError(f"the file is {size // 2**20} MiB, over the {MAX_BYTES // 2**20} MiB limit; split it")
     _check_signature(path, kind)
+    if kind in TEXT_KINDS:
+        _check_text(path, kind, size)
+    if kind in ZIP_KINDS:
+        _check_archive(path, kind)
     try:
-        elements, meta = _PARTITIONERS[kind](path)
-    except ParseError:
+        if kind in _EMAIL_KINDS:
+            elements, meta = _email(path, kind, attachments)
+        else:
+            elements, meta = _PARTITIONERS[kind](path)
+    except (ParseError, MemoryError):
         raise
     except Exception as exc:  # one bad file must never stop an ingest: name the cause in one line
         raise ParseError(_reason(kind, exc)) from exc
@@ -100,6 +135,71 @@ def _check_signature(path: Path, kind: str) -> None:
         raise ParseError(f"not a valid {kind} file (its first bytes are not a {kind} header); is it corrupt or misnamed?")
 
 
+def _check_text(path: Path, kind: str, size: int) -> None:
+    """Text kinds: bounded in size and no binary data (decoding is checked by ``read_text``)."""
+    if size > MAX_TEXT_BYTES:
+        raise ParseError(
+            f"the {kind} file is {size // 2**20} MiB of text, over the {MAX_TEXT_BYTES // 2**20} MiB limit "
+            "for text files; split it"
+        )
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    if b"\0" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ParseError(f"binary data, not a {kind} file (it holds NUL bytes); is it misnamed?")
+
+
+def read_text(path: Path) -> str:
+    """A text file in UTF-8 (with or without BOM), UTF-16 with BOM, or GB18030 (Chinese exports).
+
+    Anything else is refused rather than guessed: a guessed legacy code page ingests mojibake.
+    """
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"not valid UTF-16 text (byte {exc.start}); save it as UTF-8") from exc
+    first_error: UnicodeDecodeError | None = None
+    for encoding in _ENCODINGS:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            first_error = first_error or exc
+    assert first_error is not None
+    bad = data[first_error.start:first_error.start + 1].hex()
+    raise ParseError(
+        f"not valid UTF-8 (nor GB18030) text: byte 0x{bad} at offset {first_error.start}; save it as UTF-8"
+    )
+
+
+def _check_archive(path: Path, kind: str) -> None:
+    """Refuse a zip container that would unpack to too much, or pack one part suspiciously well.
+
+    The sizes come from the zip's directory; Python's ``zipfile`` (which the Office parsers use)
+    never unpacks a part beyond its declared size, so a lying directory cannot get past this.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ParseError(_reason(kind, exc)) from exc
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise ParseError(f"the {kind} file holds {len(members)} parts, over the {MAX_ZIP_MEMBERS} limit; is it a zip bomb?")
+    unpacked = sum(m.file_size for m in members)
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise ParseError(
+            f"the {kind} file unpacks to {unpacked // 2**20} MiB, over the {MAX_UNPACKED_BYTES // 2**20} MiB "
+            "limit; is it a zip bomb? Split it or remove embedded media"
+        )
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > _RATIO_FLOOR and ratio > MAX_PACKING_RATIO:
+            raise ParseError(
+                f"the {kind} file's part {member.filename} unpacks {ratio:.0f} times its packed size, over the "
+                f"{MAX_PACKING_RATIO}x limit; is it a zip bomb? Re-save it from the program that made it"
+            )
+
+
 def _reason(kind: str, exc: Exception) -> str:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     lowered = message.lower()
@@ -107,6 +207,8 @@ def _reason(kind: str, exc: Exception) -> str:
         return f"the {kind} file is encrypted or password-protected; decrypt it and ingest again"
     if isinstance(exc, UnicodeDecodeError):
         return f"not valid text in a known encoding ({message}); save it as UTF-8"
+    if isinstance(exc, RecursionError):
+        return f"the {kind} file is nested too deeply to parse; is it generated or corrupt?"
     return f"cannot parse this {kind} file ({type(exc).__name__}: {message[:200]}); is it corrupt?"
 
 
@@ -141,9 +243,23 @@ _UNSTRUCTURED: dict[str, tuple[str, str, dict[str, Any]]] = {
     "html": ("html", "partition_html", {}),
     "md": ("md", "partition_md", {}),
     "txt": ("text", "partition_text", {}),
-    "eml": ("email", "partition_email", {"process_attachments": True}),
-    "msg": ("msg", "partition_msg", {"process_attachments": True}),
+    "eml": ("email", "partition_email", {"process_attachments": False}),
+    "msg": ("msg", "partition_msg", {"process_attachments": False}),
 }
+_EMAIL_KINDS = frozenset({"eml", "msg"})
+#: Partitioner modules cheap enough to import up front in every worker's parent (the forkserver),
+#: so workers, restarted ones too, start warm. PDF's stack takes seconds more: a worker imports it
+#: at its first PDF (``load_partitioner``).
+PRELOAD_MODULES = tuple(f"unstructured.partition.{module}" for module, _, _ in _UNSTRUCTURED.values() if module != "pdf")
+
+
+def load_partitioner(path: Path) -> None:
+    """Import what parsing ``path`` needs (unstructured's modules take seconds and hundreds of MB
+    to import), so a worker can cap the memory of the parse itself, not of the imports."""
+    kind = kind_of(path)
+    if kind in _UNSTRUCTURED:
+        _use_shipped_spacy()
+        importlib.import_module(f"unstructured.partition.{_UNSTRUCTURED[kind][0]}")
 
 
 def _unstructured(kind: str) -> Callable[[Path], tuple[list[Element], dict[str, Any]]]:
@@ -153,7 +269,9 @@ def _unstructured(kind: str) -> Callable[[Path], tuple[list[Element], dict[str, 
         _use_shipped_spacy()
         logging.getLogger("unstructured").setLevel(logging.ERROR)  # "no languages specified" on every file
         module = importlib.import_module(f"unstructured.partition.{module_name}")
-        raw = getattr(module, function_name)(filename=str(path), **kwargs)
+        # text we decode ourselves (strictly, see ``read_text``) instead of letting unstructured guess
+        source = {"text": read_text(path)} if kind in ("md", "txt") else {"filename": str(path)}
+        raw = getattr(module, function_name)(**source, **kwargs)
         return _convert(raw), _email_meta(raw) if kind in ("eml", "msg") else {}
 
     return partition
@@ -176,8 +294,6 @@ def _convert(raw: Iterable[Any]) -> list[Element]:
             elements.append(Element(text, "title", page, tuple(headings[:-1])))
             continue
         path = tuple(headings)
-        if meta.attached_to_filename:
-            path = path + (f"attachment: {meta.attached_to_filename}",)
         if category == "Table":
             rows = table_rows(meta.text_as_html) if meta.text_as_html else [text]
             if meta.page_name:  # a spreadsheet sheet
@@ -228,21 +344,59 @@ def _email_meta(raw: list[Any]) -> dict[str, Any]:
     return {k: v for k, v in found.items() if v}
 
 
-def _read_text(path: Path) -> str:
-    """Text in UTF-8 (with or without BOM), else GB18030 (Chinese exports), else Latin-1."""
-    data = path.read_bytes()
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
+def _email(path: Path, kind: str, attachments: bool) -> tuple[list[Element], dict[str, Any]]:
+    """An e-mail's body by unstructured, and its attachments by ``parse_file`` itself.
+
+    unstructured would partition attachments by content sniffing, past every check above; here
+    each attachment is a file like any other (kind by name, size, signature, zip limits). One that
+    fails is left out and named in ``skipped_attachments``; the message is still ingested.
+    """
+    elements, meta = _PARTITIONERS[kind](path)
+    if not attachments:
+        return elements, meta
+    skipped = []
+    with tempfile.TemporaryDirectory(prefix="zhiku-attachments-") as folder:
+        for i, (name, data) in enumerate(_attachments(path, kind)):
+            safe = Path(name).name or f"attachment-{i}"
+            target = Path(folder) / f"{i}-{safe}"
+            target.write_bytes(data)
+            try:
+                parsed = parse_file(target, attachments=False)
+            except ParseError as exc:
+                skipped.append(f"{safe}: {exc}")
+                continue
+            label = (f"attachment: {safe}",)
+            elements.extend(Element(e.text, e.kind, e.page, label + e.heading_path) for e in parsed.elements)
+    if skipped:
+        meta["skipped_attachments"] = skipped
+    return elements, meta
+
+
+def _attachments(path: Path, kind: str) -> Iterable[tuple[str, bytes]]:
+    """(file name, bytes) of each attachment of an .eml or .msg file."""
+    if kind == "msg":
+        from oxmsg import Message
+
+        for attachment in Message.load(str(path)).attachments:
+            if attachment.file_bytes:
+                yield attachment.file_name or "", attachment.file_bytes
+        return
+    with path.open("rb") as handle:
+        message = email.message_from_binary_file(handle, policy=email.policy.default)
+    for part in message.iter_attachments():  # type: ignore[attr-defined]
+        content = part.get_content()
+        if isinstance(content, email.message.Message):
+            yield part.get_filename() or "message.eml", content.as_bytes()
+        elif isinstance(content, str):
+            yield part.get_filename() or "attachment.txt", content.encode("utf-8")
+        elif isinstance(content, bytes):
+            yield part.get_filename() or "", content
 
 
 def _delimited(path: Path) -> tuple[list[Element], dict[str, Any]]:
     """CSV/TSV rows with their headers. Read with the csv module rather than unstructured's pandas
     reader, which rejects common real-world files (a ``# source`` comment line, ragged rows)."""
-    lines = [line for line in _read_text(path).splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    lines = [line for line in read_text(path).splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         return [], {}
     sample = "\n".join(lines[:20])
@@ -265,7 +419,7 @@ def _delimited(path: Path) -> tuple[list[Element], dict[str, Any]]:
 def _json(path: Path) -> tuple[list[Element], dict[str, Any]]:
     """JSON flattened to ``key.path: value`` lines; a list of records becomes one element per record."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise ParseError(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
     records = data if isinstance(data, list) else [data]

@@ -2,29 +2,36 @@
 
 Files are hashed first: unchanged ones cost nothing, changed ones replace their earlier version,
 and with ``prune`` documents whose files left a synced folder are removed. Parsing (the slow,
-CPU-bound part) runs in worker processes while this process chunks, embeds in batches across
-documents and stores each document in its own transaction, so a kill at any moment loses at most
-the documents in flight and the next run finishes the work. One bad file is reported in
-``failed`` with a reason and never stops the rest.
+CPU-bound part, and the one that runs third-party code on untrusted bytes) runs in worker
+processes under a timeout and a memory cap (``ingest.workers``) while this process chunks, embeds
+in batches across documents and stores each document in its own transaction, so a kill at any
+moment loses at most the documents in flight and the next run finishes the work. One bad file is
+reported in ``failed`` with a reason and never stops the rest.
+
+A file's groups depend only on where it lies (``ingest.acl``), so ingesting a folder, a subfolder
+or one file gives the same groups. The walk follows no symbolic link unless asked, and then only
+to targets inside the ingested paths (listed in ``skipped`` otherwise); it never enters a
+knowledge-base folder, version-control or cache folders, and skips temporary files.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from ingest.acl import ACL_FILE, Acl, AclError, glob_regex
+from ingest.acl import ACL_FILE, AclRefusal, AclResolver, glob_regex
 from ingest.chunk import ChunkPolicy, chunk_elements
-from ingest.parse import ParsedFile, ParseError, parse_file
-from zhiku.kb import KnowledgeBase
+from ingest.parse import ParsedFile
+from ingest.workers import ParseLimits, ParserPool
+from zhiku.kb import MANIFEST, KnowledgeBase
 from zhiku.models import Embedder
 from zhiku.protocols import Extractor
 from zhiku.records import PUBLIC, Chunk, Document, Triple
@@ -34,14 +41,26 @@ log = logging.getLogger(__name__)
 
 #: Called after each file: (files done, files in this run, path, outcome).
 Progress = Callable[[int, int, str, str], None]
-#: Parse in worker processes only when there is enough work to pay for starting them.
-_MIN_FILES_FOR_WORKERS = 4
+#: Folders the walk never enters, also when named inside an ingested path.
+NEVER_ENTERED = frozenset({".git", ".hg", ".svn", "__pycache__"})
+Stage = Literal["discover", "read", "parse", "chunk"]
 
 
 @dataclass
 class Failure:
+    """A file (or ACL file) that could not be ingested; ``error`` says what to do about it."""
+
     path: str
     error: str
+    stage: Stage = "parse"
+
+
+@dataclass
+class Skipped:
+    """Something deliberately left out (a symbolic link, a knowledge-base folder), with why."""
+
+    path: str
+    reason: str
 
 
 @dataclass
@@ -51,20 +70,31 @@ class IngestReport:
     unchanged: int = 0
     removed: int = 0
     failed: list[Failure] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     documents: int = 0  # in the knowledge base after the run
     chunks: int = 0
 
     def to_json(self) -> dict[str, object]:
-        data = asdict(self)
-        data["failed"] = [asdict(f) for f in self.failed]
-        return data
+        return asdict(self)
 
 
 @dataclass(frozen=True)
 class SourceFile:
-    path: Path  # absolute
+    path: Path  # absolute, no symbolic link in it
     relative: str  # to the folder it was found in (its name when given directly)
     groups: tuple[str, ...]
+
+
+@dataclass
+class Discovery:
+    """What the walk found: files with their groups, what failed or was left out, folders walked."""
+
+    files: list[SourceFile] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    roots: list[Path] = field(default_factory=list)
+    #: Files refused by a broken ACL file: still there, so never pruned.
+    refused: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -73,6 +103,7 @@ class _Pending:
 
     source: SourceFile
     content_hash: str
+    stat: os.stat_result
     parsed: ParsedFile
     chunks: list[Chunk]
     replaces: bool
@@ -93,54 +124,157 @@ class Filters:
 
 
 def discover(
-    paths: Sequence[Path], filters: Filters, fallback: tuple[str, ...]
-) -> tuple[list[SourceFile], list[Failure], list[Path]]:
+    paths: Sequence[Path], filters: Filters = Filters(), fallback: tuple[str, ...] = (PUBLIC,),
+    follow_symlinks: bool = False,
+) -> Discovery:
     """Expand files and folders (recursively) into source files with their access groups.
 
-    Returns the files, the paths that could not be used, and the folders walked (for pruning).
-    Hidden files and folders, Office lock files (``~$…``) and the ACL file itself are skipped.
+    Hidden files and folders, Office lock files (``~$…``), temporary files (``*.tmp``) and ACL
+    files are skipped silently, as are the folders in ``NEVER_ENTERED``; knowledge-base folders
+    and symbolic links are listed in ``skipped`` with the reason.
     """
-    files: dict[Path, SourceFile] = {}
-    failures: list[Failure] = []
-    roots: list[Path] = []
-    for given in paths:
-        path = Path(given).expanduser().resolve()
-        if path.is_file():
-            acl = _acl_above(path, fallback)
-            if isinstance(acl, Failure):
-                failures.append(acl)
-            elif path.name != ACL_FILE:
-                files[path] = SourceFile(path, path.name, acl.groups_for(path.name))
-        elif path.is_dir():
-            try:
-                acl = Acl.load(path, fallback)
-            except AclError as exc:
-                failures.append(Failure(str(path / ACL_FILE), f"{exc} (nothing in this folder was ingested)"))
-                continue
-            roots.append(path)
-            for file in _walk(path):
-                relative = file.relative_to(path).as_posix()
-                if filters.accepts(relative):
-                    files[file] = SourceFile(file, relative, acl.groups_for(relative))
-        else:
-            failures.append(Failure(str(given), "no such file or folder"))
-    return sorted(files.values(), key=lambda f: str(f.path)), failures, roots
+    return _Walk(paths, filters, AclResolver(fallback), follow_symlinks).run()
 
 
-def _acl_above(path: Path, fallback: tuple[str, ...]) -> Acl | Failure:
-    """A single file takes its groups from the ACL file of its own folder, if there is one."""
+def is_knowledge_base(folder: Path) -> bool:
+    """True when ``folder`` holds a Zhiku manifest (not just any ``manifest.json``)."""
     try:
-        return Acl.load(path.parent, fallback)
-    except AclError as exc:
-        return Failure(str(path), str(exc))
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "schema_version" in data and "embedding_model" in data
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
-            if not name.startswith((".", "~$")) and name != ACL_FILE:
-                yield Path(folder) / name
+def _ignored_name(name: str) -> bool:
+    return name.startswith((".", "~$")) or name.endswith(".tmp") or name == ACL_FILE
+
+
+class _Walk:
+    """One discovery: the given paths, the ACL files read so far, and what was found."""
+
+    def __init__(self, paths: Sequence[Path], filters: Filters, acl: AclResolver, follow: bool) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.given = [_absolute(p) for p in self.paths]
+        self.filters, self.acl, self.follow = filters, acl, follow
+        # where a followed link may lead: the given paths themselves, with their links resolved
+        self.inside = [Path(os.path.realpath(p)) for p in self.given if os.path.lexists(p)]
+        self.found = Discovery()
+        self._files: dict[Path, SourceFile] = {}
+        self._refusals: dict[Path, tuple[str, int]] = {}
+
+    def run(self) -> Discovery:
+        for original, path in zip(self.paths, self.given):
+            if not os.path.lexists(path):
+                self.found.failed.append(Failure(str(original), "no such file or folder", "discover"))
+            elif (reason := _left_out(path, Path(path.anchor), walked=False)) is not None:
+                self._skip(path, reason)
+            elif path.is_symlink():
+                self._link(path)
+            elif path.is_dir():
+                self.found.roots.append(path)
+                self._walk(path)
+            elif path.is_file() and path.name == ACL_FILE:
+                self._skip(path, "an ACL file (it sets groups; it is never a document)")
+            elif path.is_file() and path.name.endswith(".tmp"):
+                self._skip(path, "a temporary file (*.tmp)")
+            elif path.is_file():  # hidden ones too: named, they are wanted
+                self._add(path, path.name)
+            else:
+                self.found.failed.append(Failure(str(path), "not a regular file or folder", "discover"))
+        for acl_file, (reason, count) in self._refusals.items():
+            self.found.failed.append(Failure(
+                str(acl_file), f"{reason} ({count} file(s) below it not ingested until it is fixed)", "discover"))
+        self.found.files = sorted(self._files.values(), key=lambda f: str(f.path))
+        return self.found
+
+    def _walk(self, root: Path) -> None:
+        def unreadable(exc: OSError) -> None:
+            self.found.failed.append(Failure(str(exc.filename), f"cannot read the folder: {exc.strerror or exc}", "discover"))
+
+        for folder, dirs, names in os.walk(root, onerror=unreadable):
+            here = Path(folder)
+            kept = []
+            for name in sorted(dirs):
+                sub = here / name
+                if sub.is_symlink():
+                    self._link(sub)
+                elif name.startswith(".") or name in NEVER_ENTERED:
+                    continue
+                elif is_knowledge_base(sub):
+                    self._skip(sub, "a Zhiku knowledge base folder (never ingested)")
+                else:
+                    kept.append(name)
+            dirs[:] = kept
+            for name in sorted(names):
+                file = here / name
+                relative = file.relative_to(root).as_posix()
+                if _ignored_name(name) or not self.filters.accepts(relative):
+                    continue
+                if file.is_symlink():
+                    self._link(file)
+                else:
+                    self._add(file, relative)
+
+    def _link(self, link: Path) -> None:
+        """A symbolic link: skipped, unless followed to a target inside the ingested paths.
+
+        A followed link stands for its target, found where it lies: the target's own location
+        decides its groups and its identity, and a folder target is walked there (not here).
+        """
+        if not self.follow:
+            self._skip(link, "a symbolic link (not followed; --follow-symlinks follows links that stay "
+                             "inside the ingested folders)")
+            return
+        target = Path(os.path.realpath(link))
+        root = next((r for r in self.inside if target == r or r in target.parents), None)
+        if not target.exists():
+            self._skip(link, f"a broken symbolic link (to {os.readlink(link)})")
+        elif root is None:
+            self._skip(link, f"a symbolic link to {target}, outside the ingested folders")
+        elif (reason := _left_out(target, root, walked=True)) is not None:
+            self._skip(link, f"a symbolic link to {target}, which is left out ({reason})")
+        elif target.is_file() and not _ignored_name(target.name):
+            self._add(target, target.relative_to(root).as_posix() if target != root else target.name)
+
+    def _add(self, path: Path, relative: str) -> None:
+        groups = self.acl.groups_for(path)
+        if isinstance(groups, AclRefusal):
+            reason, count = self._refusals.get(groups.acl_file, (groups.reason, 0))
+            self._refusals[groups.acl_file] = (reason, count + 1)
+            self.found.refused.append(path)
+        else:
+            self._files.setdefault(path, SourceFile(path, relative, groups))
+
+    def _skip(self, path: Path, reason: str) -> None:
+        self.found.skipped.append(Skipped(str(path), reason))
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute with the links above it resolved, but not its own last part (a given
+    symbolic link stays one, to be treated as a link)."""
+    path = path.expanduser().absolute()
+    return path.parent.resolve() / path.name if path.name not in ("", "..") else path.resolve()
+
+
+def _left_out(path: Path, top: Path, walked: bool) -> str | None:
+    """Why ``path`` is left out, looking at it and its folders below ``top`` (None: it is not).
+
+    ``walked``: judge it as the walk would reach it (hidden parts and knowledge bases at any depth
+    are left out). A path named by the caller may be hidden or lie deeper inside a knowledge base
+    (the UI keeps uploads in ``<kb>/uploads``), but never be a knowledge base or one of its files.
+    """
+    chain = [path, *path.parents]
+    chain = chain[:chain.index(top)] if top in chain else chain
+    for folder in chain:
+        if folder.name in NEVER_ENTERED:
+            return f"inside the version-control or cache folder {folder}"
+        if walked and folder.name.startswith("."):
+            return f"hidden: {folder}"
+    own = chain if walked else [path] if path.is_dir() else [path.parent]
+    for folder in own:
+        if is_knowledge_base(folder):
+            return f"inside the Zhiku knowledge base {folder} (never ingested)"
+    return None
 
 
 def file_hash(path: Path) -> str:
@@ -151,43 +285,26 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _parse_job(path: Path) -> ParsedFile | str:
-    """Runs in a worker: the parsed file, or the one-line reason it failed."""
-    try:
-        return parse_file(path)
-    except ParseError as exc:
-        return str(exc)
-    except Exception as exc:  # a worker must report, not die: the rest of the run goes on
-        return f"cannot parse ({type(exc).__name__}: {exc})"
-
-
-def _parse_all(paths: list[Path], workers: int) -> Iterator[ParsedFile | str]:
-    """Parse in worker processes (when worth it), yielding results in input order.
-
-    If the pool breaks (a worker killed by the OS, or a host that cannot start workers), the
-    rest is parsed in this process: slower, but the ingest completes.
-    """
-    if workers < 1 or len(paths) < _MIN_FILES_FOR_WORKERS:
-        yield from map(_parse_job, paths)
-        return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["ingest.parse"])
-    done = 0
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        try:
-            for result in pool.map(_parse_job, paths, chunksize=1):
-                yield result
-                done += 1
-        except BrokenProcessPool as exc:
-            log.warning("parser workers failed (%s); parsing the remaining files in this process", exc)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-    yield from map(_parse_job, paths[done:])
-
-
 def default_workers(setting: int) -> int:
     return setting if setting > 0 else max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass
+class _Run:
+    """What storing a batch needs to know and update (one per ``ingest`` call)."""
+
+    kb: KnowledgeBase
+    embedder: Embedder
+    extractor: Extractor | None
+    report: IngestReport
+    progress: Progress | None
+    total: int
+    done: int = 0
+
+    def tell(self, path: str, outcome: str) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total, path, outcome)
 
 
 def ingest(
@@ -200,123 +317,119 @@ def ingest(
     filters: Filters = Filters(),
     prune: bool = False,
     progress: Progress | None = None,
+    follow_symlinks: bool = False,
 ) -> IngestReport:
-    """Bring ``kb`` up to date with ``paths``; see the module docstring for the guarantees."""
+    """Bring ``kb`` up to date with ``paths``; see the module docstring for the guarantees.
+
+    ``groups`` apply to files no ACL rule matches (default: public).
+    """
     report = IngestReport()
     kb.vector_index()  # load it now so each commit updates it in memory, not a rebuild at the end
-    fallback = tuple(groups) if groups else (PUBLIC,)
-    files, failures, roots = discover(paths, filters, fallback)
-    report.failed.extend(failures)
+    found = discover(paths, filters, tuple(groups) if groups else (PUBLIC,), follow_symlinks)
+    report.failed.extend(found.failed)
+    report.skipped.extend(found.skipped)
     stored = kb.content_hashes()
-    seen = {str(f.path) for f in files}
+    seen = {str(f.path) for f in found.files} | {str(p) for p in found.refused}
 
-    todo: list[tuple[SourceFile, str]] = []
-    for source in files:
+    todo: list[tuple[SourceFile, str, os.stat_result]] = []
+    for source in found.files:
         try:
+            stat = source.path.stat()
             digest = file_hash(source.path)
         except OSError as exc:
-            report.failed.append(Failure(str(source.path), f"cannot read the file: {exc.strerror or exc}"))
+            report.failed.append(Failure(str(source.path), f"cannot read the file: {exc.strerror or exc}", "read"))
             continue
         if stored.get(str(source.path)) == digest:
             report.unchanged += 1
             kb.set_groups(str(source.path), source.groups)
         else:
-            todo.append((source, digest))
+            todo.append((source, digest, stat))
 
-    done = report.unchanged
-    total = len(files)
+    run = _Run(kb, embedder, extractor, report, progress, total=len(found.files), done=report.unchanged)
+    policy = ChunkPolicy(
+        budget=min(settings.chunk_tokens, embedder.max_tokens),
+        overlap=max(0, min(settings.chunk_overlap, settings.chunk_tokens // 4)),
+        max_tokens=embedder.max_tokens,
+    ) if todo else None
     batch: list[_Pending] = []
     batch_chunks = 0
     try:
-        results = _parse_all([s.path for s, _ in todo], default_workers(settings.workers))
-        for (source, digest), result in zip(todo, results):
-            pending = _prepare(source, digest, result, embedder, settings, str(source.path) in stored)
-            if isinstance(pending, Failure):
-                report.failed.append(pending)
-                done += 1
-                _tell(progress, done, total, pending.path, "failed")
-                continue
-            batch.append(pending)
-            batch_chunks += len(pending.chunks)
-            if batch_chunks >= settings.embed_batch_size * 16:  # across documents: less padding per batch
-                done = _store(kb, embedder, extractor, batch, report, progress, done, total)
-                batch, batch_chunks = [], 0
-        _store(kb, embedder, extractor, batch, report, progress, done, total)
-        return _finish(kb, report, roots, seen, filters, prune)
+        if todo:
+            limits = ParseLimits(settings.parse_timeout_s, settings.parse_memory_mb)
+            with ParserPool(min(default_workers(settings.workers), len(todo)), limits) as pool:
+                for (source, digest, stat), result in zip(todo, pool.parse([s.path for s, _, _ in todo])):
+                    replaces = str(source.path) in stored
+                    pending = _prepare(source, digest, stat, result, embedder, policy, replaces)
+                    if isinstance(pending, Failure):
+                        report.failed.append(pending)
+                        run.tell(pending.path, "failed")
+                        continue
+                    batch.append(pending)
+                    batch_chunks += len(pending.chunks)
+                    if batch_chunks >= settings.embed_batch_size * 16:  # across documents: less padding
+                        _store(run, batch)
+                        batch, batch_chunks = [], 0
+            _store(run, batch)
+        return _finish(kb, report, found, seen, filters, prune)
     finally:
         kb.save_vectors()
 
 
 def _finish(
-    kb: KnowledgeBase, report: IngestReport, roots: list[Path], seen: set[str],
-    filters: Filters, prune: bool,
+    kb: KnowledgeBase, report: IngestReport, found: Discovery, seen: set[str], filters: Filters, prune: bool,
 ) -> IngestReport:
+    report.removed = _remove_skipped(kb, found.skipped)
     if prune:
-        report.removed = _prune(kb, roots, seen, filters)
+        report.removed += _prune(kb, found.roots, seen, filters, [Path(s.path) for s in found.skipped])
     stats = kb.stats()
     report.documents, report.chunks = stats["documents"], stats["chunks"]
     return report
 
 
 def _prepare(
-    source: SourceFile, digest: str, result: ParsedFile | str, embedder: Embedder, settings: Settings, replaces: bool
+    source: SourceFile, digest: str, stat: os.stat_result, result: ParsedFile | str, embedder: Embedder,
+    policy: ChunkPolicy | None, replaces: bool,
 ) -> _Pending | Failure:
     """Chunk a parsed file. The embedder's tokenizer is touched only here, so runs where nothing
     parses (an unchanged corpus, bad files only) never load the model."""
     if isinstance(result, str):
-        return Failure(str(source.path), result)
-    policy = ChunkPolicy(
-        budget=min(settings.chunk_tokens, embedder.max_tokens),
-        overlap=max(0, min(settings.chunk_overlap, settings.chunk_tokens // 4)),
-        max_tokens=embedder.max_tokens,
-    )
+        return Failure(str(source.path), result, "parse")
+    assert policy is not None
     chunks = chunk_elements(result.elements, embedder.count_tokens, policy)
     if not chunks:
-        return Failure(str(source.path), "no text to index besides headings")
-    return _Pending(source, digest, result, chunks, replaces)
+        return Failure(str(source.path), "no text to index besides headings", "chunk")
+    return _Pending(source, digest, stat, result, chunks, replaces)
 
 
-def _store(
-    kb: KnowledgeBase,
-    embedder: Embedder,
-    extractor: Extractor | None,
-    batch: list[_Pending],
-    report: IngestReport,
-    progress: Progress | None,
-    done: int,
-    total: int,
-) -> int:
+def _store(run: _Run, batch: list[_Pending]) -> None:
     """Embed a batch of documents together, then store each in its own transaction.
 
     Triple extraction runs in a second thread while the batch is embedded: the embedding runtime
     releases the GIL, so the two overlap instead of adding up.
     """
     if not batch:
-        return done
+        return
     with ThreadPoolExecutor(max_workers=1) as helper:
-        extracted = helper.submit(lambda: [_extract(extractor, p) for p in batch])
-        vectors = embedder.embed([c.text for p in batch for c in p.chunks])
+        extracted = helper.submit(lambda: [_extract(run.extractor, p) for p in batch])
+        vectors = run.embedder.embed([c.text for p in batch for c in p.chunks])
         triples_per_doc = extracted.result()
     offset = 0
     for pending, triples in zip(batch, triples_per_doc):
         n = len(pending.chunks)
         doc_vectors, offset = vectors[offset:offset + n], offset + n
-        stat = pending.source.path.stat()
         parsed = pending.parsed
         document = Document(
             source=str(pending.source.path), content_hash=pending.content_hash, title=parsed.title,
-            kind=parsed.kind, size=stat.st_size, mtime=stat.st_mtime, pages=parsed.pages,
+            kind=parsed.kind, size=pending.stat.st_size, mtime=pending.stat.st_mtime, pages=parsed.pages,
             language=parsed.language, groups=pending.source.groups,
             metadata={"relative_path": pending.source.relative, **parsed.metadata},
         )
-        kb.put_document(document, pending.chunks, np.asarray(doc_vectors), triples)
+        run.kb.put_document(document, pending.chunks, np.asarray(doc_vectors), triples)
         if pending.replaces:
-            report.updated += 1
+            run.report.updated += 1
         else:
-            report.added += 1
-        done += 1
-        _tell(progress, done, total, document.source, "updated" if pending.replaces else "added")
-    return done
+            run.report.added += 1
+        run.tell(document.source, "updated" if pending.replaces else "added")
 
 
 def _extract(extractor: Extractor | None, pending: _Pending) -> list[list[Triple]]:
@@ -330,10 +443,33 @@ def _extract(extractor: Extractor | None, pending: _Pending) -> list[list[Triple
         return []
 
 
-def _prune(kb: KnowledgeBase, roots: Iterable[Path], seen: set[str], filters: Filters) -> int:
-    """Remove documents under a walked folder whose files are gone (within the same filters)."""
+def _remove_skipped(kb: KnowledgeBase, skipped: list[Skipped]) -> int:
+    """Remove documents stored from what is now skipped: a link (or a file below a linked folder),
+    or a knowledge base's own files (``manifest.json``; not its ``uploads/``).
+
+    Earlier versions followed links and walked into knowledge bases; a link into a restricted
+    folder was stored with the link's (public) groups, so such documents go even without prune.
+    """
+    if not skipped:
+        return 0
+    gone = {s.path for s in skipped}
+    below = tuple(p + os.sep for p in gone if os.path.islink(p))
+    return sum(kb.remove_document(source) for source in list(kb.content_hashes())
+               if source in gone or source.startswith(below) or os.path.dirname(source) in gone)
+
+
+def _prune(
+    kb: KnowledgeBase, roots: Iterable[Path], seen: set[str], filters: Filters, not_walked: Iterable[Path],
+) -> int:
+    """Remove documents under a walked folder whose files are gone (within the same filters).
+
+    What the walk skipped (a knowledge base holding UI uploads, say) it cannot judge: kept.
+    """
     removed = 0
+    skipped = tuple(str(p) + os.sep for p in not_walked)
     for source in list(kb.content_hashes()):
+        if source.startswith(skipped):
+            continue
         for root in roots:
             prefix = str(root) + os.sep
             if source.startswith(prefix) and source not in seen:
@@ -341,8 +477,3 @@ def _prune(kb: KnowledgeBase, roots: Iterable[Path], seen: set[str], filters: Fi
                     removed += kb.remove_document(source)
                 break
     return removed
-
-
-def _tell(progress: Progress | None, done: int, total: int, path: str, outcome: str) -> None:
-    if progress is not None:
-        progress(done, total, path, outcome)

@@ -49,6 +49,10 @@ class Settings:
     embed_batch_size: int = 32
     #: Parser worker processes; 0 means "one less than the cores, at least one".
     workers: int = 0
+    #: A file whose parse takes longer (wall clock) is reported as failed and its worker killed.
+    parse_timeout_s: float = 120.0
+    #: Memory (address space, MiB) a parse may use on top of its worker's warm start; 0: no cap.
+    parse_memory_mb: int = 2048
     #: Triple extractor run during ingest: ``default`` (offline), ``llm``, or ``none``.
     extractor: ExtractorName = "default"
     #: Answer backend (see ``LlmBackend``); ``auto`` picks qwen1.5b > qwen0.5b > extractive.

@@ -23,9 +23,27 @@ def test_json_summary_has_the_contract_keys(tmp_path: Path, capsys) -> None:
     code, out, _ = run(capsys, "ingest", str(tmp_path / "docs"), "--kb", str(tmp_path / "kb"), "--json", "--no-graph")
     summary = json.loads(out)
     assert code == 0
-    assert set(summary) == {"added", "updated", "unchanged", "removed", "failed", "documents", "chunks"}
+    assert set(summary) == {"added", "updated", "unchanged", "removed", "failed", "skipped", "documents", "chunks"}
     assert summary["added"] == 1 and summary["documents"] == 1
-    assert summary["failed"] == [{"path": str((tmp_path / "docs" / "b.xyz").resolve()), "error": summary["failed"][0]["error"]}]
+    assert summary["failed"] == [{"path": str((tmp_path / "docs" / "b.xyz").resolve()),
+                                  "error": summary["failed"][0]["error"], "stage": "parse"}]
+    assert summary["skipped"] == []
+
+
+def test_symlinks_are_listed_as_skipped_and_followed_only_on_request(tmp_path: Path, capsys) -> None:
+    docs = (tmp_path / "docs").resolve()
+    (docs / "hr").mkdir(parents=True)
+    (docs / "hr" / "bands.md").write_text("The L5 band pays 90,000 EUR.")
+    (docs / "link.md").symlink_to(docs / "hr" / "bands.md")
+    kb = str(tmp_path / "kb")
+    code, out, _ = run(capsys, "ingest", str(docs), "--kb", kb, "--json", "--no-graph")
+    skipped = json.loads(out)["skipped"]
+    assert code == 0 and [s["path"] for s in skipped] == [str(docs / "link.md")] and set(skipped[0]) == {"path", "reason"}
+    code, out, _ = run(capsys, "ingest", str(docs), "--kb", kb, "--no-graph")
+    assert "1 skipped" in out and f"skipped: {docs / 'link.md'}: a symbolic link" in out
+    code, out, _ = run(capsys, "ingest", str(docs), "--kb", kb, "--json", "--no-graph", "--follow-symlinks")
+    summary = json.loads(out)
+    assert summary["skipped"] == [] and summary["unchanged"] == 1 and summary["documents"] == 1
 
 
 def test_exit_codes(tmp_path: Path, capsys) -> None:

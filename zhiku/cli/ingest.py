@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="add, update or (with --prune) remove documents from files and folders",
         description="Ingest files and folders (recursively). Unchanged files are skipped by content "
         "hash, changed files replaced, and with --prune files gone from a folder are removed. "
-        "Access groups come from zhiku-acl.toml at a folder's root, else --groups, else public.",
+        "Access groups come from every zhiku-acl.toml above a file (inner ones refine outer ones), "
+        "else --groups, else public. Symbolic links are skipped unless --follow-symlinks.",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders")
     parser.add_argument("--include", action="append", default=[], metavar="GLOB",
@@ -28,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip files matching GLOB; repeatable")
     parser.add_argument("--prune", action="store_true", help="remove documents whose files left the given folders")
     parser.add_argument("--groups", metavar="G1,G2", help="access groups for files no zhiku-acl.toml rule matches")
+    parser.add_argument("--follow-symlinks", action="store_true",
+                        help="follow symbolic links whose target lies inside the given paths (others are skipped)")
     parser.add_argument("--workers", type=int, metavar="N", help="parser processes (default: cores - 1)")
     parser.add_argument("--no-graph", action="store_true", help="skip triple extraction for the knowledge graph")
     parser.add_argument("--no-wait", action="store_true",
@@ -76,6 +79,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             report = ingest(
                 kb, embedder, args.paths, settings, extractor=_extractor(settings), groups=groups,
                 filters=Filters(tuple(args.include), tuple(args.exclude)), prune=args.prune, progress=progress,
+                follow_symlinks=args.follow_symlinks,
             )
         from zhiku import audit
         audit.record_ingest(kb, audit.operator(), args.paths, groups, report)
@@ -87,10 +91,11 @@ def run_ingest(args: argparse.Namespace) -> int:
 def _summary(report: IngestReport, settings: Settings) -> str:
     lines = [
         f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{report.removed} removed, {len(report.failed)} failed",
+        f"{report.removed} removed, {len(report.failed)} failed, {len(report.skipped)} skipped",
         f"knowledge base {settings.kb}: {report.documents} documents, {report.chunks} chunks",
     ]
     lines += [f"  failed: {f.path}: {f.error}" for f in report.failed]
+    lines += [f"  skipped: {s.path}: {s.reason}" for s in report.skipped]
     return "\n".join(lines)
 
 
