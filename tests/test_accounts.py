@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import sys
+from cli_runner import run_zhiku as _zhiku
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,6 @@ from zhiku.accounts import (
     set_groups,
     verify_password,
 )
-from zhiku.cli import main
 from zhiku.errors import AccountError, SignInLockedError
 from zhiku.kb import KnowledgeBase
 from zhiku.records import LOCAL_USER, User
@@ -167,13 +165,6 @@ def test_unknown_names_lock_like_real_ones_so_lock_out_tells_nothing(kb: Knowled
         authenticate(kb, "ghost", "wrong password", clock=clock)
 
 
-def _zhiku(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str,
-           stdin: str = "") -> tuple[int, str, str]:
-    """Run the ``zhiku`` command in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_user_commands_add_list_change_groups_and_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -2,18 +2,16 @@
 command filters by user and time, and question text is kept only while ``audit_questions`` is on."""
 from __future__ import annotations
 
-import io
 import json
 import shutil
-import sys
 import time
+from cli_runner import run_zhiku as zhiku
 from pathlib import Path
 
 import pytest
 
 from zhiku import audit
 from zhiku.accounts import authenticate
-from zhiku.cli import main
 from zhiku.errors import UsageError
 from zhiku.kb import KnowledgeBase
 
@@ -30,13 +28,6 @@ def kb_path(leak_kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     return copy
 
 
-def zhiku(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str,
-          stdin: str = "") -> tuple[int, str, str]:
-    """Run the ``zhiku`` command in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def audit_json(capsys, monkeypatch, kb: Path, *flags: str) -> list[dict]:

@@ -1,6 +1,7 @@
 """Access groups come from where a file lies, never from which path an ingest named."""
 from __future__ import annotations
 
+from corpus_files import write
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,6 @@ from zhiku.kb import KnowledgeBase
 from zhiku.settings import Settings
 
 
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path.resolve()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from corpus_files import write
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,6 @@ from zhiku.kb import KnowledgeBase
 from zhiku.settings import Settings
 
 
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path.resolve()
 
 
 @pytest.fixture

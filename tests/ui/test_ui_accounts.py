@@ -4,16 +4,14 @@ Accounts themselves are specified in ``tests/test_accounts.py``.
 """
 from __future__ import annotations
 
-import io
 import json
-import sys
+from cli_runner import run_zhiku as _zhiku
 from pathlib import Path
 
 import pytest
 
 from ui.feedback import DOWN, UP, save_feedback
 from zhiku.accounts import add_user
-from zhiku.cli import main
 from zhiku.cli.ui import is_loopback, open_access_refusal, streamlit_command
 from zhiku.kb import KnowledgeBase
 from zhiku.records import Answer, Chunk, Citation, Document, Hit, User
@@ -47,13 +45,6 @@ def test_feedback_is_one_row_per_answer_updated_by_later_thumbs_and_comments(kb:
         save_feedback(kb, user, _answer(), 5)
 
 
-def _zhiku(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str,
-           stdin: str = "") -> tuple[int, str, str]:
-    """Run the ``zhiku`` command in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_ui_command_without_a_knowledge_base_points_at_the_sample_corpus(
