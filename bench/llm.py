@@ -34,6 +34,14 @@ RUNTIMES = ("transformers", "ctranslate2")
 #: Asks for a long, cited answer, so the decoding rate is measured over many tokens.
 QUESTION = "Summarise the travel and expenses policy in detail: every limit, approval and deadline, with citations."
 PROMPT_TOKENS = 1500
+#: Issue 13's targets, for a quiet 2-core machine: (model, runtime, figure, comparison, bound).
+TARGETS = (
+    ("qwen0.5b", "ctranslate2", "first_token_s", "<", 3.0),
+    ("qwen0.5b", "ctranslate2", "tokens_per_s", ">=", 12.0),
+    ("qwen1.5b", "ctranslate2", "tokens_per_s", ">=", 5.0),
+)
+#: CTranslate2 int8 against transformers float32 on the same model and prompt.
+SPEEDUP_TARGET = 4.0
 
 
 def sample_hits() -> list:
@@ -106,6 +114,24 @@ def in_process(model: str, runtime: str, args: argparse.Namespace) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def target_rows(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """(target, measured, met) for every target whose runs are in ``rows``."""
+    found = {(r["model"], r["runtime"]): r for r in rows if "error" not in r}
+    out = []
+    for model, runtime, figure, comparison, bound in TARGETS:
+        value = found.get((model, runtime), {}).get(figure)
+        if value is not None:
+            met = value < bound if comparison == "<" else value >= bound
+            out.append((f"{model} {runtime} {figure} {comparison} {bound:g}", f"{value:g}", "yes" if met else "no"))
+    for model in sorted({m for m, _ in found}):
+        base, fast = found.get((model, "transformers")), found.get((model, "ctranslate2"))
+        if base and fast and base.get("tokens_per_s") and fast.get("tokens_per_s"):
+            ratio = fast["tokens_per_s"] / base["tokens_per_s"]
+            out.append((f"{model} CT2 int8 ≥ {SPEEDUP_TARGET:g}x transformers float32 tokens/s", f"{ratio:.1f}x",
+                        "yes" if ratio >= SPEEDUP_TARGET else "no"))
+    return out
+
+
 def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
         "# Local generation: transformers float32 vs CTranslate2 int8",
@@ -128,6 +154,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
             speedup = f"{r['tokens_per_s'] / ref['tokens_per_s']:.1f}x"
         lines.append(f"| {r['model']} | {r['runtime']} | {r['prompt_tokens']} | {r['load_s']} | {r['first_token_s']} "
                      f"| {r['tokens']} | {r['tokens_per_s']} | {r['peak_rss_mib']} | {speedup} |")
+    lines += ["", "Targets (met only on a quiet machine counts; see the note on load above):", "",
+              "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {ok} |" for t, m, ok in target_rows(rows)]
     lines += ["", "Replies (first 300 characters):", ""]
     lines += [f"- {r['model']} / {r['runtime']}: {r.get('reply', '')!r}" for r in rows if "error" not in r]
     return "\n".join(lines) + "\n"
