@@ -121,8 +121,10 @@ def answer_quality(
 ) -> None:
     """Ask every question through the product's ``Assistant`` and add the answer-quality section.
 
-    Citation support is judged by the configured LLM when there is one, else by token overlap and
-    embedding similarity (the report says which). Per-answer rows go to ``answers.jsonl``.
+    Citation support is judged by token overlap and embedding similarity, the same for every local
+    backend so their figures compare (a small local model judging its own citations is neither
+    reliable nor comparable); an ``openai`` backend, a strong external model, judges by reading.
+    The report says which. Per-answer rows go to ``answers.jsonl``.
     """
     from eval.answers import LLMJudge, OverlapJudge, evaluate_answers  # loads llama-index: only when asked
     from eval.answers import markdown as answer_markdown
@@ -130,7 +132,7 @@ def answer_quality(
     from retrieval.llm import describe_llm
 
     assistant = Assistant(settings, kb, embedder)
-    judge = LLMJudge(assistant.llm) if assistant.llm is not None else OverlapJudge(embedder)
+    judge = LLMJudge(assistant.llm) if settings.llm == "openai" else OverlapJudge(embedder)
     rows, figures = evaluate_answers(
         [j.query for j in judgements], lambda q: assistant.ask(q, user=EVALUATOR, mode=config.answer_mode), judge, config.progress)
     backend = " ".join(v for v in describe_llm(assistant.llm).values() if v)

@@ -1,8 +1,11 @@
 """Citations are checked, not trusted: every ``[n]`` of a model's answer must name a given passage.
 
 A citation of a passage that was not given is repaired (to the given passage closest to the cited
-sentence) or removed, and an answer citing nothing is flagged, each with a warning on the
-``Answer``. The exact not-found phrase (``zhiku.prompts.NOT_FOUND``) counts as an answer.
+sentence) or removed, each with a warning on the ``Answer``. Small local models often put the
+citation first ("[1] 30 days") or leave it out ("30 days"): a leading citation is moved behind its
+line, and an answer citing nothing is attributed to the one passage that holds most of its words
+(post-hoc attribution, with a warning saying so) or, when none does, flagged. The exact not-found
+phrase (``zhiku.prompts.NOT_FOUND``) counts as an answer.
 """
 from __future__ import annotations
 
@@ -17,6 +20,12 @@ from zhiku.records import Citation, Hit
 
 #: ``[1]``, ``[1, 2]``, ``【来源 3】``: the forms models write citations in.
 CITATION = re.compile(r"[\[【]\s*(?:passage|source|来源|段落)?\s*(\d+(?:\s*[,，、;]\s*\d+)*)\s*[\]】]", re.I)
+#: A line that opens with its citation: "[1] 30 days".
+_LEADING = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<cites>(?:" + CITATION.pattern + r"\s*)+)(?P<rest>\S.*?)(?P<end>[.。!?！？]?)[ \t]*$",
+    re.I | re.M)
+#: The share of an uncited answer's words one passage must hold for the answer to be attributed to it.
+ATTRIBUTION_RECALL = 0.6
 
 
 def not_found_text(language: str) -> str:
@@ -69,11 +78,34 @@ def validate_citations(
         return "".join(f"[{n}]" for n in fixed)
 
     text = CITATION.sub(repair, text)
+    text = _LEADING.sub(lambda m: f"{m['indent']}{m['rest']} {m['cites'].strip()}{m['end']}", text)
     text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text).strip()
+    order = _cited(text)
+    if not order and text and hits and not says_not_found(text):
+        source = _attribution(text, hits, tokenize)
+        if source is None:
+            warnings.append("the answer cites no passage: check it against the sources before relying on it")
+        else:
+            text = f"{text} [{source}]"
+            order = [source]
+            warnings.append(f"the model cited no passage; [{source}] was added: it holds most of the answer's words")
+    return text, [Citation(n, hits[n - 1]) for n in order], warnings
+
+
+def _cited(text: str) -> list[int]:
+    """Passage numbers in order of first citation."""
     order: list[int] = []
     for match in CITATION.finditer(text):
         order.extend(int(x) for x in re.findall(r"\d+", match.group(1)) if int(x) not in order)
-    citations = [Citation(n, hits[n - 1]) for n in order]
-    if not citations and not says_not_found(text) and text:
-        warnings.append("the answer cites no passage: check it against the sources before relying on it")
-    return text, citations, warnings
+    return order
+
+
+def _attribution(text: str, hits: Sequence[Hit], tokenize: Callable[[str], list[str]]) -> int | None:
+    """The 1-based passage holding at least ``ATTRIBUTION_RECALL`` of the answer's words, the most
+    of them (first on ties); ``None`` when no passage does."""
+    words = set(tokenize(text))
+    if not words:
+        return None
+    shares = [len(words & set(tokenize(h.chunk.text))) / len(words) for h in hits]
+    best = int(np.argmax(shares))
+    return best + 1 if shares[best] >= ATTRIBUTION_RECALL else None
