@@ -355,6 +355,12 @@ class PiiMasker:
             return self._analyzer
 
 
+#: en_core_web_sm's entity labels besides PERSON: not personal data here (places, organisations,
+#: dates, amounts), ignored rather than each logged as "not mapped to a Presidio entity".
+_OTHER_SPACY_LABELS = ("CARDINAL", "DATE", "EVENT", "FAC", "GPE", "LANGUAGE", "LAW", "LOC", "MONEY", "NORP",
+                       "ORDINAL", "ORG", "PERCENT", "PRODUCT", "QUANTITY", "TIME", "WORK_OF_ART")
+
+
 def _build_analyzer(spacy_model: str) -> Any:
     """An offline analyzer: the installed spaCy model (never a download) and only our recognisers
     besides spaCy's (Presidio's defaults would add recognisers for other countries' formats and one
@@ -386,6 +392,8 @@ def _build_analyzer(spacy_model: str) -> Any:
 
     engine = NlpEngineProvider(nlp_configuration={
         "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": spacy_model}],
+        "ner_model_configuration": {"model_to_presidio_entity_mapping": {"PERSON": "PERSON"},
+                                    "labels_to_ignore": list(_OTHER_SPACY_LABELS)},
     }).create_engine()
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.add_nlp_recognizer(engine)
