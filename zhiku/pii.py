@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -290,9 +290,9 @@ def _plausible_name(text: str, span: Span) -> bool:
 class PiiMasker:
     """Find personal data (``find``) and replace it with typed placeholders (``mask``, ``mask_many``).
 
-    The analyzer and its spaCy model load on first use, once, under a lock: the ``Assistant`` is
-    shared between UI sessions and service workers' threads. Thread-safe afterwards (spaCy and the
-    recognisers hold no per-call state).
+    The analyzer and its spaCy model load on first use, once: the ``Assistant`` is shared between
+    UI sessions and a service worker's threads. Analyses run one at a time (spaCy does not promise
+    that one pipeline may run in several threads at once); a call takes milliseconds per text.
     """
 
     def __init__(self, spacy_model: str = SPACY_MODEL, threshold: float = DEFAULT_THRESHOLD) -> None:
@@ -300,6 +300,7 @@ class PiiMasker:
         self.threshold = threshold
         self.chinese_names = ChineseNameRecognizer()
         self._lock = threading.Lock()
+        self._running = threading.Lock()
         self._analyzer: Any = None
 
     # ------------------------------------------------------------------ the public contract
@@ -310,20 +311,23 @@ class PiiMasker:
     def find_many(self, texts: Sequence[str]) -> list[list[Span]]:
         """``find`` for many texts, run through spaCy in batches (ingest masks every element)."""
         analyzer = self.analyzer()
-        engine = analyzer.nlp_engine
         todo = [i for i, t in enumerate(texts) if t.strip()]
         found: list[list[Span]] = [[] for _ in texts]
-        latin = [_latin(texts[i]) for i in todo]
-        artifacts = engine.process_batch(latin, language="en", batch_size=32)
-        for i, (text, nlp) in zip(todo, artifacts):
-            results = analyzer.analyze(text, language="en", entities=list(TYPES), nlp_artifacts=nlp,
-                                       score_threshold=self.threshold)
+        with self._running:
+            analysed = list(self._analyse(analyzer, [_latin(texts[i]) for i in todo]))
+        for i, results in zip(todo, analysed):
             text = texts[i]
             spans = [Span(r.entity_type, r.start, r.end, r.score) for r in results]
             spans = [s for s in spans if s.type != "PERSON" or _plausible_name(text, s)]
             spans += [s for s in self.chinese_names.find(text) if s.score >= self.threshold]
             found[i] = resolve_overlaps([s for s in spans if not PLACEHOLDER.fullmatch(text[s.start:s.end])])
         return found
+
+    def _analyse(self, analyzer: Any, texts: list[str]) -> Iterator[list[Any]]:
+        """Presidio's results for each text, spaCy run over them in batches."""
+        for text, nlp in analyzer.nlp_engine.process_batch(texts, language="en", batch_size=32):
+            yield analyzer.analyze(text, language="en", entities=list(TYPES), nlp_artifacts=nlp,
+                                   score_threshold=self.threshold)
 
     def mask(self, text: str) -> str:
         """``text`` with every piece of personal data replaced by ``[TYPE]``."""
