@@ -7,7 +7,7 @@ import pytest
 from zhiku.errors import ModelError
 from zhiku.pii import (
     BANK_CARD, CN_ID_NUMBER, CN_LANDLINE, CN_MOBILE, EMAIL, INTERNATIONAL_PHONE, NANP_PHONE, IbanRecognizer,
-    PiiMasker, Span, apply_mask, cn_id_valid, iban_valid, luhn_valid, resolve_overlaps,
+    PiiMasker, Span, apply_mask, cn_id_valid, confirmed_names, iban_valid, luhn_valid, person_span, resolve_overlaps,
 )
 
 VALID_ID = "11010519491231002X"  # the standard's example: check character X
@@ -80,6 +80,33 @@ def test_bank_cards_grouped_or_not_and_only_when_luhn_agrees() -> None:
 def test_ibans_grouped_stop_before_a_following_capitalised_word() -> None:
     text = f"Pay {VALID_IBAN} EUR or GB29NWBK60161331926819; not {INVALID_IBAN}."
     assert found(IbanRecognizer(), text) == [VALID_IBAN, "GB29NWBK60161331926819"]
+
+
+# ------------------------------------------------------------------------------------ English names
+def name_of(text: str, value: str) -> str | None:
+    """What ``person_span`` keeps of an NER PERSON span covering ``value`` in ``text``."""
+    start = text.index(value)
+    kept = person_span(text, Span("PERSON", start, start + len(value), 0.85))
+    return None if kept is None else text[kept.start:kept.end]
+
+
+def test_ner_person_spans_are_cut_to_the_name_or_dropped() -> None:
+    assert name_of("Head of office: Dr. Anna Weber", "Dr. Anna Weber") == "Anna Weber"
+    assert name_of("Owner: Li Wei | Q1 target", "Li Wei | Q1") == "Li Wei"
+    assert name_of("Felix Hoffmann\nRegion: EMEA", "Felix Hoffmann\nRegion") == "Felix Hoffmann"
+    assert name_of("J. R. Hartley wrote it", "J. R. Hartley") == "J. R. Hartley"
+    assert name_of("Sarah O'Connor and Jean-Luc Picard", "Sarah O'Connor") == "Sarah O'Connor"
+    for not_a_name in ("kEUR", "Q4", "K2 Courier", "Customer Support", "Alpenblick Ventures", "LiDAR SLAM", "J."):
+        assert name_of(f"Figures: {not_a_name} 2026", not_a_name) is None, not_a_name
+
+
+def test_a_one_word_name_needs_a_title_or_a_longer_mention() -> None:
+    text = "Tomasz Nowak chairs it. Nowak and Dr. Weber agree; Austin hosts."
+    spans = [Span("PERSON", text.index(w), text.index(w) + len(w), 0.85)
+             for w in ("Tomasz Nowak", "Nowak and", "Weber", "Austin")]
+    spans[1] = Span("PERSON", spans[1].start, spans[1].start + 5, 0.85)  # "Nowak"
+    kept = [text[s.start:s.end] for s in confirmed_names(text, spans)]
+    assert kept == ["Tomasz Nowak", "Nowak", "Weber"]
 
 
 # ------------------------------------------------------------------------------------ masking

@@ -279,12 +279,52 @@ def _latin(text: str) -> str:
     return _CJK_ANY.sub(" ", text)
 
 
-def _plausible_name(text: str, span: Span) -> bool:
-    """English NER's PERSON spans, less what cannot be a name: Chinese (jieba's job), placeholders and
-    citation marks ("[1]"), single letters."""
+#: A word of a person's name: capitalised letters (O'Connor, Jean-Luc, McDonald), or an initial.
+_NAME_WORD = re.compile(r"(?:[A-Z]\.|(?:Mc|Mac|O'|D')?[A-Z][a-zß-öø-ÿ]+(?:[-'][A-Z]?[a-zß-öø-ÿ]+)*)")
+_TITLE = re.compile(r"(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Dame)\.?")
+_TITLED = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Dame)\.?\s+$")
+#: Words that make a capitalised phrase an organisation, a place or a product, not a person (the
+#: small English model often calls "Alpenblick Ventures" or "Customer Support" a PERSON).
+NOT_NAME_WORDS = frozenset(
+    "Inc Ltd LLC GmbH AG SE Co Corp Company Group Holdings Ventures Capital Partners Logistics Logistik Robotics "
+    "Systems Solutions Services Technologies Technology Labs Bank Hotel Hotels University Institute School "
+    "Street Road Avenue Park Square Office Team Support Department Centre Center Hall Building Visa Cloud "
+    "Customer Sales Finance Manager Director Officer Chief Policy Handbook".split()
+)
+
+
+def person_span(text: str, span: Span) -> Span | None:
+    """An English NER PERSON span cut to the name it holds, or None when it holds none.
+
+    The small spaCy model tags currency codes, quarters, product codes and capitalised phrases
+    ("kEUR", "Q4", "K2 Courier", "Customer Support") as people, and lets a name run into a table's
+    next cell ("Li Wei | Q1"). A name here is a run of capitalised words or initials, after any
+    title, with no organisation word in it; Chinese text and placeholders are left to the other
+    recognisers.
+    """
     value = text[span.start:span.end]
-    return len(value.strip()) > 1 and not has_cjk(value) and not any(ch in value for ch in "[]@") and (
-        any(ch.isalpha() for ch in value))
+    if has_cjk(value) or any(ch in value for ch in "[]@"):
+        return None
+    words = list(re.finditer(r"\S+", value))
+    while words and _TITLE.fullmatch(words[0].group()):
+        words.pop(0)
+    run: list[re.Match[str]] = []
+    for word in words:
+        if not _NAME_WORD.fullmatch(word.group()) or (run and "\n" in value[run[-1].end():word.start()]):
+            break  # a name ends at a word that is none, and at the end of its line
+        run.append(word)
+    if not run or all(w.group().endswith(".") for w in run) or any(w.group() in NOT_NAME_WORDS for w in run):
+        return None
+    return Span(span.type, span.start + run[0].start(), span.start + run[-1].end(), span.score)
+
+
+def confirmed_names(text: str, spans: Sequence[Span]) -> list[Span]:
+    """Names of two words or more; a one-word name only after a title ("Dr. Weber") or when the same
+    word is part of a longer name in the text ("Tomasz Nowak … Nowak said"). A single capitalised
+    word is too often a city, a product or a heading to be masked on the model's word alone."""
+    longer = [s for s in spans if " " in text[s.start:s.end]]
+    parts = {w for s in longer for w in text[s.start:s.end].split()}
+    return [s for s in spans if s in longer or text[s.start:s.end] in parts or _TITLED.search(text[:s.start])]
 
 
 class PiiMasker:
@@ -317,8 +357,10 @@ class PiiMasker:
             analysed = list(self._analyse(analyzer, [_latin(texts[i]) for i in todo]))
         for i, results in zip(todo, analysed):
             text = texts[i]
-            spans = [Span(r.entity_type, r.start, r.end, r.score) for r in results]
-            spans = [s for s in spans if s.type != "PERSON" or _plausible_name(text, s)]
+            spans = [Span(r.entity_type, r.start, r.end, r.score) for r in results if r.entity_type != "PERSON"]
+            names = [person_span(text, Span(r.entity_type, r.start, r.end, r.score)) for r in results
+                     if r.entity_type == "PERSON"]
+            spans += confirmed_names(text, [n for n in names if n is not None])
             spans += [s for s in self.chinese_names.find(text) if s.score >= self.threshold]
             found[i] = resolve_overlaps([s for s in spans if not PLACEHOLDER.fullmatch(text[s.start:s.end])])
         return found
