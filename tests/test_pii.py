@@ -127,6 +127,13 @@ def test_mask_handles_chinese_text_names_included(pii_masker: PiiMasker) -> None
     assert pii_masker.mask(text) == "项目经理[PERSON]负责与[PERSON]对接，电话[PHONE]，座机[PHONE]，身份证[ID_NUMBER]。"
 
 
+def test_a_romanised_name_beside_a_chinese_one_is_masked_with_it(pii_masker: PiiMasker) -> None:
+    assert pii_masker.mask("Contact Zhao Lei (赵磊) | Sales") == "Contact [PERSON] ([PERSON]) | Sales"
+    assert pii_masker.mask("联系人赵磊（Zhao Lei）负责") == "联系人[PERSON]（[PERSON]）负责"
+    assert pii_masker.mask("Sales Team (销售部)") == "Sales Team (销售部)"
+    assert pii_masker.mask("Huaxin Capital (华芯资本)").startswith("Huaxin Capital")
+
+
 def test_masked_text_stays_as_it_is_and_clean_text_is_untouched(pii_masker: PiiMasker) -> None:
     masked = pii_masker.mask("Ask Mary Johnson (mary@example.org) about the Berlin office.")
     assert masked == "Ask [PERSON] ([EMAIL]) about the Berlin office."

@@ -327,6 +327,23 @@ def confirmed_names(text: str, spans: Sequence[Span]) -> list[Span]:
     return [s for s in spans if s in longer or text[s.start:s.end] in parts or _TITLED.search(text[:s.start])]
 
 
+_ROMAN_NAME = r"[A-Z][a-z]+ [A-Z][a-z]+"
+_ROMAN_BEFORE = re.compile(f"({_ROMAN_NAME})\\s*[(（]$")
+_ROMAN_AFTER = re.compile(f"^\\s*[(（]({_ROMAN_NAME})[)）]")
+
+
+def romanised_beside(text: str, chinese: Sequence[Span]) -> list[Span]:
+    """The romanised form written beside a Chinese name, "Zhao Lei (赵磊)" or "赵磊（Zhao Lei）":
+    bilingual directories do this, and English NER rarely knows pinyin names."""
+    found = []
+    for span in chinese:
+        if before := _ROMAN_BEFORE.search(text, 0, span.start):
+            found.append(Span("PERSON", before.start(1), before.end(1), span.score))
+        if after := _ROMAN_AFTER.match(text[span.end:]):
+            found.append(Span("PERSON", span.end + after.start(1), span.end + after.end(1), span.score))
+    return [s for s in found if not NOT_NAME_WORDS.intersection(text[s.start:s.end].split())]
+
+
 class PiiMasker:
     """Find personal data (``find``) and replace it with typed placeholders (``mask``, ``mask_many``).
 
@@ -361,7 +378,8 @@ class PiiMasker:
             names = [person_span(text, Span(r.entity_type, r.start, r.end, r.score)) for r in results
                      if r.entity_type == "PERSON"]
             spans += confirmed_names(text, [n for n in names if n is not None])
-            spans += [s for s in self.chinese_names.find(text) if s.score >= self.threshold]
+            chinese = [s for s in self.chinese_names.find(text) if s.score >= self.threshold]
+            spans += chinese + romanised_beside(text, chinese)
             found[i] = resolve_overlaps([s for s in spans if not PLACEHOLDER.fullmatch(text[s.start:s.end])])
         return found
 
