@@ -8,6 +8,12 @@ in batches across documents and stores each document in its own transaction, so 
 moment loses at most the documents in flight and the next run finishes the work. One bad file is
 reported in ``failed`` with a reason and never stops the rest.
 
+With ``pii = "mask-ingest"`` each parsed file's text (elements, headings, title, metadata) is
+masked (``zhiku.pii``) before it is chunked, so chunks, embeddings, BM25 and the triples are built
+from masked text only, and triples about a placeholder are dropped; files under the knowledge
+base's ``uploads/`` (what the UI or the service saved from an upload) are deleted once the run is
+over, stored or not, so the original is not kept either.
+
 A file's groups depend only on where it lies (``ingest.acl``), so ingesting a folder, a subfolder
 or one file gives the same groups. The walk follows no symbolic link unless asked, and then only
 to targets inside the ingested paths (listed in ``skipped`` otherwise); it never enters a
@@ -15,6 +21,7 @@ knowledge-base folder, version-control or cache folders, and skips temporary fil
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,8 +38,9 @@ from ingest.acl import ACL_FILE, AclRefusal, AclResolver, glob_regex
 from ingest.chunk import ChunkPolicy, chunk_elements
 from ingest.parse import ParsedFile
 from ingest.workers import ParseLimits, ParserPool
-from zhiku.kb import MANIFEST, KnowledgeBase
+from zhiku.kb import MANIFEST, UPLOADS, KnowledgeBase
 from zhiku.models import Embedder
+from zhiku.pii import PLACEHOLDER, PiiMasker
 from zhiku.protocols import Extractor
 from zhiku.records import PUBLIC, Chunk, Document, Triple
 from zhiku.settings import Settings
@@ -299,6 +307,7 @@ class _Run:
     report: IngestReport
     progress: Progress | None
     total: int
+    masker: PiiMasker | None = None  # set when ingest masks personal data
     done: int = 0
 
     def tell(self, path: str, outcome: str) -> None:
@@ -318,11 +327,14 @@ def ingest(
     prune: bool = False,
     progress: Progress | None = None,
     follow_symlinks: bool = False,
+    masker: PiiMasker | None = None,
 ) -> IngestReport:
     """Bring ``kb`` up to date with ``paths``; see the module docstring for the guarantees.
 
-    ``groups`` apply to files no ACL rule matches (default: public).
+    ``groups`` apply to files no ACL rule matches (default: public). ``masker`` masks personal data
+    when ``settings.pii`` is ``mask-ingest`` (default: a new one; the UI passes its Assistant's).
     """
+    masking = settings.pii == "mask-ingest"
     report = IngestReport()
     kb.vector_index()  # load it now so each commit updates it in memory, not a rebuild at the end
     found = discover(paths, filters, tuple(groups) if groups else (PUBLIC,), follow_symlinks)
@@ -345,7 +357,8 @@ def ingest(
         else:
             todo.append((source, digest, stat))
 
-    run = _Run(kb, embedder, extractor, report, progress, total=len(found.files), done=report.unchanged)
+    run = _Run(kb, embedder, extractor, report, progress, total=len(found.files),
+               masker=(masker or PiiMasker()) if masking and todo else None, done=report.unchanged)
     policy = ChunkPolicy(
         budget=min(settings.chunk_tokens, embedder.max_tokens),
         overlap=max(0, min(settings.chunk_overlap, settings.chunk_tokens // 4)),
@@ -359,7 +372,7 @@ def ingest(
             with ParserPool(min(default_workers(settings.workers), len(todo)), limits) as pool:
                 for (source, digest, stat), result in zip(todo, pool.parse([s.path for s, _, _ in todo])):
                     replaces = str(source.path) in stored
-                    pending = _prepare(source, digest, stat, result, embedder, policy, replaces)
+                    pending = _prepare(source, digest, stat, result, embedder, policy, replaces, run.masker)
                     if isinstance(pending, Failure):
                         report.failed.append(pending)
                         run.tell(pending.path, "failed")
@@ -373,6 +386,8 @@ def ingest(
         return _finish(kb, report, found, seen, filters, prune)
     finally:
         kb.save_vectors()
+        if masking:
+            _discard_uploads(kb, found.files)
 
 
 def _finish(
@@ -388,17 +403,49 @@ def _finish(
 
 def _prepare(
     source: SourceFile, digest: str, stat: os.stat_result, result: ParsedFile | str, embedder: Embedder,
-    policy: ChunkPolicy | None, replaces: bool,
+    policy: ChunkPolicy | None, replaces: bool, masker: PiiMasker | None = None,
 ) -> _Pending | Failure:
-    """Chunk a parsed file. The embedder's tokenizer is touched only here, so runs where nothing
-    parses (an unchanged corpus, bad files only) never load the model."""
+    """Chunk a parsed file (masked first when ``masker`` is given). The embedder's tokenizer is
+    touched only here, so runs where nothing parses (an unchanged corpus, bad files only) never
+    load the model."""
     if isinstance(result, str):
         return Failure(str(source.path), result, "parse")
     assert policy is not None
+    if masker is not None:
+        result = masked_file(result, masker)
     chunks = chunk_elements(result.elements, embedder.count_tokens, policy)
     if not chunks:
         return Failure(str(source.path), "no text to index besides headings", "chunk")
     return _Pending(source, digest, stat, result, chunks, replaces)
+
+
+def masked_file(parsed: ParsedFile, masker: PiiMasker) -> ParsedFile:
+    """``parsed`` with personal data masked in its elements' text and headings, title and metadata.
+
+    Elements are masked in one batch (spaCy runs them through its pipe); a heading path repeats
+    the same few titles, so each distinct one is masked once.
+    """
+    texts = masker.mask_many([e.text for e in parsed.elements])
+    headings = sorted({h for e in parsed.elements for h in e.heading_path})
+    heading = dict(zip(headings, masker.mask_many(headings)))
+    elements = [dataclasses.replace(e, text=text, heading_path=tuple(heading[h] for h in e.heading_path))
+                for e, text in zip(parsed.elements, texts)]
+    return dataclasses.replace(parsed, elements=elements, title=masker.mask(parsed.title),
+                               metadata=masker.mask_metadata(parsed.metadata))
+
+
+def _discard_uploads(kb: KnowledgeBase, files: Sequence[SourceFile]) -> None:
+    """Delete this run's files that lie in the knowledge base's ``uploads/`` (and their emptied folders)."""
+    uploads = kb.root.resolve() / UPLOADS
+    for source in files:
+        if uploads not in source.path.parents:
+            continue
+        try:
+            source.path.unlink(missing_ok=True)
+            if source.path.parent != uploads and not any(source.path.parent.iterdir()):
+                source.path.parent.rmdir()
+        except OSError as exc:
+            log.warning("%s: could not delete the uploaded original (%s); delete it by hand", source.path, exc)
 
 
 def _store(run: _Run, batch: list[_Pending]) -> None:
@@ -410,7 +457,7 @@ def _store(run: _Run, batch: list[_Pending]) -> None:
     if not batch:
         return
     with ThreadPoolExecutor(max_workers=1) as helper:
-        extracted = helper.submit(lambda: [_extract(run.extractor, p) for p in batch])
+        extracted = helper.submit(lambda: [_extract(run.extractor, p, run.masker is not None) for p in batch])
         vectors = run.embedder.embed([c.text for p in batch for c in p.chunks])
         triples_per_doc = extracted.result()
     offset = 0
@@ -432,15 +479,23 @@ def _store(run: _Run, batch: list[_Pending]) -> None:
         run.tell(document.source, "updated" if pending.replaces else "added")
 
 
-def _extract(extractor: Extractor | None, pending: _Pending) -> list[list[Triple]]:
-    """Triples per chunk; an extractor failure costs this document its triples, never the ingest."""
+def _extract(extractor: Extractor | None, pending: _Pending, masked: bool = False) -> list[list[Triple]]:
+    """Triples per chunk; an extractor failure costs this document its triples, never the ingest.
+
+    From ``masked`` text, a triple naming a placeholder is dropped: "[PERSON]" is nobody in
+    particular, and as one graph node it would join every document that masks a name.
+    """
     if extractor is None:
         return []
     try:
-        return extractor.extract(pending.chunks, pending.parsed.language)
+        triples = extractor.extract(pending.chunks, pending.parsed.language)
     except Exception as exc:
         log.warning("%s: triple extraction failed (%s); stored without triples", pending.source.path, exc)
         return []
+    if not masked:
+        return triples
+    return [[t for t in chunk if not PLACEHOLDER.search(t.subject) and not PLACEHOLDER.search(t.object)]
+            for chunk in triples]
 
 
 def _remove_skipped(kb: KnowledgeBase, skipped: list[Skipped]) -> int:

@@ -6,6 +6,11 @@ first use and kept, since each holds its indexes). It checks requests before doi
 turns every problem a user can fix into an ``AssistantError`` with a one-line message. Whatever
 retriever a mode uses, its hits pass one last access check (``visible_hits``) before they are
 returned or handed to the LLM.
+
+With ``pii`` on (``mask-answers`` or ``mask-ingest``) every result leaves through ``Shown``
+(``retrieval.masking``): hits, answers and their stream, summaries, documents and their chunks
+come out with personal data masked, whoever the caller is. The LLM reads the passages as stored;
+an ``openai`` backend gets them masked (``retrieval.llm``).
 """
 from __future__ import annotations
 
@@ -24,12 +29,14 @@ from retrieval.extractive import SentenceScorer
 from retrieval.factory import QueryError, build_retriever, check_query
 from retrieval.followup import rewrite_followup
 from retrieval.llm import load_llm
+from retrieval.masking import Shown
 from retrieval.rerank import load_reranker
-from retrieval.summary import Summary, backend_name, cached_summary, summarize
+from retrieval.summary import Summary, backend_name, cached_summary, key_entities, summarize
 from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder, load_embedder
 from zhiku.protocols import Retriever
-from zhiku.records import LOCAL_USER, Answer, Document, Hit, User
+from zhiku.pii import PiiMasker
+from zhiku.records import LOCAL_USER, Answer, Chunk, Document, Hit, User
 from zhiku.settings import Settings, check_mode
 from zhiku.errors import AssistantError
 
@@ -43,11 +50,18 @@ class Assistant:
     Thread-safe: the UI shares one instance between sessions; lazy loads happen once under a lock.
     """
 
-    def __init__(self, settings: Settings, kb: KnowledgeBase, embedder: Embedder, llm: LLM | None = _UNSET) -> None:
+    def __init__(
+        self, settings: Settings, kb: KnowledgeBase, embedder: Embedder, llm: LLM | None = _UNSET,
+        masker: PiiMasker | None = None,
+    ) -> None:
+        """``masker`` is used when ``settings.pii`` is on (default: a new one, loaded on first use);
+        the UI hands the same one to its ingest runs."""
         self.settings = settings
         self.kb = kb
         self.embedder = embedder
         self.scorer = SentenceScorer(embedder)
+        self.masker = (masker or PiiMasker()) if settings.pii != "off" else None
+        self._shown = Shown(self.masker) if self.masker is not None else None
         self._llm = llm
         self._graph: Any = None
         self._retrievers: dict[str, Retriever] = {}
@@ -80,7 +94,7 @@ class Assistant:
         """The configured LLM (None for ``extractive``), loaded on first use."""
         with self._lock:
             if self._llm is _UNSET:
-                self._llm = load_llm(self.settings)
+                self._llm = load_llm(self.settings, self.masker)
             return self._llm
 
     def graph(self) -> Any:
@@ -141,7 +155,19 @@ class Assistant:
                 f"unknown document {key!r}: give a path, a stored source or a document id "
                 "(`zhiku search` shows them)"
             )
-        return found
+        return found if self._shown is None else self._shown.document(found)
+
+    def key_entities(self, source_or_id: str | int, user: User | None = None) -> list[str]:
+        """The most mentioned entities of a document the user may see (its page lists them)."""
+        doc = self.document(source_or_id, user)
+        entities = key_entities(self.kb, int(doc.id or 0))
+        return entities if self.masker is None else self.masker.mask_many(entities)
+
+    def chunks(self, source_or_id: str | int, user: User | None = None) -> list[Chunk]:
+        """The passages of a document the user may see, in order (the UI's document page shows them)."""
+        doc = self.document(source_or_id, user)
+        chunks = self.kb.chunks_of(int(doc.id or 0))
+        return chunks if self._shown is None else self._shown.chunks(chunks)
 
     # ------------------------------------------------------------------ the services
     def search(self, query: str, mode: str | None = None, k: int | None = None, user: User | None = None) -> list[Hit]:
@@ -149,7 +175,8 @@ class Assistant:
         user = user or LOCAL_USER
         query = check_query(query)
         self.check_user(user)
-        return visible_hits(self.retriever(mode).retrieve(query, k or self.settings.top_k, user), user)
+        hits = visible_hits(self.retriever(mode).retrieve(query, k or self.settings.top_k, user), user)
+        return hits if self._shown is None else self._shown.hits(hits)
 
     def ask_stream(
         self,
@@ -173,7 +200,8 @@ class Assistant:
         started = time.perf_counter()
         hits = visible_hits(self.retriever(mode).retrieve(standalone, k or self.settings.top_k, user), user)
         retrieval_ms = round(1000 * (time.perf_counter() - started), 1)
-        return _timed(answer_stream(standalone, hits, llm, self.scorer, self.settings.llm_timeout_s), retrieval_ms)
+        stream = _timed(answer_stream(standalone, hits, llm, self.scorer, self.settings.llm_timeout_s), retrieval_ms)
+        return stream if self._shown is None else self._shown.stream(stream)
 
     def ask(
         self,
@@ -189,12 +217,14 @@ class Assistant:
     def summarize(self, source_or_id: str | int, user: User | None = None, refresh: bool = False) -> Summary:
         """The (cached) summary of a document the user may see."""
         doc = self.document(source_or_id, user)
-        return summarize(self.kb, doc, self.llm, self.embedder, refresh=refresh)
+        summary = summarize(self.kb, doc, self.llm, self.embedder, refresh=refresh)
+        return summary if self._shown is None else self._shown.summary(summary)
 
     def cached_summary(self, source_or_id: str | int, user: User | None = None) -> Summary | None:
         """The stored summary of a document the user may see, if one is current (never computes one)."""
         doc = self.document(source_or_id, user)
-        return cached_summary(self.kb, doc, backend_name(self.llm))
+        summary = cached_summary(self.kb, doc, backend_name(self.llm))
+        return summary if self._shown is None or summary is None else self._shown.summary(summary)
 
 
 def _timed(stream: Iterator[str | Answer], retrieval_ms: float) -> Iterator[str | Answer]:

@@ -6,7 +6,8 @@
   (``retrieval.local_llm``; files and conversions in ``retrieval.local_models``), by default through
   CTranslate2 int8, falling back to transformers for models it cannot convert.
 * ``openai`` — any OpenAI-compatible server (vLLM, llama.cpp server, Ollama's /v1) through
-  llama-index's ``OpenAILike``.
+  llama-index's ``OpenAILike``; with ``pii`` on, ``MaskingOpenAI`` (``retrieval.openai_masked``) masks personal data in every
+  request before it leaves the process (prompts, passages, questions, summaries' parts).
 * ``extractive`` — no LLM at all (``load_llm`` returns None); answers are cited supporting sentences.
 
 Failures while generating are not raised to users as tracebacks: ``describe_failure`` turns them
@@ -19,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.llms import LLM
@@ -26,6 +28,7 @@ from llama_index.core.llms import LLM
 from retrieval.local_llm import LocalLLM
 from retrieval.local_models import best_installed, ct2_folder, default_cache_dir, resolve_local_model
 from zhiku.errors import LLMError
+from zhiku.pii import PiiMasker
 from zhiku.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,11 +40,11 @@ def context_window(settings: Settings) -> int:
     return int(settings.llm_context_window)
 
 
-def _load_extractive(settings: Settings) -> None:
+def _load_extractive(settings: Settings, masker: PiiMasker | None) -> None:
     return None
 
 
-def _load_local(settings: Settings) -> LocalLLM:
+def _load_local(settings: Settings, masker: PiiMasker | None = None) -> LocalLLM:
     """The local model, run by CTranslate2 unless ``llm_runtime`` says transformers.
 
     With ``llm_runtime = "auto"`` a model CTranslate2 cannot convert falls back to transformers
@@ -63,18 +66,21 @@ def _load_local(settings: Settings) -> LocalLLM:
     )
 
 
-def _load_auto(settings: Settings) -> LLM | None:
+def _load_auto(settings: Settings, masker: PiiMasker | None) -> LLM | None:
     """The best installed answering model (qwen1.5b, then qwen0.5b), else the extractive backend."""
     best = best_installed()
     return _load_local(settings.replace(llm="local", llm_model=best)) if best else None
 
 
-def _load_openai(settings: Settings) -> LLM:
+def _load_openai(settings: Settings, masker: PiiMasker | None) -> LLM:
+    """The OpenAI-compatible client; masking (``masker``, else a new one) whenever ``pii`` is on."""
     from llama_index.llms.openai_like import OpenAILike
+
+    from retrieval.openai_masked import MaskingOpenAI
 
     if not settings.openai_model:
         raise LLMError("llm = 'openai' needs openai_model (the model name the server serves; ZHIKU_OPENAI_MODEL)")
-    return OpenAILike(
+    options: dict[str, Any] = dict(
         model=settings.openai_model,
         api_base=settings.openai_base_url.rstrip("/"),
         api_key=settings.openai_api_key or "not-needed",
@@ -85,9 +91,12 @@ def _load_openai(settings: Settings) -> LLM:
         timeout=settings.llm_timeout_s,
         max_retries=0,
     )
+    if settings.pii == "off":
+        return OpenAILike(**options)
+    return MaskingOpenAI(masker or PiiMasker(), **options)
 
 
-_LOADERS: dict[str, Callable[[Settings], LLM | None]] = {
+_LOADERS: dict[str, Callable[[Settings, PiiMasker | None], LLM | None]] = {
     "auto": _load_auto,
     "extractive": _load_extractive,
     "local": _load_local,
@@ -95,9 +104,13 @@ _LOADERS: dict[str, Callable[[Settings], LLM | None]] = {
 }
 
 
-def load_llm(settings: Settings) -> LLM | None:
-    """The LLM ``settings.llm`` names, or None for the extractive backend (no generation)."""
-    return _LOADERS[settings.llm](settings)
+def load_llm(settings: Settings, masker: PiiMasker | None = None) -> LLM | None:
+    """The LLM ``settings.llm`` names, or None for the extractive backend (no generation).
+
+    ``masker``: the one to mask requests to an ``openai`` backend with when ``pii`` is on (the
+    ``Assistant`` passes its own; without one a new one is made).
+    """
+    return _LOADERS[settings.llm](settings, masker)
 
 
 def describe_llm(llm: LLM | None) -> dict[str, str]:

@@ -82,3 +82,13 @@ def _no_implicit_local_model(monkeypatch: pytest.MonkeyPatch) -> None:
     import retrieval.llm
 
     monkeypatch.setattr(retrieval.llm, "best_installed", lambda: None)
+
+
+@pytest.fixture(scope="session")
+def pii_masker():
+    """One PII masker for the session: its analyzer (Presidio with spaCy) takes seconds to load."""
+    from zhiku.pii import PiiMasker
+
+    masker = PiiMasker()
+    masker.analyzer()
+    return masker

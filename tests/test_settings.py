@@ -42,7 +42,7 @@ def test_fusion_weights_refine_the_defaults(tmp_path: Path) -> None:
     assert from_env.fusion_weights == {"vector": 1.0, "keyword": 2.0, "graph": 0.0}
 
 
-@pytest.mark.parametrize("name, bad", [("mode", "semantic"), ("llm", "gpt"), ("extractor", "spacy")])
+@pytest.mark.parametrize("name, bad", [("mode", "semantic"), ("llm", "gpt"), ("extractor", "spacy"), ("pii", "mask")])
 def test_a_choice_setting_is_checked_once_wherever_it_comes_from(name, bad, tmp_path):
     for make in (
         lambda: Settings(**{name: bad}),
@@ -59,3 +59,12 @@ def test_a_request_mode_is_checked_like_the_setting():
     assert check_mode("graph") == "graph" and "hybrid+rerank" in MODES
     with pytest.raises(SettingsError, match="vector, keyword, graph, hybrid, hybrid\\+rerank"):
         check_mode("semantic")
+
+
+def test_pii_masking_is_off_unless_chosen(tmp_path: Path) -> None:
+    assert Settings().pii == "off"
+    (tmp_path / "zhiku.toml").write_text('pii = "mask-answers"\n', encoding="utf-8")
+    assert Settings.load(env={}, cwd=tmp_path).pii == "mask-answers"
+    assert Settings.load(env={"ZHIKU_PII": "mask-ingest"}, cwd=tmp_path).pii == "mask-ingest"
+    with pytest.raises(SettingsError, match="off, mask-answers, mask-ingest; got 'on'"):
+        Settings.load(env={"ZHIKU_PII": "on"}, cwd=tmp_path)

@@ -117,14 +117,21 @@ def download_control(kb: KnowledgeBase, user: User, hit: Hit, key: str) -> None:
 
 
 def source_card(kb: KnowledgeBase, user: User, citation: Citation, query: str, tokenize: Tokenize,
-                key: str) -> None:
-    """An expander with the passage (matches highlighted), where it was found and the original file."""
+                key: str, originals: bool = True) -> None:
+    """An expander with the passage (matches highlighted), where it was found and the original file.
+
+    ``originals`` False (personal-data masking is on): no download, since the file holds the data
+    the passage shows masked.
+    """
     hit: Hit = citation.hit
     with st.expander(safe_markdown(card_title(citation))):
         found_by = ", ".join(f"{name} #{rank}" for name, rank in sorted(hit.found_by.items()))
         st.caption(safe_markdown(hit.document.source + (f" — found by {found_by}" if found_by else "")))
         st.markdown(highlight(hit.chunk.text, query, tokenize))
-        download_control(kb, user, hit, key)
+        if originals:
+            download_control(kb, user, hit, key)
+        else:
+            st.caption("Original files are not offered while personal data is masked (setting `pii`).")
 
 
 def facts_block(facts: Sequence[Triple]) -> None:

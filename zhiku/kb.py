@@ -50,6 +50,8 @@ DATABASE = "kb.sqlite"
 VECTORS = "vectors.faiss"
 VECTORS_STAMP = "vectors.stamp"
 WRITER_LOCK = "ingest.lock"
+#: Where uploaded originals are saved (by the UI, the service) before they are ingested.
+UPLOADS = "uploads"
 #: Modes of everything inside a knowledge base: it holds password hashes and every document's text.
 FILE_MODE, DIR_MODE = 0o600, 0o700
 

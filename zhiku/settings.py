@@ -30,6 +30,9 @@ LlmBackend = Literal["auto", "extractive", "local", "openai"]
 LlmRuntime = Literal["auto", "ctranslate2", "transformers"]
 #: Triple extractors run during ingest: ``default`` (offline), ``llm``, or ``none``.
 ExtractorName = Literal["default", "llm", "none"]
+#: Personal-data masking (``zhiku.pii``): ``off``; ``mask-answers`` (what leaves the Assistant, and
+#: what is sent to an ``openai`` backend); ``mask-ingest`` (that, and ingest stores only masked text).
+PiiMode = Literal["off", "mask-answers", "mask-ingest"]
 
 MODES: tuple[str, ...] = get_args(Mode)
 LLM_BACKENDS: tuple[str, ...] = get_args(LlmBackend)
@@ -94,6 +97,8 @@ class Settings:
     ui_ingest_roots: tuple[str, ...] = ()
     #: Whether the audit log keeps the text of questions (the user, time and mode are always kept).
     audit_questions: bool = True
+    #: Personal-data masking (see ``PiiMode`` and README, Personal data).
+    pii: PiiMode = "off"
 
     @classmethod
     def load(

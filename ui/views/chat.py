@@ -103,7 +103,8 @@ def answer_details(ctx: Context, answer: Answer, turn: int, tokenize: Tokenize) 
     if answer.citations:
         st.caption(f"Sources ({len(answer.citations)})")
         for citation in answer.citations:
-            source_card(ctx.kb, ctx.user, citation, answer.question, tokenize, key=f"download-{prefix}-{citation.n}")
+            source_card(ctx.kb, ctx.user, citation, answer.question, tokenize, key=f"download-{prefix}-{citation.n}",
+                        originals=ctx.settings.pii == "off")
     facts_block(answer.facts)
     feedback(ctx, answer, prefix)
 

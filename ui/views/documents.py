@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from retrieval.summary import Summary, key_entities
+from retrieval.summary import Summary
 from ui.cards import safe_markdown
 from ui.context import Context, current
 from zhiku.records import PUBLIC, Document
@@ -77,14 +77,16 @@ def summary_section(ctx: Context, doc: Document) -> None:
 
 
 def document_detail(ctx: Context, doc: Document) -> None:
+    """One document as the Assistant shows it (title, entities and chunks masked when ``pii`` is on)."""
+    doc = ctx.assistant.document(int(doc.id or 0), ctx.user)
     st.subheader(safe_markdown(doc.title or Path(doc.source).name))
     st.caption(safe_markdown(f"{doc.source} · {doc.kind} · pages: {doc.pages or '?'} · chunks: {doc.n_chunks} · "
                              f"language: {doc.language}"))
-    entities = key_entities(ctx.kb, doc.id)
+    entities = ctx.assistant.key_entities(int(doc.id or 0), ctx.user)
     if entities:
         st.markdown("**Key entities** " + " ".join(f":blue-badge[{safe_markdown(e)}]" for e in entities))
     summary_section(ctx, doc)
-    chunks = ctx.kb.chunks_of(doc.id)
+    chunks = ctx.assistant.chunks(int(doc.id or 0), ctx.user)
     with st.expander(f"Chunks ({len(chunks)})"):
         for chunk in chunks:
             where = " · ".join(x for x in (f"p. {chunk.page}" if chunk.page else "", chunk.section) if x)

@@ -5,7 +5,8 @@ identity is its path, and the "download original" button on source cards serves 
 Naming the folder by content means two uploads never overwrite each other, and an ACL file
 (``zhiku-acl.toml``) is refused, so an upload can never change the groups of other uploads. Server
 folders are read only inside the ``ui_ingest_roots`` allow-list (off when empty), checked after
-symlinks and ``..`` are resolved. The run itself is the ingest pipeline (``ingest.pipeline.ingest``),
+symlinks and ``..`` are resolved. With ``pii = "mask-ingest"`` the pipeline deletes the saved
+upload once it is ingested (only masked text is kept). The run itself is the ingest pipeline (``ingest.pipeline.ingest``),
 so the page and ``zhiku ingest`` behave the same; each run goes to the audit log.
 """
 from __future__ import annotations
@@ -23,10 +24,9 @@ from ui.context import Context, allowed_path, current
 from zhiku import audit
 from zhiku.accounts import is_admin, parse_groups
 from zhiku.errors import AccountError, UsageError, ZhikuError
-from zhiku.kb import atomic_write, private_folder
+from zhiku.kb import UPLOADS, atomic_write, private_folder
 from zhiku.protocols import Extractor
 
-UPLOADS = "uploads"
 #: Hex digits of the content's SHA-256 that name an upload's folder.
 PREFIX_LENGTH = 16
 _OUTCOME_ICONS = {"added": ":material/add_circle:", "updated": ":material/sync:", "failed": ":material/error:"}
@@ -77,7 +77,7 @@ def run_ingest(ctx: Context, paths: Sequence[Path], groups: tuple[str, ...]) -> 
 
     with ctx.kb.writer(notify=lambda message: bar.progress(0.0, text=message)):
         report = ingest(ctx.kb, ctx.assistant.embedder, list(paths), ctx.settings, extractor=load_extractor(ctx),
-                        groups=groups or None, progress=progress)
+                        groups=groups or None, progress=progress, masker=ctx.assistant.masker)
     audit.record_ingest(ctx.kb, ctx.user.name, paths, groups, report)
     bar.progress(1.0, text="Done")
     return report
