@@ -72,11 +72,17 @@ class VectorRetriever:
         return self.retrieve_vector(self.embedder.embed([query])[0], k, user)
 
     def retrieve_vector(self, vector: np.ndarray, k: int, user: User) -> list[Hit]:
-        """The same search for an already-embedded query (the graph retriever shares the embedding)."""
+        """The same search for an already-embedded query."""
+        ids, scores = self.search(vector, k, user)
+        return self.catalog.hits(ids.tolist(), scores.tolist(), self.name)
+
+    def search(self, vector: np.ndarray, k: int, user: User) -> tuple[np.ndarray, np.ndarray]:
+        """The ids and cosine scores of the ``k`` nearest chunks ``user`` may see, best first
+        (the graph retriever seeds its walk with them)."""
         index = self.kb.vector_index()
         total = int(index.ntotal)
         if total == 0 or k <= 0:
-            return []
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         open_to_all = self.catalog.sees_everything(user)
         fetch = min(k if open_to_all else k * OVERFETCH, total)
@@ -89,5 +95,5 @@ class VectorRetriever:
                 visible = self.catalog.visible_chunks(user, ids)
                 scores, ids = scores[visible], ids[visible]
             if len(ids) >= k or fetch >= total:
-                return self.catalog.hits(ids[:k].tolist(), scores[:k].tolist(), self.name)
+                return ids[:k], scores[:k]
             fetch = min(fetch * 2, total)
