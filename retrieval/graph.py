@@ -34,6 +34,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from kg.graph import KnowledgeGraph, load_graph
@@ -113,7 +114,8 @@ class _View:
 
     pg: PassageGraph
     index: dict[str, int]
-    names: np.ndarray  # entity name vectors, in entity order
+    names: faiss.Index  # entity name vectors, in entity order
+    facts: faiss.Index  # fact sentence vectors, in fact order
     sentences: np.ndarray  # distinct fact sentence vectors
     sentence_of: np.ndarray  # fact -> row of ``sentences``
     #: Facts ordered by chunk id, for the facts of a hit.
@@ -137,9 +139,10 @@ class GraphRetriever:
         graph: KnowledgeGraph | None = None,
         catalog: Catalog | None = None,
         dense: VectorRetriever | None = None,
-        damping: float = 0.5,
-        passage_share: float = 0.5,
-        dense_pool: int = 50,
+        damping: float = 0.3,
+        passage_share: float = 0.8,
+        dense_pool: int = 10,
+        name_weight: float = 1.0,
         facts_linked: int = 5,
         fact_threshold: float = 0.3,
         names_linked: int = 3,
@@ -155,6 +158,7 @@ class GraphRetriever:
         self.damping = damping
         self.passage_share = passage_share
         self.dense_pool = dense_pool
+        self.name_weight = name_weight
         self.facts_linked = facts_linked
         self.fact_threshold = fact_threshold
         self.names_linked = names_linked
@@ -191,8 +195,10 @@ class GraphRetriever:
         sentences = [pg.fact_sentence(i) for i in range(len(pg.fact_heads))]
         distinct = list(dict.fromkeys(sentences))
         row = {s: i for i, s in enumerate(distinct)}
-        return _View(pg, {key: i for i, key in enumerate(keys)}, names, self._facts.matrix(distinct),
-                     np.array([row[s] for s in sentences], dtype=np.int64),
+        vectors = self._facts.matrix(distinct)
+        sentence_of = np.array([row[s] for s in sentences], dtype=np.int64)
+        return _View(pg, {key: i for i, key in enumerate(keys)}, _flat(names), _flat(vectors[sentence_of]),
+                     vectors, sentence_of,
                      np.argsort(pg.fact_chunks, kind="stable"), OrderedDict())
 
     def _walkable(self, view: _View, visible: np.ndarray) -> PassageGraph:
@@ -215,7 +221,7 @@ class GraphRetriever:
              visible: np.ndarray | None = None) -> dict[str, float]:
         """Seed entities of ``query`` -> weight, in ``kg`` (the asking user's graph).
 
-        Named entities weigh 1.0; the ends of the ``facts_linked`` facts closest to the question
+        Named entities weigh ``name_weight``; the ends of the ``facts_linked`` facts closest to the question
         (cosine >= ``fact_threshold``) add that cosine, and so do the ``names_linked`` entities
         whose names embed closest (cosine >= ``name_threshold``). ``visible[doc_id]`` limits the
         facts to documents the user may read now.
@@ -223,23 +229,19 @@ class GraphRetriever:
         view = self.view(kg)
         if vector is None:
             vector = self.embedder.embed([query])[0]
-        seeds: dict[str, float] = {key: 1.0 for key in kg.link(query)}
+        seeds: dict[str, float] = {key: self.name_weight for key in kg.link(query)} if self.name_weight > 0 else {}
         pg = view.pg
-        if len(view.sentence_of):
-            sims = (view.sentences @ vector)[view.sentence_of]
-            if visible is not None:
-                sims = np.where(_seen(pg.fact_docs, visible), sims, -np.inf)
-            for i in _top(sims, self.facts_linked, self.fact_threshold):
-                for end in (pg.fact_heads[i], pg.fact_tails[i]):
-                    key = pg.entities[end]
-                    seeds[key] = seeds.get(key, 0.0) + float(sims[i])
-        if len(view.names):
-            sims = view.names @ vector
+        facts_ok = _seen(pg.fact_docs, visible) if visible is not None else None
+        for i, sim in _nearest(view.facts, vector, self.facts_linked, self.fact_threshold, facts_ok):
+            for end in (pg.fact_heads[i], pg.fact_tails[i]):
+                key = pg.entities[end]
+                seeds[key] = seeds.get(key, 0.0) + sim
+        alive = None
+        if facts_ok is not None and not facts_ok.all():
             alive = np.zeros(pg.n_entities, dtype=bool)
-            mask = _seen(pg.fact_docs, visible) if visible is not None else np.ones(len(pg.fact_docs), dtype=bool)
-            alive[pg.fact_heads[mask]] = alive[pg.fact_tails[mask]] = True
-            for i in _top(np.where(alive, sims, -np.inf), self.names_linked, self.name_threshold):
-                seeds[pg.entities[i]] = seeds.get(pg.entities[i], 0.0) + float(sims[i])
+            alive[pg.fact_heads[facts_ok]] = alive[pg.fact_tails[facts_ok]] = True
+        for i, sim in _nearest(view.names, vector, self.names_linked, self.name_threshold, alive):
+            seeds[pg.entities[i]] = seeds.get(pg.entities[i], 0.0) + sim
         return seeds
 
     def retrieve(self, query: str, k: int, user: User) -> list[Hit]:
@@ -282,15 +284,14 @@ class GraphRetriever:
         candidates, values = candidates[keep], values[keep]
         best = np.argsort(-values, kind="stable")[:k]
         hits = self.catalog.hits(candidates[best].tolist(), values[best].tolist(), self.name)
-        fact_sims = (view.sentences @ vector)[view.sentence_of] if len(view.sentence_of) else np.zeros(0)
         seen = _seen(view.pg.fact_docs, visible)
         for hit in hits:
             own = self._facts_of(view, hit.chunk.id)
             own = own[seen[own]]
-            own = own[np.argsort(-fact_sims[own], kind="stable")]
+            own = own[np.argsort(-(view.sentences[view.sentence_of[own]] @ vector), kind="stable")]
             hit.facts = _unique([_fact(view.pg, i) for i in own])[: self.facts_per_hit]
-        order = np.argsort(-np.where(seen, fact_sims, -np.inf), kind="stable")[: 2 * max_facts]
-        facts = _unique([_fact(view.pg, i) for i in order if seen[i]])[:max_facts]
+        closest = _nearest(view.facts, vector, 2 * max_facts, -np.inf, seen)
+        facts = _unique([_fact(view.pg, i) for i, _ in closest])[:max_facts]
         return hits, facts
 
     @staticmethod
@@ -310,13 +311,29 @@ def _seen(doc_ids: np.ndarray, visible: np.ndarray) -> np.ndarray:
     return out
 
 
-def _top(scores: np.ndarray, n: int, floor: float) -> np.ndarray:
-    """Indices of the ``n`` highest ``scores`` at or above ``floor``, best first."""
-    if n <= 0 or not len(scores):
-        return np.zeros(0, dtype=np.int64)
-    top = np.argpartition(-scores, n)[:n] if len(scores) > n else np.arange(len(scores))
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return top[scores[top] >= floor]
+def _flat(vectors: np.ndarray) -> faiss.Index:
+    """An exact inner-product index of ``vectors`` (one FAISS thread: see ``retrieval.factory``)."""
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def _nearest(index: faiss.Index, vector: np.ndarray, n: int, floor: float,
+             allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    """The ``n`` rows of ``index`` closest to ``vector`` with cosine >= ``floor`` (and ``allowed``), best first."""
+    total = int(index.ntotal)
+    if n <= 0 or total == 0:
+        return []
+    query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+    fetch = min(n if allowed is None else 4 * n, total)
+    while True:
+        sims, ids = index.search(query, fetch)
+        found = [(int(i), float(s)) for i, s in zip(ids[0], sims[0])
+                 if i >= 0 and s >= floor and (allowed is None or allowed[i])]
+        if len(found) >= n or fetch >= total or (len(sims[0]) and sims[0][-1] < floor):
+            return found[:n]
+        fetch = min(2 * fetch, total)
 
 
 def _min_max(scores: np.ndarray) -> np.ndarray:
