@@ -40,8 +40,8 @@ import numpy as np
 from kg.graph import KnowledgeGraph, load_graph
 from retrieval.catalog import Catalog
 from retrieval.passage_graph import (
-    DEFAULT_SYNONYM_THRESHOLD, SYNONYM_THRESHOLDS, PassageGraph, build_passage_graph, personalized_pagerank,
-    restricted,
+    DEFAULT_SYNONYM_THRESHOLD, SYNONYM_THRESHOLDS, PassageGraph, build_passage_graph, inner_product_index,
+    personalized_pagerank, restricted,
 )
 from retrieval.vector import VectorRetriever
 from zhiku.kb import KnowledgeBase, atomic_write
@@ -197,7 +197,7 @@ class GraphRetriever:
         row = {s: i for i, s in enumerate(distinct)}
         vectors = self._facts.matrix(distinct)
         sentence_of = np.array([row[s] for s in sentences], dtype=np.int64)
-        return _View(pg, {key: i for i, key in enumerate(keys)}, _flat(names), _flat(vectors[sentence_of]),
+        return _View(pg, {key: i for i, key in enumerate(keys)}, inner_product_index(names), inner_product_index(vectors[sentence_of]),
                      vectors, sentence_of,
                      np.argsort(pg.fact_chunks, kind="stable"), OrderedDict())
 
@@ -277,7 +277,7 @@ class GraphRetriever:
             dense *= self.passage_share / dense.sum()
         nodes = pg.chunk_nodes(ids)
         np.add.at(reset, nodes[nodes >= 0], dense[nodes >= 0])
-        rank = personalized_pagerank(pg.walk, reset, self.damping)
+        rank = personalized_pagerank(pg.walk, reset, self.damping, walk_t=pg.walk_t)
         candidates = np.concatenate([pg.chunk_ids, ids[nodes < 0]])
         values = np.concatenate([rank[pg.n_entities:], (1.0 - self.damping) * dense[nodes < 0]])
         keep = (values > 0) & self.catalog.visible_chunks(user, candidates)
@@ -309,14 +309,6 @@ def _seen(doc_ids: np.ndarray, visible: np.ndarray) -> np.ndarray:
     out = np.zeros(len(doc_ids), dtype=bool)
     out[ok] = visible[doc_ids[ok]]
     return out
-
-
-def _flat(vectors: np.ndarray) -> faiss.Index:
-    """An exact inner-product index of ``vectors`` (one FAISS thread: see ``retrieval.factory``)."""
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
 
 
 def _nearest(index: faiss.Index, vector: np.ndarray, n: int, floor: float,

@@ -111,3 +111,14 @@ def test_synonym_edges_join_close_names_only():
     assert pg.synonym_pairs[:, :2].astype(int).tolist() == [sorted([munich, muenchen])]
     assert pg.walk[munich, muenchen] > 0 and pg.walk[muenchen, munich] > 0
     assert len(build_passage_graph(kg, vectors, synonym_threshold=0.95).synonym_pairs) == 0
+
+
+def test_pushing_from_the_whole_graph_at_once_gives_the_same_ranks():
+    rng = np.random.default_rng(5)
+    n = 40
+    walk = walk_of([(int(u), int(v), 1.0) for u, v in zip(rng.integers(0, n, 150), rng.integers(0, n, 150)) if u != v], n)
+    reset = rng.random(n)
+    reset /= reset.sum()
+    sliced = personalized_pagerank(walk, reset, 0.3, epsilon=0, max_rounds=200)
+    whole = personalized_pagerank(walk, reset, 0.3, epsilon=0, max_rounds=200, walk_t=walk.T.tocsr())
+    assert whole == pytest.approx(sliced, abs=1e-12)
