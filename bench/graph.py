@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -99,6 +100,7 @@ def ppr_cost(n_chunks: int, workdir: Path, n_queries: int = 200, k: int = 5) -> 
     from bench.query import EVERYONE, RESTRICTED, build_kb, questions, timed
     from kg.graph import load_graph
     from retrieval.graph import GraphRetriever
+    from retrieval.vector import VectorRetriever
     from zhiku.kb import KnowledgeBase
 
     root = build_kb(workdir / f"kb-{n_chunks}", n_chunks)
@@ -126,14 +128,19 @@ def ppr_cost(n_chunks: int, workdir: Path, n_queries: int = 200, k: int = 5) -> 
         started = time.perf_counter()
         retriever.retrieve(qs[0], k, RESTRICTED)  # the restricted user's view: built on first query
         restricted_build_s = time.perf_counter() - started
+        vector = VectorRetriever(kb, embedder)
+        index = kb.vector_index()
         latency = timed({"all-seeing": lambda q: retriever.retrieve(q, k, EVERYONE),
-                         "restricted": lambda q: retriever.retrieve(q, k, RESTRICTED)}, qs)
+                         "restricted": lambda q: retriever.retrieve(q, k, RESTRICTED),
+                         "vector": lambda q: vector.retrieve(q, k, EVERYONE),
+                         "faiss": lambda q: index.search(embedder.embed([q]), k)}, qs)
     return {
         "chunks": n_chunks, "entities": pg.n_entities, "chunk_nodes": len(pg.chunk_ids), "facts": len(pg.fact_heads),
         "edges": int(pg.walk.nnz), "synonyms": len(pg.synonym_pairs), "hash_embedding_s": round(embed_s, 1),
         "build_s": round(build_s, 2), "build_peak_mib": round(peak / 2**20), "build_rss_mib": round(rss_growth / 2**20),
         "restricted_view_s": round(restricted_build_s, 2),
         **{f"{who}_{q}_ms": round(row[q], 1) for who, row in latency.items() for q in ("p50", "p95")},
+        "load_average": round(os.getloadavg()[0], 1),
     }
 
 
@@ -154,13 +161,15 @@ def fact_embedding_rate(n: int = 2000) -> float:
 
 def ppr_report(rows: list[dict], rate: float | None) -> str:
     lines = ["| chunks | entities | fact edges | walk nnz | synonyms | build s | build peak MiB (traced) | +RSS MiB "
-             "| restricted view s | p50 ms | p95 ms | restricted p50 ms | restricted p95 ms |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| restricted view s | graph p50 ms | graph p95 ms | restricted p50 ms | restricted p95 ms "
+             "| vector p50 / p95 ms | raw FAISS p50 / p95 ms | load average |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['chunks']:,} | {r['entities']:,} | {r['facts']:,} | {r['edges']:,} | {r['synonyms']:,} "
                      f"| {r['build_s']} | {r['build_peak_mib']} | {r['build_rss_mib']} | {r['restricted_view_s']} "
                      f"| {r['all-seeing_p50_ms']} | {r['all-seeing_p95_ms']} | {r['restricted_p50_ms']} "
-                     f"| {r['restricted_p95_ms']} |")
+                     f"| {r['restricted_p95_ms']} | {r['vector_p50_ms']} / {r['vector_p95_ms']} "
+                     f"| {r['faiss_p50_ms']} / {r['faiss_p95_ms']} | {r['load_average']} |")
     if rate:
         lines.append(f"\nMiniLM embeds {rate:.0f} fact sentences/s here (once per distinct fact, kept in "
                      "fact_vectors.npz): " + "; ".join(f"{r['facts']:,} facts = {r['facts'] / rate:.0f} s"

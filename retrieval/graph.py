@@ -118,8 +118,11 @@ class _View:
     facts: faiss.Index  # fact sentence vectors, in fact order
     sentences: np.ndarray  # distinct fact sentence vectors
     sentence_of: np.ndarray  # fact -> row of ``sentences``
-    #: Facts ordered by chunk id, for the facts of a hit.
+    #: Facts ordered by chunk id (and those chunk ids), for the facts of a hit.
     by_chunk: np.ndarray
+    chunk_of: np.ndarray
+    #: Every document a node or edge comes from.
+    documents: np.ndarray
     masked: OrderedDict[str, PassageGraph]
 
 
@@ -196,16 +199,14 @@ class GraphRetriever:
         distinct = list(dict.fromkeys(sentences))
         row = {s: i for i, s in enumerate(distinct)}
         vectors = self._facts.matrix(distinct)
+        by_chunk = np.argsort(pg.fact_chunks, kind="stable")
         sentence_of = np.array([row[s] for s in sentences], dtype=np.int64)
         return _View(pg, {key: i for i, key in enumerate(keys)}, inner_product_index(names), inner_product_index(vectors[sentence_of]),
-                     vectors, sentence_of,
-                     np.argsort(pg.fact_chunks, kind="stable"), OrderedDict())
+                     vectors, sentence_of, by_chunk, pg.fact_chunks[by_chunk], pg.documents(), OrderedDict())
 
     def _walkable(self, view: _View, visible: np.ndarray) -> PassageGraph:
         """The view's passage graph without documents ``visible`` hides (normally the graph itself)."""
-        docs = view.pg.documents()
-        inside = docs < len(visible)
-        if inside.all() and visible[docs].all():
+        if _all_seen(view.documents, visible):
             return view.pg
         key = hashlib.blake2b(np.packbits(visible).tobytes(), digest_size=16).hexdigest()
         with self._view_lock:
@@ -259,8 +260,9 @@ class GraphRetriever:
             return [], []
         view = self.view(kg)
         visible = self.catalog.document_mask(user)
+        everything = _all_seen(view.documents, visible)  # the usual case: no document hidden since the build
         vector = self.embedder.embed([query])[0]
-        seeds = self.link(query, kg, vector, visible)
+        seeds = self.link(query, kg, vector, None if everything else visible)
         if not seeds:
             return [], []
         pg = self._walkable(view, visible)
@@ -280,14 +282,13 @@ class GraphRetriever:
         rank = personalized_pagerank(pg.walk, reset, self.damping, walk_t=pg.walk_t)
         candidates = np.concatenate([pg.chunk_ids, ids[nodes < 0]])
         values = np.concatenate([rank[pg.n_entities:], (1.0 - self.damping) * dense[nodes < 0]])
-        keep = (values > 0) & self.catalog.visible_chunks(user, candidates)
-        candidates, values = candidates[keep], values[keep]
-        best = np.argsort(-values, kind="stable")[:k]
+        best = _best_visible(candidates, values, k, lambda ids: self.catalog.visible_chunks(user, ids))
         hits = self.catalog.hits(candidates[best].tolist(), values[best].tolist(), self.name)
-        seen = _seen(view.pg.fact_docs, visible)
+        seen = None if everything else _seen(view.pg.fact_docs, visible)
         for hit in hits:
             own = self._facts_of(view, hit.chunk.id)
-            own = own[seen[own]]
+            if seen is not None:
+                own = own[seen[own]]
             own = own[np.argsort(-(view.sentences[view.sentence_of[own]] @ vector), kind="stable")]
             hit.facts = _unique([_fact(view.pg, i) for i in own])[: self.facts_per_hit]
         closest = _nearest(view.facts, vector, 2 * max_facts, -np.inf, seen)
@@ -298,9 +299,28 @@ class GraphRetriever:
     def _facts_of(view: _View, chunk_id: int | None) -> np.ndarray:
         if chunk_id is None:
             return np.zeros(0, dtype=np.int64)
-        chunks = view.pg.fact_chunks[view.by_chunk]
-        lo, hi = np.searchsorted(chunks, chunk_id), np.searchsorted(chunks, chunk_id, side="right")
+        lo, hi = np.searchsorted(view.chunk_of, chunk_id), np.searchsorted(view.chunk_of, chunk_id, side="right")
         return view.by_chunk[lo:hi]
+
+
+def _best_visible(ids: np.ndarray, values: np.ndarray, k: int, visible) -> np.ndarray:
+    """Positions of the ``k`` highest positive ``values`` whose ``ids`` are ``visible(ids)``, best
+    first: the top ``4k`` are sorted and checked first, all of them only when too few are visible."""
+    positive = np.flatnonzero(values > 0)
+    fetch = min(4 * k, len(positive))
+    while True:
+        top = positive if fetch >= len(positive) else positive[np.argpartition(-values[positive], fetch)[:fetch]]
+        top = top[np.lexsort((top, -values[top]))]
+        top = top[visible(ids[top])]
+        if len(top) >= k or fetch >= len(positive):
+            return top[:k]
+        fetch = len(positive)
+
+
+def _all_seen(doc_ids: np.ndarray, visible: np.ndarray) -> bool:
+    """Whether every one of the distinct ``doc_ids`` (``-1``: none) is ``visible``."""
+    doc_ids = doc_ids[doc_ids >= 0]
+    return bool((doc_ids < len(visible)).all() and visible[doc_ids].all())
 
 
 def _seen(doc_ids: np.ndarray, visible: np.ndarray) -> np.ndarray:

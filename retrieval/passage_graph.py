@@ -65,7 +65,7 @@ class EdgeWeights:
 class PassageGraph:
     """Entity and chunk nodes and their walk matrix, built once per knowledge graph (view).
 
-    ``walk`` is row-stochastic over ``E + C`` nodes (``float32``; the row of an isolated node is
+    ``walk`` is row-stochastic over ``E + C`` nodes (``float64``, as the walk's vectors; the row of an isolated node is
     empty). Facts are the relations of the graph, one per edge of the knowledge graph, in arrays:
     ends (entity indices), chunk id and document id (``-1`` for none), relation and confidence.
     """
@@ -176,7 +176,7 @@ def _assemble(
     adjacency = sparse.coo_matrix((np.concatenate([value, value]), (np.concatenate([row, col]),
                                    np.concatenate([col, row]))), shape=(n, n)).tocsr()  # duplicates summed
     degree = np.asarray(adjacency.sum(axis=1)).ravel()
-    walk = (sparse.diags(1.0 / np.where(degree > 0, degree, 1.0)) @ adjacency).tocsr().astype(np.float32)
+    walk = (sparse.diags(1.0 / np.where(degree > 0, degree, 1.0)) @ adjacency).tocsr()
     return PassageGraph(entities, names, types, chunk_ids, chunk_docs, entity_chunks, walk, walk.T.tocsr(), heads, tails, chunks,
                         docs, relations, confidence, synonyms, weights)
 

@@ -104,3 +104,19 @@ def test_vectors_of_names_and_facts_are_reused_across_instances(small_kb, embedd
     hits = GraphRetriever(small_kb, counting).retrieve("Acme Robotics", 2, EVERYONE)
     assert hits and counting.calls == 0
     assert np.isfinite([h.score for h in hits]).all()
+
+
+def test_the_graphs_dense_seeds_reuse_the_vector_search_of_the_same_question(small_kb, embedder):
+    from retrieval import VectorRetriever
+    from retrieval_corpus import OUTSIDER
+
+    dense = VectorRetriever(small_kb, embedder)
+    vector = embedder.embed(["Who founded Acme Robotics?"])[0]
+    ids, scores = dense.search(vector, 5, EVERYONE)
+    calls = []
+    real = dense._search
+    dense._search = lambda *a: calls.append(a) or real(*a)
+    assert dense.search(vector, 3, EVERYONE)[0].tolist() == ids[:3].tolist() and not calls  # a prefix: reused
+    dense.search(vector, 8, EVERYONE)  # longer: searched again
+    outsider = dense.search(vector, 5, OUTSIDER)[0]  # another user: searched for them
+    assert len(calls) == 2 and set(outsider.tolist()) <= set(dense.search(vector, 8, EVERYONE)[0].tolist())
