@@ -201,8 +201,9 @@ class GraphRetriever:
         vectors = self._facts.matrix(distinct)
         by_chunk = np.argsort(pg.fact_chunks, kind="stable")
         sentence_of = np.array([row[s] for s in sentences], dtype=np.int64)
-        return _View(pg, {key: i for i, key in enumerate(keys)}, inner_product_index(names), inner_product_index(vectors[sentence_of]),
-                     vectors, sentence_of, by_chunk, pg.fact_chunks[by_chunk], pg.documents(), OrderedDict())
+        return _View(pg, {key: i for i, key in enumerate(keys)}, inner_product_index(names),
+                     inner_product_index(vectors[sentence_of]), vectors, sentence_of, by_chunk,
+                     pg.fact_chunks[by_chunk], pg.documents(), OrderedDict())
 
     def _walkable(self, view: _View, visible: np.ndarray) -> PassageGraph:
         """The view's passage graph without documents ``visible`` hides (normally the graph itself)."""

@@ -177,7 +177,8 @@ def _assemble(
                                    np.concatenate([col, row]))), shape=(n, n)).tocsr()  # duplicates summed
     degree = np.asarray(adjacency.sum(axis=1)).ravel()
     walk = (sparse.diags(1.0 / np.where(degree > 0, degree, 1.0)) @ adjacency).tocsr()
-    return PassageGraph(entities, names, types, chunk_ids, chunk_docs, entity_chunks, walk, walk.T.tocsr(), heads, tails, chunks,
+    return PassageGraph(entities, names, types, chunk_ids, chunk_docs, entity_chunks, walk, walk.T.tocsr(),
+                        heads, tails, chunks,
                         docs, relations, confidence, synonyms, weights)
 
 

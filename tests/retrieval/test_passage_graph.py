@@ -116,7 +116,8 @@ def test_synonym_edges_join_close_names_only():
 def test_pushing_from_the_whole_graph_at_once_gives_the_same_ranks():
     rng = np.random.default_rng(5)
     n = 40
-    walk = walk_of([(int(u), int(v), 1.0) for u, v in zip(rng.integers(0, n, 150), rng.integers(0, n, 150)) if u != v], n)
+    ends = zip(rng.integers(0, n, 150).tolist(), rng.integers(0, n, 150).tolist())
+    walk = walk_of([(u, v, 1.0) for u, v in ends if u != v], n)
     reset = rng.random(n)
     reset /= reset.sum()
     sliced = personalized_pagerank(walk, reset, 0.3, epsilon=0, max_rounds=200)

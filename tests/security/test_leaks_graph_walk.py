@@ -50,7 +50,8 @@ def test_graph_mode_never_returns_a_restricted_passage_name_or_fact(kb, embedder
     for question in PROBES:
         hits, facts = retriever.retrieve_with_facts(question, 10, user)
         assert {h.document.id for h in hits} <= readable, question
-        assert_no_marker([facts, [(h.chunk.text, h.facts) for h in hits], retriever.link(question, retriever.graph().for_user(user))], user)
+        seeds = retriever.link(question, retriever.graph().for_user(user))
+        assert_no_marker([facts, [(h.chunk.text, h.facts) for h in hits], seeds], user)
 
 
 def test_the_finance_user_is_walked_to_the_finance_passage(kb, embedder):
@@ -61,9 +62,11 @@ def test_the_finance_user_is_walked_to_the_finance_passage(kb, embedder):
 def test_a_document_hidden_after_the_graph_was_built_is_cut_out_before_the_walk(tmp_path, embedder, monkeypatch):
     """The graph lags the catalog (built while the deal memo was public): the walk still never enters it."""
     texts = {
-        "/docs/public.md": ("Kestrel Robotics is headquartered in Munich.", [("Kestrel Robotics", "headquartered in", "Munich")]),
+        "/docs/public.md": ("Kestrel Robotics is headquartered in Munich.",
+                            [("Kestrel Robotics", "headquartered in", "Munich")]),
         "/docs/deal.md": (f"Kestrel Robotics acquires {FINANCE_ENTITY}; {FINANCE_PERSON} is its CFO.",
-                          [("Kestrel Robotics", "acquires", FINANCE_ENTITY), (FINANCE_PERSON, "CFO of", FINANCE_ENTITY)]),
+                          [("Kestrel Robotics", "acquires", FINANCE_ENTITY),
+                           (FINANCE_PERSON, "CFO of", FINANCE_ENTITY)]),
     }
     with KnowledgeBase.open(tmp_path / "kb", embedder.name, embedder.dimension) as kb:
         for source, (text, triples) in texts.items():
