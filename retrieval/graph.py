@@ -11,7 +11,9 @@
    (``passage_share`` of the reset mass, in proportion to their min-max normalised cosine).
 3. **Walk** personalised PageRank over the passage graph (``retrieval.passage_graph``: chunk and
    entity nodes, mention, relation and synonym edges), built once per graph and user view, and
-   rank chunks by the mass they hold. A hit's ``facts`` are the relations extracted from it,
+   rank chunks by the mass they hold. Mass is pushed from nodes holding more than
+   ``push_threshold`` (1e-5: the same rankings as 1e-6 on both dev sets, at a quarter of the time
+   on 100k chunks). A hit's ``facts`` are the relations extracted from it,
    those closest to the question first.
 
 When the question links to nothing (no name, no fact above ``fact_threshold``, no name above
@@ -152,6 +154,7 @@ class GraphRetriever:
         name_threshold: float = 0.55,
         synonym_threshold: float | None = None,
         facts_per_hit: int = 5,
+        push_threshold: float = 1e-5,
         persist: bool = True,
     ) -> None:
         self.kb = kb
@@ -169,6 +172,7 @@ class GraphRetriever:
         self.synonym_threshold = synonym_threshold if synonym_threshold is not None \
             else SYNONYM_THRESHOLDS.get(embedder.name, DEFAULT_SYNONYM_THRESHOLD)
         self.facts_per_hit = facts_per_hit
+        self.push_threshold = push_threshold
         self._graph = graph
         self._views: weakref.WeakKeyDictionary[KnowledgeGraph, _View] = weakref.WeakKeyDictionary()
         self._names = TextVectors(embedder, kb.root / ENTITY_VECTORS if persist else None)
@@ -280,7 +284,7 @@ class GraphRetriever:
             dense *= self.passage_share / dense.sum()
         nodes = pg.chunk_nodes(ids)
         np.add.at(reset, nodes[nodes >= 0], dense[nodes >= 0])
-        rank = personalized_pagerank(pg.walk, reset, self.damping, walk_t=pg.walk_t)
+        rank = personalized_pagerank(pg.walk, reset, self.damping, self.push_threshold, walk_t=pg.walk_t)
         candidates = np.concatenate([pg.chunk_ids, ids[nodes < 0]])
         values = np.concatenate([rank[pg.n_entities:], (1.0 - self.damping) * dense[nodes < 0]])
         best = _best_visible(candidates, values, k, lambda ids: self.catalog.visible_chunks(user, ids))
