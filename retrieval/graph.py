@@ -308,6 +308,14 @@ class GraphRetriever:
         return view.by_chunk[lo:hi]
 
 
+def embed_graph_texts(kb: KnowledgeBase, embedder: Embedder) -> int:
+    """Embed the entity names and fact sentences of the knowledge base's graph now, and keep them
+    on disk (ingest's last step), so the first graph query after a change does not; returns the
+    number of facts. Only texts not embedded before are embedded."""
+    retriever = GraphRetriever(kb, embedder)
+    return len(retriever.view(retriever.graph()).sentence_of)
+
+
 def _best_visible(ids: np.ndarray, values: np.ndarray, k: int, visible) -> np.ndarray:
     """Positions of the ``k`` highest positive ``values`` whose ``ids`` are ``visible(ids)``, best
     first: the top ``4k`` are sorted and checked first, all of them only when too few are visible."""

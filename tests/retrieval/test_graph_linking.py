@@ -120,3 +120,12 @@ def test_the_graphs_dense_seeds_reuse_the_vector_search_of_the_same_question(sma
     dense.search(vector, 8, EVERYONE)  # longer: searched again
     outsider = dense.search(vector, 5, OUTSIDER)[0]  # another user: searched for them
     assert len(calls) == 2 and set(outsider.tolist()) <= set(dense.search(vector, 8, EVERYONE)[0].tolist())
+
+
+def test_ingest_embeds_the_graphs_names_and_facts_once(tmp_path, embedder):
+    from retrieval.graph import ENTITY_VECTORS, embed_graph_texts
+
+    root = build_kb(tmp_path / "kb", embedder)
+    with KnowledgeBase.open(root, embedder.name) as kb:
+        assert embed_graph_texts(kb, embedder) == 7  # the relations of retrieval_corpus
+        assert (root / FACT_VECTORS).exists() and (root / ENTITY_VECTORS).exists()
