@@ -78,10 +78,11 @@ def build_retriever(
     faiss.omp_set_num_threads(1)
     catalog = Catalog(kb)
     queries = QueryEmbedder(embedder)
+    dense = VectorRetriever(kb, queries, catalog)  # graph mode seeds its walk with the same search
     single: dict[str, Any] = {  # keys: FUSED
-        "vector": lambda: VectorRetriever(kb, queries, catalog),
+        "vector": lambda: dense,
         "keyword": lambda: KeywordRetriever(kb, catalog),
-        "graph": lambda: GraphRetriever(kb, queries, graph=graph, catalog=catalog),
+        "graph": lambda: GraphRetriever(kb, queries, graph=graph, catalog=catalog, dense=dense),
     }
     if mode in single:
         return single[mode]()

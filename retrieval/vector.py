@@ -61,10 +61,15 @@ class VectorRetriever:
 
     name = "vector"
 
-    def __init__(self, kb: KnowledgeBase, embedder: Embedder, catalog: Catalog | None = None) -> None:
+    def __init__(self, kb: KnowledgeBase, embedder: Embedder, catalog: Catalog | None = None, keep: int = 32) -> None:
         self.kb = kb
         self.embedder = embedder
         self.catalog = catalog or Catalog(kb)
+        #: (epoch, user, query vector) -> the last searches' ids and scores: hybrid asks for the
+        #: vector pool and the graph's dense seeds of one question, and the second is a prefix.
+        self._recent: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, int]] = OrderedDict()
+        self._keep = keep
+        self._lock = threading.Lock()
 
     def retrieve(self, query: str, k: int, user: User) -> list[Hit]:
         if not query.strip() or k <= 0:
@@ -72,11 +77,31 @@ class VectorRetriever:
         return self.retrieve_vector(self.embedder.embed([query])[0], k, user)
 
     def retrieve_vector(self, vector: np.ndarray, k: int, user: User) -> list[Hit]:
-        """The same search for an already-embedded query (the graph retriever shares the embedding)."""
+        """The same search for an already-embedded query."""
+        ids, scores = self.search(vector, k, user)
+        return self.catalog.hits(ids.tolist(), scores.tolist(), self.name)
+
+    def search(self, vector: np.ndarray, k: int, user: User) -> tuple[np.ndarray, np.ndarray]:
+        """The ids and cosine scores of the ``k`` nearest chunks ``user`` may see, best first
+        (the graph retriever seeds its walk with them; a repeated search, or a shorter one, of the
+        same vector is answered from the last few)."""
+        key = (self.catalog.epoch, user, np.asarray(vector, dtype=np.float32).tobytes())
+        with self._lock:
+            found = self._recent.get(key)
+        if found is not None and (found[2] >= k or len(found[0]) < found[2]):
+            return found[0][:k], found[1][:k]
+        ids, scores = self._search(vector, k, user)
+        with self._lock:
+            self._recent[key] = (ids, scores, k)
+            while len(self._recent) > self._keep:
+                self._recent.popitem(last=False)
+        return ids, scores
+
+    def _search(self, vector: np.ndarray, k: int, user: User) -> tuple[np.ndarray, np.ndarray]:
         index = self.kb.vector_index()
         total = int(index.ntotal)
         if total == 0 or k <= 0:
-            return []
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         open_to_all = self.catalog.sees_everything(user)
         fetch = min(k if open_to_all else k * OVERFETCH, total)
@@ -89,5 +114,5 @@ class VectorRetriever:
                 visible = self.catalog.visible_chunks(user, ids)
                 scores, ids = scores[visible], ids[visible]
             if len(ids) >= k or fetch >= total:
-                return self.catalog.hits(ids[:k].tolist(), scores[:k].tolist(), self.name)
+                return ids[:k], scores[:k]
             fetch = min(fetch * 2, total)

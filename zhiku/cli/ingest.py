@@ -81,6 +81,10 @@ def run_ingest(args: argparse.Namespace) -> int:
                 filters=Filters(tuple(args.include), tuple(args.exclude)), prune=args.prune, progress=progress,
                 follow_symlinks=args.follow_symlinks,
             )
+        if settings.extractor != "none" and (report.added or report.updated or report.removed):
+            from retrieval.graph import embed_graph_texts
+
+            embed_graph_texts(kb, embedder)  # graph mode's name and fact vectors, once, now
         from zhiku import audit
         audit.record_ingest(kb, audit.operator(), args.paths, groups, report)
     emit(report.to_json(), args.json, _summary(report, settings))

@@ -1,0 +1,274 @@
+"""The passage graph: the retrieval view of a knowledge graph, and personalised PageRank over it.
+
+HippoRAG 2 (Gutiérrez et al. 2025) ranks passages by where a random walk from the question's
+entities and facts comes to rest on a graph holding both entity and passage nodes. This module
+builds that graph from one ``KnowledgeGraph`` (a user's view of it, see ``kg.graph.for_user``) and
+runs the walk; ``retrieval.graph`` links questions to it.
+
+Nodes: the graph's entities (``0..E-1``) and the chunks their relations were extracted from
+(``E..E+C-1``). Undirected, weighted edges:
+
+- ``mentions``: chunk - entity, for every entity a relation of the chunk names, weighted by the
+  entity's specificity ``log(1 + C / df)`` (``df`` = chunks that mention it): a city every
+  document names spreads a question's mass thinly, a rare product name passes it on whole;
+- relations: entity - entity, weighted by the summed confidence of the relations between them;
+- synonyms: entity - entity, between names whose embeddings are close (cosine >= a threshold),
+  which joins spellings resolution cannot (Munich / München) and names across languages
+  (Shenzhen / 深圳) with the multilingual embedder.
+
+A chunk no relation came from is not a node: the walk cannot reach it, and the rank of such a
+chunk seeded by dense retrieval is its reset mass alone (``(1 - damping) * reset``), which
+``personalized_pagerank``'s leaky walk gives any isolated node.
+
+The walk is exact personalised PageRank computed by pushes (Andersen, Chung and Lang 2006, all
+nodes above the threshold at once, one sparse product per round), so it touches the part of the
+graph the question's mass reaches rather than every node on every iteration: at damping 0.5 the
+mass halves with every step.
+
+Access control lives in what the graph is built from: the knowledge graph of one user holds only
+relations of documents that user may read (and their names, resolved from those relations), and
+``restricted`` drops, before any walk, every node and edge of documents hidden since it was built.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+from scipy import sparse
+
+#: Synonym thresholds per embedder (cosine of two entity names): MiniLM puts different cities
+#: close together (Beijing / Shanghai 0.85), the multilingual encoder keeps them apart (0.56) and
+#: joins translations (Shenzhen / 深圳 0.81, Munich / München 0.88).
+SYNONYM_THRESHOLDS = {"multilingual": 0.80}
+#: For embedders not in the table: only near-identical names.
+DEFAULT_SYNONYM_THRESHOLD = 0.92
+#: Nearest names each entity is compared with for synonyms (more would be noise, and cost).
+SYNONYM_NEIGHBOURS = 5
+#: Above this many vectors, nearest neighbours (synonyms, linked names and facts) are searched in an
+#: inverted-file index (a few lists of the closest centroids), not exhaustively: a query then reads
+#: about 2% of 150k fact vectors, and the synonyms of 100k names take seconds, not minutes.
+EXACT_SEARCH = 8000
+
+
+@dataclass(frozen=True)
+class EdgeWeights:
+    """The weight of each kind of edge before the walk normalises a node's edges to probabilities."""
+
+    mention: float = 1.0
+    relation: float = 1.0
+    synonym: float = 1.0
+
+
+@dataclass(frozen=True)
+class PassageGraph:
+    """Entity and chunk nodes and their walk matrix, built once per knowledge graph (view).
+
+    ``walk`` is row-stochastic over ``E + C`` nodes (``float64``, as the walk's vectors; the row of an isolated node is
+    empty). Facts are the relations of the graph, one per edge of the knowledge graph, in arrays:
+    ends (entity indices), chunk id and document id (``-1`` for none), relation and confidence.
+    """
+
+    entities: list[str]
+    names: list[str]
+    types: list[str]
+    #: Chunk node ``i`` is node ``E + i``; sorted ascending.
+    chunk_ids: np.ndarray
+    chunk_docs: np.ndarray
+    #: How many chunks mention each entity (its document frequency).
+    entity_chunks: np.ndarray
+    walk: sparse.csr_matrix
+    #: ``walk.T``, kept for rounds that push from much of the graph at once (one product, no slicing).
+    walk_t: sparse.csr_matrix
+    fact_heads: np.ndarray
+    fact_tails: np.ndarray
+    fact_chunks: np.ndarray
+    fact_docs: np.ndarray
+    fact_relations: list[str]
+    fact_confidence: np.ndarray
+    #: ``(a, b, cosine)`` rows: the synonym edges (kept to rebuild the matrix for fewer documents).
+    synonym_pairs: np.ndarray
+    weights: EdgeWeights
+
+    @property
+    def n_entities(self) -> int:
+        return len(self.entities)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.entities) + len(self.chunk_ids)
+
+    def chunk_nodes(self, chunk_ids: np.ndarray) -> np.ndarray:
+        """Node index of each chunk id, ``-1`` for chunks that are not nodes."""
+        chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
+        at = np.searchsorted(self.chunk_ids, chunk_ids)
+        found = (at < len(self.chunk_ids)) & (self.chunk_ids[np.minimum(at, len(self.chunk_ids) - 1)] == chunk_ids) \
+            if len(self.chunk_ids) else np.zeros(len(chunk_ids), dtype=bool)
+        return np.where(found, at + self.n_entities, -1)
+
+    def fact_sentence(self, i: int) -> str:
+        """Fact ``i`` as the short sentence it is embedded as ("Acme Robotics founded by Jane Smith")."""
+        return f"{self.names[self.fact_heads[i]]} {self.fact_relations[i]} {self.names[self.fact_tails[i]]}"
+
+    def documents(self) -> np.ndarray:
+        """Every document id a node or edge of the graph comes from."""
+        return np.unique(np.concatenate([self.chunk_docs, self.fact_docs[self.fact_docs >= 0]]))
+
+
+def build_passage_graph(
+    kg, name_vectors: np.ndarray | None = None, synonym_threshold: float = DEFAULT_SYNONYM_THRESHOLD,
+    weights: EdgeWeights = EdgeWeights(),
+) -> PassageGraph:
+    """The passage graph of ``kg`` (a ``kg.graph.KnowledgeGraph``, typically one user's view).
+
+    ``name_vectors`` (row i: the normalised embedding of entity i's name, in ``kg.graph.nodes``
+    order) adds synonym edges; without it there are none.
+    """
+    g = kg.graph
+    entities = list(g.nodes)
+    index = {key: i for i, key in enumerate(entities)}
+    nodes = g.nodes
+    heads, tails, chunks, docs, relations, confidence = [], [], [], [], [], []
+    for u, v, data in g.edges(data=True):
+        heads.append(index[u])
+        tails.append(index[v])
+        chunk, doc = data.get("chunk_id"), data.get("doc_id")
+        chunks.append(-1 if chunk is None else chunk)
+        docs.append(-1 if doc is None else doc)
+        relations.append(data["relation"])
+        confidence.append(float(data.get("confidence", 1.0)))
+    heads_a, tails_a = np.array(heads, dtype=np.int64), np.array(tails, dtype=np.int64)
+    chunks_a, docs_a = np.array(chunks, dtype=np.int64), np.array(docs, dtype=np.int64)
+    confidence_a = np.array(confidence, dtype=np.float64)
+    synonyms = _synonym_pairs(name_vectors, synonym_threshold) if name_vectors is not None and len(entities) \
+        else np.zeros((0, 3))
+    return _assemble(entities, [nodes[k]["name"] for k in entities], [nodes[k].get("type", "") for k in entities],
+                     heads_a, tails_a, chunks_a, docs_a, relations, confidence_a, synonyms, weights)
+
+
+def _assemble(
+    entities: list[str], names: list[str], types: list[str], heads: np.ndarray, tails: np.ndarray,
+    chunks: np.ndarray, docs: np.ndarray, relations: list[str], confidence: np.ndarray, synonyms: np.ndarray,
+    weights: EdgeWeights,
+) -> PassageGraph:
+    """The walk matrix of the given facts and synonym pairs (``(a, b, cosine)`` rows)."""
+    n_entities = len(entities)
+    with_chunk = chunks >= 0
+    # Distinct (chunk, entity) mentions, and each chunk's document.
+    pairs = np.unique(np.concatenate([
+        np.stack([chunks[with_chunk], heads[with_chunk]], axis=1),
+        np.stack([chunks[with_chunk], tails[with_chunk]], axis=1)]), axis=0) if with_chunk.any() \
+        else np.zeros((0, 2), dtype=np.int64)
+    chunk_ids, chunk_of_pair = np.unique(pairs[:, 0], return_inverse=True)
+    chunk_docs = np.full(len(chunk_ids), -1, dtype=np.int64)
+    chunk_docs[np.searchsorted(chunk_ids, chunks[with_chunk])] = docs[with_chunk]
+    entity_chunks = np.bincount(pairs[:, 1], minlength=n_entities).astype(np.int64)
+    n_chunks = len(chunk_ids)
+    idf = np.log1p(n_chunks / np.maximum(entity_chunks, 1))
+    rows = [n_entities + chunk_of_pair, heads, synonyms[:, 0].astype(np.int64)]
+    cols = [pairs[:, 1], tails, synonyms[:, 1].astype(np.int64)]
+    values = [weights.mention * idf[pairs[:, 1]], weights.relation * confidence, weights.synonym * synonyms[:, 2]]
+    row, col, value = np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
+    keep = row != col
+    row, col, value = row[keep], col[keep], value[keep]
+    n = n_entities + n_chunks
+    adjacency = sparse.coo_matrix((np.concatenate([value, value]), (np.concatenate([row, col]),
+                                   np.concatenate([col, row]))), shape=(n, n)).tocsr()  # duplicates summed
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    walk = (sparse.diags(1.0 / np.where(degree > 0, degree, 1.0)) @ adjacency).tocsr()
+    return PassageGraph(entities, names, types, chunk_ids, chunk_docs, entity_chunks, walk, walk.T.tocsr(),
+                        heads, tails, chunks,
+                        docs, relations, confidence, synonyms, weights)
+
+
+def restricted(pg: PassageGraph, visible: np.ndarray) -> PassageGraph:
+    """``pg`` without the chunks and relations of documents not ``visible[doc_id]`` (synonyms stay
+    between entities still mentioned; an entity no visible relation names is left without edges)."""
+    def seen(doc_ids: np.ndarray) -> np.ndarray:
+        ok = (doc_ids >= 0) & (doc_ids < len(visible))
+        out = np.zeros(len(doc_ids), dtype=bool)
+        out[ok] = visible[doc_ids[ok]]
+        return out
+
+    keep = seen(pg.fact_docs)
+    if keep.all():
+        return pg
+    synonyms = pg.synonym_pairs
+    alive = np.zeros(pg.n_entities, dtype=bool)
+    alive[pg.fact_heads[keep]] = alive[pg.fact_tails[keep]] = True
+    synonyms = synonyms[alive[synonyms[:, 0].astype(np.int64)] & alive[synonyms[:, 1].astype(np.int64)]]
+    return _assemble(pg.entities, pg.names, pg.types, pg.fact_heads[keep], pg.fact_tails[keep],
+                     pg.fact_chunks[keep], pg.fact_docs[keep], [r for r, k in zip(pg.fact_relations, keep) if k],
+                     pg.fact_confidence[keep], synonyms, pg.weights)
+
+
+def inner_product_index(vectors: np.ndarray) -> faiss.Index:
+    """A FAISS inner-product index of ``vectors``: exact up to ``EXACT_SEARCH`` rows, else an
+    inverted file of ``sqrt(n)`` lists searched 16 at a time (approximate, but the nearest few
+    are what linking and synonyms need)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dim = vectors.shape
+    if n <= EXACT_SEARCH:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        lists = int(math.sqrt(n))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors[np.random.default_rng(0).permutation(n)[: 40 * lists]])
+        index.nprobe = 16
+    if n:
+        index.add(vectors)
+    return index
+
+
+def _synonym_pairs(vectors: np.ndarray, threshold: float, neighbours: int = SYNONYM_NEIGHBOURS) -> np.ndarray:
+    """``(a, b, cosine)`` rows, ``a < b``, for names among each other's nearest with cosine >= ``threshold``."""
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n = len(vectors)
+    if n < 2:
+        return np.zeros((0, 3))
+    k = min(neighbours + 1, n)
+    index = inner_product_index(vectors)
+    sims, ids = index.search(vectors, k)
+    a = np.repeat(np.arange(n), k)
+    b, s = ids.ravel(), sims.ravel()
+    keep = (b >= 0) & (b != a) & (s >= threshold)
+    a, b, s = a[keep], b[keep], s[keep]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    _, first = np.unique(lo * n + hi, return_index=True)
+    return np.stack([lo[first], hi[first], s[first]], axis=1).astype(np.float64)
+
+
+def personalized_pagerank(
+    walk: sparse.csr_matrix, reset: np.ndarray, damping: float = 0.5, epsilon: float = 1e-6,
+    max_rounds: int = 60, walk_t: sparse.csr_matrix | None = None,
+) -> np.ndarray:
+    """PageRank personalised to ``reset`` (summing to 1) over ``walk``: the ``p`` with
+    ``p = (1 - damping) * reset + damping * walk.T @ p``, to within the mass left unpushed.
+
+    Every round moves the residual mass of every node holding more than ``epsilon`` one step along
+    its edges (keeping ``1 - damping`` of it as rank). Mass reaching an isolated node stops there
+    (its row is empty), so such a node ranks by its own reset mass. What is left when no node holds
+    more than ``epsilon`` (or after ``max_rounds``) is at most the residual's sum, an L1 bound on the error.
+    A round that pushes from more than a twentieth of the nodes multiplies by ``walk_t`` (``walk.T``
+    as CSR) instead of slicing rows, which then costs more than the whole product.
+    """
+    n = walk.shape[0]
+    rank = np.zeros(n)
+    residual = np.asarray(reset, dtype=np.float64).copy()
+    for _ in range(max_rounds):
+        pushing = residual > epsilon
+        active = np.flatnonzero(pushing)
+        if not len(active):
+            break
+        mass = residual[active]
+        rank[active] += (1.0 - damping) * mass
+        if walk_t is not None and len(active) > n // 20:
+            moved = np.where(pushing, residual, 0.0)
+            residual[active] = 0.0
+            residual += damping * (walk_t @ moved)
+        else:
+            residual[active] = 0.0
+            residual += damping * (walk[active].T @ mass)
+    return rank
