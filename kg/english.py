@@ -28,6 +28,8 @@ from zhiku.records import Triple
 #: spaCy labels that name things (graph nodes), and value labels accepted only as objects.
 NAME_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "PRODUCT", "FAC", "EVENT", "WORK_OF_ART", "LAW", "NORP"})
 VALUE_LABELS = frozenset({"DATE", "MONEY"})
+#: spaCy labels of literal values (when, how much, how many): never what a relation leads to.
+LITERAL_LABELS = VALUE_LABELS | {"TIME", "PERCENT", "QUANTITY", "CARDINAL", "ORDINAL"}
 #: Words that make a name an organisation whatever the NER said ("Zenith Labs" is not a person).
 ORG_HEADS = frozenset("""inc inc. ltd ltd. corp corp. corporation co co. llc gmbh plc ag group holdings bank
 university systems industries enterprises trading technologies labs logistics solutions partners capital
@@ -212,12 +214,15 @@ class _Context:
                 yield from self._object_preps(subjects, f"{relation} {token.text}", token)
             else:
                 concept_heads.append(token)
-        attached = list(self._verb_preps(subjects, verb, relation, concept_heads))
+        attached, carried = self._verb_preps(subjects, verb, relation, concept_heads)
         yield from attached
         for token in concept_heads:
             via_object = list(self._object_preps(subjects, f"{relation} {token.text}", token))
             yield from via_object
-            if not via_object and not attached and token.pos_ == "NOUN":
+            # The plain object is the fact unless it only carries the relation to a named target
+            # ("signed an agreement with X", "supplies batteries to X"): "replaces the legacy
+            # billing system by Q3" keeps (X, replaces, legacy billing system).
+            if not via_object and not carried and token.pos_ == "NOUN":
                 target = self.mention(token, allow_concept=True)
                 if target is not None:
                     for s in subjects:
@@ -240,17 +245,27 @@ class _Context:
         return mentions, passive
 
     def _verb_preps(self, subjects: list[Mention], verb: Token, relation: str,
-                    concept_heads: list[Token]) -> Iterator[Triple]:
-        """Prepositions on the verb: "headquartered in X", "supplies batteries to X"."""
+                    concept_heads: list[Token]) -> tuple[list[Triple], bool]:
+        """Prepositions on the verb: "headquartered in X", "supplies batteries to X", "replaces ... by Q3".
+
+        A plain object joins the relation only towards a named target ("supplies batteries to X");
+        a date or amount is when or how much, not what the object leads to ("replaces by", Q3).
+        Returns the triples and whether the plain object was carried into a relation.
+        """
         middle = f" {concept_heads[0].text}" if concept_heads else ""
+        found: list[Triple] = []
+        carried = False
         for prep in verb.children:
             if prep.dep_ not in ("prep", "dative") or prep.lower_ == "as":  # "as" introduces a role
                 continue
             for obj in _objects(prep):
                 target = self.mention(obj, allow_concept=True)
-                if target is not None and (target.named or target.type == "ORG"):
-                    for s in subjects:
-                        yield _triple(s, f"{relation}{middle} {prep.lower_}", target)
+                if target is None or not (target.named or target.type == "ORG"):
+                    continue
+                value = target.type in VALUE_LABELS or _is_value(obj)
+                carried = carried or bool(middle) and not value
+                found.extend(_triple(s, f"{relation}{'' if value else middle} {prep.lower_}", target) for s in subjects)
+        return found, carried
 
     def _object_preps(self, subjects: list[Mention], relation: str, obj: Token) -> Iterator[Triple]:
         """Prepositions on a non-person object: "signed an agreement with X", "opened an office in X"."""
@@ -262,6 +277,10 @@ class _Context:
                 if target is not None and target.named:
                     for s in subjects:
                         yield _triple(s, f"{relation} {prep.lower_}", target)
+
+
+def _is_value(token: Token) -> bool:
+    return token.ent_type_ in LITERAL_LABELS or token.like_num
 
 
 def _misread_verb(token: Token) -> bool:
