@@ -9,6 +9,12 @@ of exactly one multi-word name seen in the corpus ("AR" -> "Acme Robotics").
 
 The result keeps each entity's most frequent surface form as its name, every surface form as an
 alias, and the most common type the extractors gave it.
+
+Literal values are not entities: an object that is a number, an amount, a percentage or a date
+("48", "EUR 21.4 million", "+31%", "31 Dec 2025", "人民币5,200万元") makes its triple an *attribute*
+of the subject (``is_attribute``), so "Munich" is not linked to every number a table lists beside it.
+A surface form that spans lines (a heading glued to the sentence under it, "Kestrel Robotics\n
+Kestrel Robotics founded ...") is keyed by its last line, the part the sentence is about.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from zhiku.records import Triple
+from zhiku.text import CJK as CJK_RE
 from zhiku.text import CJK_CHARS
 
 #: Relations an extractor emits to say "these two names are one entity"; they become merges, not edges.
@@ -42,6 +49,17 @@ _ACRONYM = re.compile(r"^[A-Z][A-Z0-9&]{1,5}$")
 _LEADING_ARTICLE = re.compile(r"^(the|a|an) ")
 _INITIAL_SKIP = frozenset({"of", "and", "the", "for", "&"})
 
+#: Entity types extractors give literal values (spaCy's value labels, and what table and label rules use).
+LITERAL_TYPES = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "QUANTITY", "CARDINAL", "ORDINAL", "VALUE"})
+#: Words a literal may hold beside its digits: months, weekdays, currencies, units, quantity words.
+_LITERAL_WORDS = frozenset("""jan feb mar apr may jun jul aug sep sept oct nov dec january february march april june
+july august september october november december monday tuesday wednesday thursday friday saturday sunday
+mon tue wed thu fri sat sun eur usd cny rmb gbp jpy chf us v ah kwh wh w kw c cet cest cst ct utc gmt pst est
+gb tb mb k m bn""".split())
+#: Chinese characters of units, currencies and dates (万元, 人民币, 年月日, 件, 套): what a Chinese literal may hold.
+_LITERAL_CJK = frozenset("年月日号时分秒万亿千百十元角人民币美欧英镑日圆个件套名人台天周小时钟次倍托约共计每第季度")
+_LITERAL_TOKEN = re.compile(r"[+\-−~≈<>≤≥±]?(?:[€$£¥])?\d[\d.,:/\-–x×]*(?:%|[a-z]{1,4})?$|[qh][1-4]|fy\d{2,4}", re.I)
+
 
 def normalize(text: str) -> str:
     """Case, width, whitespace and punctuation folded away: the form used to compare names."""
@@ -53,19 +71,57 @@ def normalize(text: str) -> str:
     return _LEADING_ARTICLE.sub("", text)
 
 
+def is_literal(text: str, type_: str = "") -> bool:
+    """Whether ``text`` is a value rather than a name: a number, amount, percentage or date.
+
+    The extractor's type decides when it is a literal type; otherwise the text must hold a digit
+    (or a quarter, Q3) and nothing name-like: capitalised words other than months, weekdays,
+    currencies and units make it a name ("40 K2 Courier robots", "ISO 3691-4", "Suite 1500"), and
+    Chinese characters other than units and dates do too (人民币5,200万元 is a value, 5G网络 is not).
+    """
+    if type_.upper() in LITERAL_TYPES:
+        return True
+    text = unicodedata.normalize("NFKC", text).strip()
+    if not text or len(text) > 60 or not re.search(r"\d", text):
+        return False
+    if any(c not in _LITERAL_CJK for c in "".join(CJK_RE.findall(text))):
+        return False
+    words = re.findall(rf"[^\s{CJK_CHARS}()（）,，;；]+", text)
+    if len(words) > 8:
+        return False
+    for word in words:
+        bare = word.strip(".:'\"")
+        if not bare or _LITERAL_TOKEN.match(bare) or bare.lower() in _LITERAL_WORDS or bare[:1].islower() \
+                or not any(ch.isalnum() for ch in bare):
+            continue
+        return False
+    return True
+
+
+def is_attribute(triple: Triple) -> bool:
+    """Whether ``triple`` states a value of its subject (its object is a literal), not a relation."""
+    return triple.relation not in ALIAS_RELATIONS and is_literal(triple.object, triple.object_type)
+
+
 def canonical_key(text: str) -> str:
     """The resolution key: the normalised name without a trailing corporate suffix.
 
     Chinese names also lose trailing trade words (华为技术有限公司 -> 华为). A name that is nothing
     but a suffix (or too short once stripped) keeps its normalised form.
     """
-    norm = _strip_suffix(normalize(text))
+    norm = _strip_suffix(normalize(_last_line(text)))
     while not norm.isascii():
         word = next((w for w in CHINESE_TRADE_WORDS if norm.endswith(w) and len(norm) - len(w) >= 2), None)
         if word is None:
             break
         norm = norm[: -len(word)]
     return norm
+
+
+def _last_line(text: str) -> str:
+    """The last non-empty line of ``text``: a name never spans lines, a glued heading comes first."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if len(lines) > 1 else text
 
 
 def _strip_suffix(norm: str) -> str:
@@ -142,7 +198,7 @@ class _UnionFind:
 
 
 def resolve(triples: Iterable[Triple]) -> Resolution:
-    """Resolve every subject and object of ``triples`` into entities.
+    """Resolve every subject and object of ``triples`` into entities (literal objects are not entities).
 
     Mentions are counted per triple end; ``doc_ids`` records the documents that mention the entity,
     so an entity whose documents are all removed disappears on the next rebuild.
@@ -152,7 +208,8 @@ def resolve(triples: Iterable[Triple]) -> Resolution:
     docs: dict[str, set[int]] = defaultdict(set)
     aliases: list[tuple[str, str]] = []
     for t in triples:
-        for surface, type_ in ((t.subject, t.subject_type), (t.object, t.object_type)):
+        ends = ((t.subject, t.subject_type),) if is_attribute(t) else ((t.subject, t.subject_type), (t.object, t.object_type))
+        for surface, type_ in ends:
             surfaces[surface] += 1
             if type_:
                 types[surface][type_] += 1
@@ -174,15 +231,15 @@ def resolve(triples: Iterable[Triple]) -> Resolution:
     key_of: dict[str, str] = {}
     entities: dict[str, Entity] = {}
     for members in groups.values():
-        # Prefer a spelled-out name over an acronym, then the most frequent, then the longest.
-        name = max(members, key=lambda s: (not _ACRONYM.match(s), surfaces[s], len(s), s))
+        # Prefer one line over several, a spelled-out name over an acronym, then the most frequent, the longest.
+        name = max(members, key=lambda s: ("\n" not in s, not _ACRONYM.match(s), surfaces[s], len(s), s))
         key = canon[name]
         type_counts: Counter[str] = Counter()
         for s in members:
             type_counts.update(types.get(s, {}))
         entities[key] = Entity(
             key=key,
-            name=name,
+            name=_last_line(name).strip(),
             type=type_counts.most_common(1)[0][0] if type_counts else "",
             aliases=set(members),
             mentions=sum(surfaces[s] for s in members),
