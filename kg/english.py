@@ -82,7 +82,7 @@ class _Context:
         """What ``token`` names: an entity, a proper noun phrase, or (if allowed) a noun phrase."""
         ent = self.ents.get(token.i)
         if ent is not None and ent.label_ in NAME_LABELS | VALUE_LABELS and not _is_role(ent):
-            text = _strip_article(_widen(ent))
+            text = _strip_article(_line_of(_widen(ent), token))
             if ent.label_ in VALUE_LABELS:
                 return Mention(text, ent.label_, named=True) if allow_concept or ent.label_ == "DATE" else None
             return self._remember(Mention(text, _fix_type(text, ent.label_), named=True))
@@ -92,6 +92,7 @@ class _Context:
         if token.pos_ not in ("PROPN", "NOUN") or token.lower_ in ROLE_WORDS:
             return None
         words = _phrase(token)
+        words = [w for w in words if _same_line(w, token)]
         text = " ".join(t.text for t in words)
         if any(t.pos_ == "PROPN" for t in words) and token.pos_ == "PROPN":
             return self._remember(Mention(text, _fix_type(text, ""), named=True))
@@ -341,6 +342,25 @@ def short_form_of(alias: str, name: str) -> bool:
         if position == 0:
             return False
     return True
+
+
+def _line_of(span: Span, token: Token) -> Span:
+    """The part of ``span`` on ``token``'s line: the NER runs a heading into the sentence under it
+    ("Kestrel Robotics\nKestrel Robotics was founded ..."), but a name never spans a line break."""
+    start, end = span.start, span.end
+    for t in span:
+        if "\n" in t.text or "\n" in t.whitespace_:
+            if t.i < token.i:
+                start = t.i + 1
+            elif t.i >= token.i:
+                end = t.i + (0 if "\n" in t.text else 1)
+                break
+    return span.doc[start:end] if start < end else span
+
+
+def _same_line(a: Token, b: Token) -> bool:
+    low, high = sorted((a.i, b.i))
+    return "\n" not in a.doc[low:high + 1].text
 
 
 def _strip_article(span: Span) -> str:

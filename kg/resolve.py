@@ -14,7 +14,9 @@ Literal values are not entities: an object that is a number, an amount, a percen
 ("48", "EUR 21.4 million", "+31%", "31 Dec 2025", "人民币5,200万元") makes its triple an *attribute*
 of the subject (``is_attribute``), so "Munich" is not linked to every number a table lists beside it.
 A surface form that spans lines (a heading glued to the sentence under it, "Kestrel Robotics\n
-Kestrel Robotics founded ...") is keyed by its last line, the part the sentence is about.
+Kestrel Robotics founded ...") is keyed by its last line, the part the sentence is about; a trailing
+parenthesis is a qualifier ("Munich (HQ)", "Li Wei (李伟)", "Kestrel Robotics (红隼机器人)") and is
+left out of the key.
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ _NON_WORD = re.compile(rf"[^\w{CJK_CHARS}]+")
 _SPACES = re.compile(r"\s+")
 _ACRONYM = re.compile(r"^[A-Z][A-Z0-9&]{1,5}$")
 _LEADING_ARTICLE = re.compile(r"^(the|a|an) ")
+#: A trailing parenthesis qualifies a name, it does not rename it: "Munich (HQ)", "Li Wei (李伟)".
+_QUALIFIER = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
 _INITIAL_SKIP = frozenset({"of", "and", "the", "for", "&"})
 
 #: Entity types extractors give literal values (spaCy's value labels, and what table and label rules use).
@@ -104,12 +108,14 @@ def is_attribute(triple: Triple) -> bool:
 
 
 def canonical_key(text: str) -> str:
-    """The resolution key: the normalised name without a trailing corporate suffix.
+    """The resolution key: the normalised name without a trailing qualifier or corporate suffix.
 
     Chinese names also lose trailing trade words (华为技术有限公司 -> 华为). A name that is nothing
     but a suffix (or too short once stripped) keeps its normalised form.
     """
-    norm = _strip_suffix(normalize(_last_line(text)))
+    text = _last_line(text)
+    unqualified = _QUALIFIER.sub("", text)
+    norm = _strip_suffix(normalize(unqualified if len(unqualified.strip()) >= 2 else text))
     while not norm.isascii():
         word = next((w for w in CHINESE_TRADE_WORDS if norm.endswith(w) and len(norm) - len(w) >= 2), None)
         if word is None:
