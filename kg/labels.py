@@ -80,7 +80,7 @@ _TITLE_SPLIT = re.compile(r"\s+[—–-]\s+")
 def label_triples(text: str, heading_path: Sequence[str] = ()) -> list[Triple]:
     """The fields of ``text`` as triples about the heading they sit under (or the record they name)."""
     subject = heading_subject(heading_path)
-    rows = [line for line in text.splitlines() if sum(bool(_FIELD.match(cell.strip())) for cell in line.split("|")) >= 2]
+    rows = [line for line in text.splitlines() if _is_row(line)]
     fields = [cells for cells in map(_value_row, rows) if cells is not None]
     entity_rows = [row for row in rows if _value_row(row) is None]
     # A row whose first cell is a value ("Up to 2,000 EUR | Approver: ...") is a condition, not an entity.
@@ -112,6 +112,23 @@ def label_triples(text: str, heading_path: Sequence[str] = ()) -> list[Triple]:
     return list(dict.fromkeys(found))
 
 
+def prose(text: str) -> str:
+    """``text`` without its fields and key/value rows: what is left for the sentence rules, which
+    would read "编写：赵磊（销售总监）、孙丽" as a sentence and make a relation of it."""
+    kept = []
+    for line in text.splitlines():
+        if _is_row(line):
+            continue
+        pieces = [piece for piece in _FIELD_BREAK.split(line) if _field(_BULLET.sub("", piece.strip())) is None]
+        if pieces:
+            kept.append(" ".join(piece.strip() for piece in pieces))
+    return "\n".join(kept)
+
+
+def _is_row(line: str) -> bool:
+    return sum(bool(_FIELD.match(cell.strip())) for cell in line.split("|")) >= 2
+
+
 def _triple(subject: str, label: str, value: str) -> Triple:
     return Triple(subject, label, value, object_type="VALUE" if is_literal(value) else "")
 
@@ -130,7 +147,7 @@ def heading_subject(heading_path: Sequence[str]) -> str | None:
     Numbering goes (``3.``, ``三、``); a title "Kind: Name" names its part after the colon
     ("Customer case study: Bluebonnet Foods"), a title "Name — kind" its part before the dash
     ("K5 Lift — Product Data Sheet"). Questions, sentences (a comma or semicolon, more than eight
-    words) and literal values are not subjects.
+    words) and bare values ("2026") are not subjects; "Q2 2026 results" is one.
     """
     for heading in reversed(heading_path):
         name = _NUMBERING.sub("", heading.strip().removeprefix("sheet: ")).strip()
@@ -140,7 +157,8 @@ def heading_subject(heading_path: Sequence[str]) -> str | None:
                 continue
             name = rest.strip()
         name = _TITLE_SPLIT.split(name)[0].strip()
-        if not name or name.endswith(("?", "？", ".", "。")) or re.search(r"[,;，；]", name) or is_literal(name):
+        if not name or name.endswith(("?", "？", ".", "。")) or re.search(r"[,;，；]", name) \
+                or is_literal(name) and not re.search(r"[^\W\d_]{3,}", name):  # "2026", "48": a value
             continue
         words = _words(name)
         generic = [w.casefold() in GENERIC_HEADING_WORDS for w in words]
