@@ -113,16 +113,22 @@ def label_triples(text: str, heading_path: Sequence[str] = ()) -> list[Triple]:
 
 
 def prose(text: str) -> str:
-    """``text`` without its fields and key/value rows: what is left for the sentence rules, which
-    would read "编写：赵磊（销售总监）、孙丽" as a sentence and make a relation of it."""
+    """``text`` without its fields and key/value rows, each line ended: what is left for the sentence
+    rules, which would read "编写：赵磊（销售总监）、孙丽" as a sentence and make a relation of it."""
     kept = []
     for line in text.splitlines():
         if _is_row(line):
             continue
         pieces = [piece for piece in _FIELD_BREAK.split(line) if _field(_BULLET.sub("", piece.strip())) is None]
-        if pieces:
-            kept.append(" ".join(piece.strip() for piece in pieces))
+        line = " ".join(piece.strip() for piece in pieces).strip()
+        if line:
+            # A line is a unit of its own (a title, a list item): ended, so a parser does not run a
+            # heading into the sentence under it ("K5 Lift — Product Data Sheet The K5 Lift is ...").
+            kept.append(line if line.endswith(_ENDS) else line + ".")
     return "\n".join(kept)
+
+
+_ENDS = (".", "!", "?", ":", ";", ",", "。", "！", "？", "；", "：", "，")
 
 
 def _is_row(line: str) -> bool:

@@ -11,8 +11,9 @@ The result keeps each entity's most frequent surface form as its name, every sur
 alias, and the most common type the extractors gave it.
 
 Literal values are not entities: an object that is a number, an amount, a percentage or a date
-("48", "EUR 21.4 million", "+31%", "31 Dec 2025", "人民币5,200万元") makes its triple an *attribute*
-of the subject (``is_attribute``), so "Munich" is not linked to every number a table lists beside it.
+("48", "EUR 21.4 million", "+31%", "31 Dec 2025", "人民币5,200万元"), or a description (a sentence
+in a table's "Notes" column), makes its triple an *attribute* of the subject (``is_attribute``), so
+"Munich" is not linked to every number a table lists beside it.
 A surface form that spans lines (a heading glued to the sentence under it, "Kestrel Robotics\n
 Kestrel Robotics founded ...") is keyed by its last line, the part the sentence is about; a trailing
 parenthesis is a qualifier ("Munich (HQ)", "Li Wei (李伟)", "Kestrel Robotics (红隼机器人)") and is
@@ -52,6 +53,8 @@ _LEADING_ARTICLE = re.compile(r"^(the|a|an) ")
 #: A trailing parenthesis qualifies a name, it does not rename it: "Munich (HQ)", "Li Wei (李伟)".
 _QUALIFIER = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
 _INITIAL_SKIP = frozenset({"of", "and", "the", "for", "&"})
+_PLACE_TYPES = frozenset({"GPE", "LOC", "FAC", "NORP"})
+_HONORIFIC = re.compile(r"^(dr|mr|mrs|ms|prof|sir) ")
 
 #: Entity types extractors give literal values (spaCy's value labels, and what table and label rules use).
 LITERAL_TYPES = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "QUANTITY", "CARDINAL", "ORDINAL", "VALUE"})
@@ -102,9 +105,16 @@ def is_literal(text: str, type_: str = "") -> bool:
     return True
 
 
+def is_description(text: str) -> bool:
+    """Whether ``text`` describes rather than names: a sentence or a clause list (more than eight
+    words, or a sentence mark inside), as a table's "Notes" or "Focus" column holds."""
+    return len(text.split()) > 8 or bool(re.search(r"[;；]\s*\S|[.!?]\s+(\S+\s+){2}\S|[。！？]\s*\S", text.strip()))
+
+
 def is_attribute(triple: Triple) -> bool:
-    """Whether ``triple`` states a value of its subject (its object is a literal), not a relation."""
-    return triple.relation not in ALIAS_RELATIONS and is_literal(triple.object, triple.object_type)
+    """Whether ``triple`` states a value of its subject (a literal or a description), not a relation."""
+    return triple.relation not in ALIAS_RELATIONS and (
+        is_literal(triple.object, triple.object_type) or is_description(triple.object))
 
 
 def canonical_key(text: str) -> str:
@@ -116,6 +126,9 @@ def canonical_key(text: str) -> str:
     text = _last_line(text)
     unqualified = _QUALIFIER.sub("", text)
     norm = _strip_suffix(normalize(unqualified if len(unqualified.strip()) >= 2 else text))
+    title = _HONORIFIC.match(norm)  # "Dr. Anna Weber" is Anna Weber
+    if title and len(norm) - title.end() >= 2:
+        norm = norm[title.end():]
     while not norm.isascii():
         word = next((w for w in CHINESE_TRADE_WORDS if norm.endswith(w) and len(norm) - len(w) >= 2), None)
         if word is None:
@@ -230,6 +243,7 @@ def resolve(triples: Iterable[Triple]) -> Resolution:
     for a, b in aliases:
         uf.union(canon[a], canon[b])
     _merge_acronyms(canon, uf)
+    _merge_short_names(canon, types, uf)
 
     groups: dict[str, list[str]] = defaultdict(list)
     for surface, key in canon.items():
@@ -255,6 +269,30 @@ def resolve(triples: Iterable[Triple]) -> Resolution:
             key_of[s] = key
             key_of[_CANON_PREFIX + canon[s]] = key
     return Resolution(key_of, entities, canon)
+
+
+def _merge_short_names(canon: dict[str, str], types: dict[str, Counter[str]], uf: _UnionFind) -> None:
+    """Merge a one-word name into the one organisation whose name it starts: a contract's defined
+    term ("Kestrel Robotics GmbH ... ("Kestrel")"), a brand said alone ("Nordhafen").
+
+    Places are never merged ("Munich" is not "Munich Re"), nor is a word that starts the names of
+    two organisations.
+    """
+    key_types: dict[str, Counter[str]] = defaultdict(Counter)
+    for surface, key in canon.items():
+        key_types[key].update(types.get(surface, {}))
+    organisations: dict[str, set[str]] = defaultdict(set)
+    for key, counts in key_types.items():
+        words = key.split()
+        if len(words) > 1 and counts and counts.most_common(1)[0][0] == "ORG":
+            organisations[words[0]].add(uf.find(key))
+    for key, counts in key_types.items():
+        kind = counts.most_common(1)[0][0] if counts else ""
+        if " " in key or len(key) < 3 or not key.isalpha() or kind in _PLACE_TYPES:
+            continue
+        candidates = organisations.get(key, set())
+        if len(candidates) == 1:
+            uf.union(next(iter(candidates)), key)
 
 
 def _merge_acronyms(canon: dict[str, str], uf: _UnionFind) -> None:
