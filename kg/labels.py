@@ -48,12 +48,12 @@ specifications technical tech spec specs contact contacts ordering order safety 
 faqs appendix general key facts fact information info description feature features service services
 warranty pricing prices price scope purpose status next steps step action actions items item agenda minutes
 attendees decisions questions answers references about contents content signatures signature terms
-conditions definitions glossary results result conclusion conclusions table figure data sheet datasheet
+conditions definitions glossary results result conclusion conclusions table figure datasheet
 frequently asked and of the a an for our your this document documents section chapter part welcome to
 release new improvements fixed issues changes known changelog highlights sheet case study customer post-mortem
 postmortem pilot plan report review memo proposal brief 方案 试点方案 报告 纪要 介绍 产品介绍 工作报告 主要参数 技术规格 主要
 概述 简介 背景 详情 说明 联系方式 注意事项 附录 总结 基本信息 技术参数 规格 参数 目的 范围 议程 会议纪要 结论 备注
-常见问题 问题 附件 目录 签字 签名""".split())
+常见问题 问题 附件 目录 签字 签名 分工""".split())
 _PREPOSITIONS = frozenset("for in at on to by with from of as if when after before during until since per under over".split())
 _PRONOUNS = frozenset("i you your we our us it its they their he she his her my this these those".split())
 _NUMBERING = re.compile(r"^\s*(?:\d+(?:\.\d+)*[.)、]|[（(]?[一二三四五六七八九十]+[)）、.]|第[一二三四五六七八九十\d]+[章节条部分]"

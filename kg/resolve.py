@@ -58,11 +58,13 @@ _HONORIFIC = re.compile(r"^(dr|mr|mrs|ms|prof|sir) ")
 
 #: Entity types extractors give literal values (spaCy's value labels, and what table and label rules use).
 LITERAL_TYPES = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "QUANTITY", "CARDINAL", "ORDINAL", "VALUE"})
-#: Words a literal may hold beside its digits: months, weekdays, currencies, units, quantity words.
+#: Words a literal may hold beside its digits, capitalised or not: months, weekdays, currencies,
+#: units, and the words of ranges and bounds ("Up to 2,000 EUR", "Over 10 hours").
 _LITERAL_WORDS = frozenset("""jan feb mar apr may jun jul aug sep sept oct nov dec january february march april june
 july august september october november december monday tuesday wednesday thursday friday saturday sunday
 mon tue wed thu fri sat sun eur usd cny rmb gbp jpy chf us v ah kwh wh w kw c cet cest cst ct utc gmt pst est
-gb tb mb k m bn""".split())
+gb tb mb k m bn million billion thousand up to over under above below about approx approximately from until by
+end per more less than at least most version each""".split())
 #: Chinese characters of units, currencies and dates (万元, 人民币, 年月日, 件, 套): what a Chinese literal may hold.
 _LITERAL_CJK = frozenset("年月日号时分秒万亿千百十元角人民币美欧英镑日圆个件套名人台天周小时钟次倍托约共计每第季度")
 _LITERAL_TOKEN = re.compile(r"[+\-−~≈<>≤≥±]?(?:[€$£¥])?\d[\d.,:/\-–x×]*(?:%|[a-z]{1,4})?$|[qh][1-4]|fy\d{2,4}", re.I)
