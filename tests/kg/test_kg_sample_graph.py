@@ -51,4 +51,4 @@ def test_label_fields_of_the_sample_corpus_reach_the_graph(graph):
     assert ("IT Security Policy", "Tomasz Nowak") in owners
     assert "product owner" in {t.relation for t in graph.neighbors("K5 Lift")}
     assert ("Talon T7", "designed in", "Munich") in {(t.subject, t.relation, t.object) for t in graph.neighbors("Talon T7")}
-    assert "1000" in {a.object for a in graph.attributes("K5 Lift") if a.relation == "payload kg"}
+    assert "7" in {a.object for a in graph.attributes("Talon T7") if a.relation == "payload kg"}
