@@ -253,8 +253,10 @@ def resolve(triples: Iterable[Triple]) -> Resolution:
     key_of: dict[str, str] = {}
     entities: dict[str, Entity] = {}
     for members in groups.values():
-        # Prefer one line over several, a spelled-out name over an acronym, then the most frequent, the longest.
-        name = max(members, key=lambda s: ("\n" not in s, not _ACRONYM.match(s), surfaces[s], len(s), s))
+        # Prefer one line over several, no qualifier over one ("United States" over "United States
+        # (standard)"), a spelled-out name over an acronym, then the most frequent, the longest.
+        name = max(members, key=lambda s: ("\n" not in s, not _QUALIFIER.search(s), not _ACRONYM.match(s),
+                                           surfaces[s], len(s), s))
         key = canon[name]
         type_counts: Counter[str] = Counter()
         for s in members:
