@@ -4,8 +4,10 @@ Patterns, each on one sentence:
 - subject–verb–object: ``Acme acquired Initech`` -> (Acme, acquired, Initech); passives with an agent
   are turned around (``Initech was acquired by Acme`` gives the same triple);
 - prepositional attachments to the verb: ``Acme is headquartered in Berlin`` -> (Acme, headquartered
-  in, Berlin); a plain direct object joins the relation (``signed an agreement with Globex`` ->
-  (Acme, signed agreement with, Globex));
+  in, Berlin); a plain direct object joins the relation when it leads to a name (``signed an
+  agreement with Globex`` -> (Acme, signed agreement with, Globex)) and stays the object when only a
+  date or amount follows (``replaces the legacy billing system by Q3`` -> (Acme, replaces, legacy
+  billing system) and (Acme, replaces by, Q3), an attribute downstream);
 - roles, from appositions (``Mary Chen, the CTO of Acme``), copulas (``Mary Chen is the CTO of
   Acme``), possessives (``Acme's CTO``) and ``as``/``to`` complements (``joined Acme as head of
   sales``) -> (Mary Chen, CTO of, Acme);
@@ -13,7 +15,8 @@ Patterns, each on one sentence:
 
 Subjects must be named (an entity, a proper noun or a pronoun resolved to the last person or
 organisation named in the chunk); objects may also be organisation units ("the audit committee")
-or, when nothing named follows the verb, a plain noun phrase.
+or, when nothing named follows the verb, a plain noun phrase. A name never spans a line break (the
+NER runs a heading into the sentence under it).
 """
 from __future__ import annotations
 

@@ -80,13 +80,13 @@ _TITLE_SPLIT = re.compile(r"\s+[—–-]\s+")
 def label_triples(text: str, heading_path: Sequence[str] = ()) -> list[Triple]:
     """The fields of ``text`` as triples about the heading they sit under (or the record they name)."""
     subject = heading_subject(heading_path)
-    rows = [line for line in text.splitlines() if _is_row(line)]
-    fields = [cells for cells in map(_value_row, rows) if cells is not None]
-    entity_rows = [row for row in rows if _value_row(row) is None]
+    rows = {line: _value_row(line) for line in text.splitlines() if _is_row(line)}
+    entity_rows = [row for row, field in rows.items() if field is None]
     # A row whose first cell is a value ("Up to 2,000 EUR | Approver: ...") is a condition, not an entity.
     found = [t for t in table_triples("\n".join(entity_rows)) if not is_literal(t.subject)] if entity_rows else []
     if subject is not None:
-        found.extend(_triple(subject, label, v) for label, value in fields for v in _values(label, value))
+        found.extend(_triple(subject, label, v) for label, value in filter(None, rows.values())
+                     for v in _values(label, value))
     records: dict[str, str] = {}
     pending: list[tuple[str, str, str]] = []  # record, label, value of JSON-path fields
     current = subject
