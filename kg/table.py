@@ -25,7 +25,8 @@ _KEY_VALUE = re.compile(r"^\s*([^:：|]{1,60}?)\s*[:：]\s*(.*?)\s*$")
 def table_triples(text: str) -> list[Triple]:
     """Row entity -> column header -> cell value, for every row of the table in ``text``.
 
-    When several rows share their first cell (one office, a row per department), a value of such a
+    A first cell that is a value (a row number) does not name the row: its first name does. When
+    several rows share their first cell (one office, a row per department), a value of such a
     row is qualified by the row's other names: (Munich, "Headcount 31 Dec 2025 (G&A)", 48), not
     three unqualified headcounts of Munich.
     """
@@ -35,6 +36,11 @@ def table_triples(text: str) -> list[Triple]:
     triples = []
     for subject, cells in rows:
         subject = subject.strip()
+        if is_literal(subject):  # a row number ("1 | Move all certificates ... | Jan Richter"): the row is its first name
+            named = next(((h, v) for h, v in cells if v and not is_literal(v)), None)
+            if named is None:
+                continue
+            subject, cells = named[1].strip(), [c for c in cells if c is not named]
         if not subject or len(subject) > MAX_CELL:
             continue
         cells = [(h, v) for h, v in cells if h and v and len(v) <= MAX_CELL and v != subject]
