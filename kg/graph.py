@@ -45,7 +45,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from kg.resolve import ALIAS_RELATIONS, Entity, canonical_key, is_attribute, normalize, resolve
+from kg.resolve import ALIAS_RELATIONS, Entity, canonical_key, normalize, resolve
 from zhiku.errors import UnknownEntityError, UsageError
 from zhiku.kb import KnowledgeBase, atomic_write
 from zhiku.records import Triple, User
@@ -173,7 +173,7 @@ class KnowledgeGraph:
             key_of = resolution.key_of
             entity_of = np.array([index[key_of[s]] if s in resolution.canonical else -1 for s in sources.strings],
                                  dtype=np.int64)
-            attribute = np.fromiter(map(is_attribute, triples), dtype=bool, count=len(triples))
+            attribute = np.array(resolution.attribute, dtype=bool).reshape(len(triples))
             resolved = _Resolved([e.key for e in entities], [e.name for e in entities], [e.type for e in entities],
                                  [e.mentions for e in entities], entity_of, forms, attribute)
             return cls._assemble(sources, resolved, dict(doc_groups), epoch)
@@ -525,8 +525,8 @@ def _attributes(sources: TripleColumns, resolved: _Resolved) -> dict[int, tuple[
     s, names, types = sources.strings, resolved.names, resolved.types
     found: dict[int, list[Triple]] = {}
     rows = np.flatnonzero(resolved.attribute)
-    for (a, r, b, _, tb, c, d), f in zip(sources.ints[rows].tolist(), sources.confidence[rows].tolist()):
-        e = int(resolved.entity_of[a])
+    owners = resolved.entity_of[sources.ints[rows, 0]].tolist()
+    for e, (_, r, b, _, tb, c, d), f in zip(owners, sources.ints[rows].tolist(), sources.confidence[rows].tolist()):
         found.setdefault(e, []).append(Triple(names[e], s[r], s[b], None if c == _NONE else c, types[e], s[tb], f,
                                               None if d == _NONE else d))
     return {e: tuple(values) for e, values in found.items()}

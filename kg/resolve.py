@@ -189,6 +189,8 @@ class Resolution:
     entities: dict[str, Entity]
     #: Surface form -> its canonical key (before alias merges).
     canonical: dict[str, str] = field(default_factory=dict)
+    #: One flag per resolved triple, in order: it states a value of its subject (``is_attribute``).
+    attribute: list[bool] = field(default_factory=list)
 
     def key(self, surface: str) -> str | None:
         """The entity key a surface form resolves to (exact surface, then canonical form)."""
@@ -228,8 +230,13 @@ def resolve(triples: Iterable[Triple]) -> Resolution:
     types: dict[str, Counter[str]] = defaultdict(Counter)
     docs: dict[str, set[int]] = defaultdict(set)
     aliases: list[tuple[str, str]] = []
+    attribute: list[bool] = []
+    decided: dict[tuple[str, str, str], bool] = {}  # objects repeat: each is judged once
     for t in triples:
-        ends = ((t.subject, t.subject_type),) if is_attribute(t) else ((t.subject, t.subject_type), (t.object, t.object_type))
+        ask = (t.relation, t.object, t.object_type)
+        value = decided[ask] if ask in decided else decided.setdefault(ask, is_attribute(t))
+        attribute.append(value)
+        ends = ((t.subject, t.subject_type),) if value else ((t.subject, t.subject_type), (t.object, t.object_type))
         for surface, type_ in ends:
             surfaces[surface] += 1
             if type_:
@@ -272,7 +279,7 @@ def resolve(triples: Iterable[Triple]) -> Resolution:
         for s in members:
             key_of[s] = key
             key_of[_CANON_PREFIX + canon[s]] = key
-    return Resolution(key_of, entities, canon)
+    return Resolution(key_of, entities, canon, attribute)
 
 
 def _merge_short_names(canon: dict[str, str], types: dict[str, Counter[str]], uf: _UnionFind) -> None:
