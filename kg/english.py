@@ -4,8 +4,10 @@ Patterns, each on one sentence:
 - subject–verb–object: ``Acme acquired Initech`` -> (Acme, acquired, Initech); passives with an agent
   are turned around (``Initech was acquired by Acme`` gives the same triple);
 - prepositional attachments to the verb: ``Acme is headquartered in Berlin`` -> (Acme, headquartered
-  in, Berlin); a plain direct object joins the relation (``signed an agreement with Globex`` ->
-  (Acme, signed agreement with, Globex));
+  in, Berlin); a plain direct object joins the relation when it leads to a name (``signed an
+  agreement with Globex`` -> (Acme, signed agreement with, Globex)) and stays the object when only a
+  date or amount follows (``replaces the legacy billing system by Q3`` -> (Acme, replaces, legacy
+  billing system) and (Acme, replaces by, Q3), an attribute downstream);
 - roles, from appositions (``Mary Chen, the CTO of Acme``), copulas (``Mary Chen is the CTO of
   Acme``), possessives (``Acme's CTO``) and ``as``/``to`` complements (``joined Acme as head of
   sales``) -> (Mary Chen, CTO of, Acme);
@@ -13,7 +15,8 @@ Patterns, each on one sentence:
 
 Subjects must be named (an entity, a proper noun or a pronoun resolved to the last person or
 organisation named in the chunk); objects may also be organisation units ("the audit committee")
-or, when nothing named follows the verb, a plain noun phrase.
+or, when nothing named follows the verb, a plain noun phrase. A name never spans a line break (the
+NER runs a heading into the sentence under it).
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ from zhiku.records import Triple
 #: spaCy labels that name things (graph nodes), and value labels accepted only as objects.
 NAME_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "PRODUCT", "FAC", "EVENT", "WORK_OF_ART", "LAW", "NORP"})
 VALUE_LABELS = frozenset({"DATE", "MONEY"})
+#: spaCy labels of literal values (when, how much, how many): never what a relation leads to.
+LITERAL_LABELS = VALUE_LABELS | {"TIME", "PERCENT", "QUANTITY", "CARDINAL", "ORDINAL"}
 #: Words that make a name an organisation whatever the NER said ("Zenith Labs" is not a person).
 ORG_HEADS = frozenset("""inc inc. ltd ltd. corp corp. corporation co co. llc gmbh plc ag group holdings bank
 university systems industries enterprises trading technologies labs logistics solutions partners capital
@@ -80,7 +85,7 @@ class _Context:
         """What ``token`` names: an entity, a proper noun phrase, or (if allowed) a noun phrase."""
         ent = self.ents.get(token.i)
         if ent is not None and ent.label_ in NAME_LABELS | VALUE_LABELS and not _is_role(ent):
-            text = _strip_article(_widen(ent))
+            text = _strip_article(_line_of(_widen(ent), token))
             if ent.label_ in VALUE_LABELS:
                 return Mention(text, ent.label_, named=True) if allow_concept or ent.label_ == "DATE" else None
             return self._remember(Mention(text, _fix_type(text, ent.label_), named=True))
@@ -90,6 +95,7 @@ class _Context:
         if token.pos_ not in ("PROPN", "NOUN") or token.lower_ in ROLE_WORDS:
             return None
         words = _phrase(token)
+        words = [w for w in words if _same_line(w, token)]
         text = " ".join(t.text for t in words)
         if any(t.pos_ == "PROPN" for t in words) and token.pos_ == "PROPN":
             return self._remember(Mention(text, _fix_type(text, ""), named=True))
@@ -212,12 +218,15 @@ class _Context:
                 yield from self._object_preps(subjects, f"{relation} {token.text}", token)
             else:
                 concept_heads.append(token)
-        attached = list(self._verb_preps(subjects, verb, relation, concept_heads))
+        attached, carried = self._verb_preps(subjects, verb, relation, concept_heads)
         yield from attached
         for token in concept_heads:
             via_object = list(self._object_preps(subjects, f"{relation} {token.text}", token))
             yield from via_object
-            if not via_object and not attached and token.pos_ == "NOUN":
+            # The plain object is the fact unless it only carries the relation to a named target
+            # ("signed an agreement with X", "supplies batteries to X"): "replaces the legacy
+            # billing system by Q3" keeps (X, replaces, legacy billing system).
+            if not via_object and not carried and token.pos_ == "NOUN":
                 target = self.mention(token, allow_concept=True)
                 if target is not None:
                     for s in subjects:
@@ -240,17 +249,27 @@ class _Context:
         return mentions, passive
 
     def _verb_preps(self, subjects: list[Mention], verb: Token, relation: str,
-                    concept_heads: list[Token]) -> Iterator[Triple]:
-        """Prepositions on the verb: "headquartered in X", "supplies batteries to X"."""
+                    concept_heads: list[Token]) -> tuple[list[Triple], bool]:
+        """Prepositions on the verb: "headquartered in X", "supplies batteries to X", "replaces ... by Q3".
+
+        A plain object joins the relation only towards a named target ("supplies batteries to X");
+        a date or amount is when or how much, not what the object leads to ("replaces by", Q3).
+        Returns the triples and whether the plain object was carried into a relation.
+        """
         middle = f" {concept_heads[0].text}" if concept_heads else ""
+        found: list[Triple] = []
+        carried = False
         for prep in verb.children:
             if prep.dep_ not in ("prep", "dative") or prep.lower_ == "as":  # "as" introduces a role
                 continue
             for obj in _objects(prep):
                 target = self.mention(obj, allow_concept=True)
-                if target is not None and (target.named or target.type == "ORG"):
-                    for s in subjects:
-                        yield _triple(s, f"{relation}{middle} {prep.lower_}", target)
+                if target is None or not (target.named or target.type == "ORG"):
+                    continue
+                value = target.type in VALUE_LABELS or _is_value(obj)
+                carried = carried or bool(middle) and not value
+                found.extend(_triple(s, f"{relation}{'' if value else middle} {prep.lower_}", target) for s in subjects)
+        return found, carried
 
     def _object_preps(self, subjects: list[Mention], relation: str, obj: Token) -> Iterator[Triple]:
         """Prepositions on a non-person object: "signed an agreement with X", "opened an office in X"."""
@@ -262,6 +281,10 @@ class _Context:
                 if target is not None and target.named:
                     for s in subjects:
                         yield _triple(s, f"{relation} {prep.lower_}", target)
+
+
+def _is_value(token: Token) -> bool:
+    return token.ent_type_ in LITERAL_LABELS or token.like_num
 
 
 def _misread_verb(token: Token) -> bool:
@@ -322,6 +345,25 @@ def short_form_of(alias: str, name: str) -> bool:
         if position == 0:
             return False
     return True
+
+
+def _line_of(span: Span, token: Token) -> Span:
+    """The part of ``span`` on ``token``'s line: the NER runs a heading into the sentence under it
+    ("Kestrel Robotics\nKestrel Robotics was founded ..."), but a name never spans a line break."""
+    start, end = span.start, span.end
+    for t in span:
+        if "\n" in t.text or "\n" in t.whitespace_:
+            if t.i < token.i:
+                start = t.i + 1
+            elif t.i >= token.i:
+                end = t.i + (0 if "\n" in t.text else 1)
+                break
+    return span.doc[start:end] if start < end else span
+
+
+def _same_line(a: Token, b: Token) -> bool:
+    low, high = sorted((a.i, b.i))
+    return "\n" not in a.doc[low:high + 1].text
 
 
 def _strip_article(span: Span) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from kg.chinese import ChineseRules
 from kg.english import EnglishRules
+from kg.labels import label_triples, prose
 from kg.resolve import normalize
 from kg.table import table_triples
 from zhiku.models import ModelError
@@ -42,10 +43,12 @@ def _describe(chunk: Chunk) -> str:
 
 
 class DefaultExtractor:
-    """Offline rules: spaCy dependency patterns for English, jieba patterns for Chinese, table rows.
+    """Offline rules: spaCy dependency patterns for English, jieba patterns for Chinese, table rows,
+    and label fields ("Owner: Li Na") about the heading they sit under (``kg.labels``).
 
     English chunks are parsed together through ``nlp.pipe`` (batched); the jieba tokenizer is the
-    extractor's own and learns organisation names as it reads the corpus.
+    extractor's own and learns organisation names as it reads the corpus. The sentence rules read a
+    chunk's prose only: its label fields are ``kg.labels``' (``prose``).
     """
 
     name = "default"
@@ -64,20 +67,22 @@ class DefaultExtractor:
                 rows = table_triples(chunk.text) if chunk.kind == "table" else []
                 if rows:
                     results[i] = _with_provenance(chunk, rows)
-                elif detect_language(chunk.text, language) == "zh":
-                    results[i] = _with_provenance(chunk, self._chinese.triples(chunk.text))
+                    continue
+                results[i] = _with_provenance(chunk, label_triples(chunk.text, chunk.heading_path))
+                if detect_language(chunk.text, language) == "zh":
+                    results[i] += _with_provenance(chunk, self._chinese.triples(prose(chunk.text)))
                 else:
                     english.append(i)
             except Exception as exc:  # one chunk's failure must not abort an ingest
                 log.warning("%s: triple extraction failed (%s: %s); skipped", _describe(chunks[i]), type(exc).__name__, exc)
         for i, triples in zip(english, self._parse([chunks[i] for i in english])):
-            results[i] = triples
+            results[i] = list(dict.fromkeys(results[i] + triples))
         return results
 
     def _parse(self, chunks: list[Chunk]) -> list[list[Triple]]:
         """English chunks through ``nlp.pipe``; if a batch fails, chunk by chunk to isolate the bad one."""
         try:
-            docs = list(self._nlp.pipe([c.text for c in chunks], batch_size=self._batch_size))
+            docs = list(self._nlp.pipe([prose(c.text) for c in chunks], batch_size=self._batch_size))
         except Exception as exc:
             log.warning("spaCy failed on a batch of %d chunks (%s); parsing them one by one", len(chunks), exc)
             docs = [self._parse_one(c) for c in chunks]
@@ -92,7 +97,7 @@ class DefaultExtractor:
 
     def _parse_one(self, chunk: Chunk) -> Any | None:
         try:
-            return self._nlp(chunk.text)
+            return self._nlp(prose(chunk.text))
         except Exception as exc:
             log.warning("%s: spaCy could not parse it (%s); skipped", _describe(chunk), exc)
             return None

@@ -1,13 +1,17 @@
 """The knowledge graph: a NetworkX multigraph derived from the knowledge base's triples table.
 
 Nodes are resolved entities (key = canonical name, see ``kg.resolve``) with attributes ``name``,
-``type``, ``aliases`` (every surface form), ``mentions`` and ``doc_ids``; edges are relations, one
-per stored triple, carrying ``relation``, ``chunk_id``, ``doc_id`` and ``confidence`` so every fact
-points back to the passage it came from. Removing a document (whose triples SQLite deletes by
+``type``, ``aliases`` (every surface form), ``mentions``, ``doc_ids`` and ``attributes``; edges are
+relations, one per stored triple, carrying ``relation``, ``chunk_id``, ``doc_id`` and ``confidence``
+so every fact points back to the passage it came from. A triple whose object is a literal value
+(``kg.resolve.is_attribute``: a number, amount, percentage or date) is no edge and makes no node: it
+is one of its subject's ``attributes``, a ``Triple`` with the entity's name as subject and the same
+provenance (``chunk_id``, ``doc_id``), so "Headcount 31 Dec 2025: 48" stays with Munich and its
+passage without making "48" Munich's neighbour. Removing a document (whose triples SQLite deletes by
 cascade) therefore also removes every entity no remaining triple mentions.
 
 Access control: a user's graph is resolved from the triples of the documents they may read and
-from nothing else (``for_user``). Names, aliases, types, mention counts, degrees, keys, merges and
+from nothing else (``for_user``); attributes too. Names, aliases, types, mention counts, degrees, keys, merges and
 the forms a question is linked by all come from visible triples, so what only a restricted
 document says (a codename alias, "A is also known as B", a type vote, one more relation) never
 shows through; an entity no visible triple mentions does not exist for that user. Views are kept
@@ -54,7 +58,7 @@ GRAPH_STAMP = "graph.stamp"
 #: What versions before FORMAT_VERSION 2 saved. Unpickling runs code, so it is deleted unread.
 LEGACY_GRAPH_FILE = "graph.pickle"
 #: Bumped when the saved layout changes, so an old file is rebuilt instead of misread.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Users' graphs kept per graph, one per distinct set of groups asking (least recently used go);
 #: each costs memory in proportion to the triples its user may read.
 VIEW_CACHE_SIZE = 8
@@ -113,8 +117,9 @@ class _Resolved:
     """Which entity each string names, and the entities: what resolution decided, saved as it is.
 
     ``entity_of[i]`` is the index (into ``keys``) of the entity ``strings[i]`` names as a subject
-    or object, ``-1`` for strings that are only relations or types. ``forms`` maps the normalised
-    and canonical forms of every alias to an entity index.
+    or object, ``-1`` for strings that are only relations, types or literal values. ``forms`` maps
+    the normalised and canonical forms of every alias to an entity index. ``attribute[j]`` says
+    that triple ``j`` states a value of its subject rather than a relation.
     """
 
     keys: list[str]
@@ -123,6 +128,7 @@ class _Resolved:
     mentions: list[int]
     entity_of: np.ndarray  # int64, one per string of the sources
     forms: dict[str, int]
+    attribute: np.ndarray  # bool, one per triple of the sources
 
 
 class KnowledgeGraph:
@@ -167,8 +173,9 @@ class KnowledgeGraph:
             key_of = resolution.key_of
             entity_of = np.array([index[key_of[s]] if s in resolution.canonical else -1 for s in sources.strings],
                                  dtype=np.int64)
+            attribute = np.array(resolution.attribute, dtype=bool).reshape(len(triples))
             resolved = _Resolved([e.key for e in entities], [e.name for e in entities], [e.type for e in entities],
-                                 [e.mentions for e in entities], entity_of, forms)
+                                 [e.mentions for e in entities], entity_of, forms, attribute)
             return cls._assemble(sources, resolved, dict(doc_groups), epoch)
 
     @classmethod
@@ -182,13 +189,13 @@ class KnowledgeGraph:
         step per edge but creating its attributes: this runs on every load of the graph.
         """
         keys, n = resolved.keys, len(resolved.keys)
-        entity_of, ints = resolved.entity_of, sources.ints
+        entity_of, ints, attribute = resolved.entity_of, sources.ints, resolved.attribute
         if not len(resolved.names) == len(resolved.types) == len(resolved.mentions) == n \
                 or len(entity_of) != len(sources.strings) or (entity_of >= n).any() or (entity_of < -1).any() \
-                or any(not 0 <= i < n for i in resolved.forms.values()):
+                or any(not 0 <= i < n for i in resolved.forms.values()) or len(attribute) != len(ints):
             raise ValueError("the resolution does not match the triples")
         u, v, doc = entity_of[ints[:, 0]], entity_of[ints[:, 2]], ints[:, 6]
-        if (u < 0).any() or (v < 0).any():
+        if (u < 0).any() or (v[~attribute] < 0).any():
             raise ValueError("a triple names an entity that is not in the graph")
         strings = np.array(sources.strings, dtype=object)
         # Each entity's surface forms, and the documents that mention it (distinct (entity, document)
@@ -198,22 +205,23 @@ class KnowledgeGraph:
         alias_cuts = np.searchsorted(entity_of[surfaces], np.arange(n + 1)).tolist()
         alias_names = strings[surfaces].tolist()
         width = int(doc.max(initial=0)) + 2
-        pairs = np.sort(np.concatenate([u * width + doc + 1, v * width + doc + 1]))
+        pairs = np.sort(np.concatenate([u * width + doc + 1, (v * width + doc + 1)[~attribute]]))
         pairs = pairs[(np.diff(pairs, prepend=-1) != 0) & (pairs % width != 0)]  # distinct, with a document
         doc_cuts = np.searchsorted(pairs // width, np.arange(n + 1)).tolist()
         mentioned_in = (pairs % width - 1).tolist()
         # NetworkX keeps a graph in plain dicts (``_node``, ``_succ``, ``_pred``); filled directly.
         graph = nx.MultiDiGraph()
+        values = _attributes(sources, resolved)
         graph._node.update(
             (key, {"name": name, "type": type_, "aliases": tuple(sorted(alias_names[a:b])), "mentions": mentions,
-                   "doc_ids": frozenset(mentioned_in[c:d])})
-            for key, name, type_, mentions, a, b, c, d in zip(
+                   "doc_ids": frozenset(mentioned_in[c:d]), "attributes": values.get(i, ())})
+            for i, (key, name, type_, mentions, a, b, c, d) in enumerate(zip(
                 keys, resolved.names, resolved.types, resolved.mentions, alias_cuts, alias_cuts[1:],
-                doc_cuts, doc_cuts[1:])
+                doc_cuts, doc_cuts[1:]))
         )
         alias_relations = [i for i, s in enumerate(sources.strings) if s in ALIAS_RELATIONS]
         # An alias is a merge, not a fact; "Acme Corp. owns Acme" says nothing once both are one.
-        edges = np.flatnonzero(~np.isin(ints[:, 1], alias_relations) & (u != v))
+        edges = np.flatnonzero(~np.isin(ints[:, 1], alias_relations) & (u != v) & ~attribute)
         chunk_ids, doc_ids = ints[edges, 5].tolist(), ints[edges, 6].tolist()
         if (ints[edges, 5:] == _NONE).any():
             chunk_ids = [None if c == _NONE else c for c in chunk_ids]
@@ -257,6 +265,7 @@ class KnowledgeGraph:
             "entity_of": _pack(resolved.entity_of),
             "forms": list(resolved.forms),
             "form_entities": _pack(np.fromiter(resolved.forms.values(), dtype=np.int64, count=len(resolved.forms))),
+            "attribute": _pack(resolved.attribute.astype(np.int64)),
         }
 
     @classmethod
@@ -272,7 +281,7 @@ class KnowledgeGraph:
             raise ValueError("the forms do not match")
         resolved = _Resolved(_texts(data["keys"]), _texts(data["names"]), _texts(data["types"]),
                              [int(m) for m in data["mentions"]], _unpack(data["entity_of"], np.int64),
-                             dict(zip(forms, form_entities.tolist())))
+                             dict(zip(forms, form_entities.tolist())), _unpack(data["attribute"], np.int64) != 0)
         doc_groups = {int(doc_id): tuple(_texts(groups)) for doc_id, groups in data["doc_groups"]}
         return cls._assemble(TripleColumns(strings, ints, confidence), resolved, doc_groups, epoch,
                              str(data["fingerprint"]))
@@ -419,6 +428,12 @@ class KnowledgeGraph:
         triples = [g._triple(u, v, data) for *_, u, v, data in edges]
         return _dedupe(triples)[:limit]
 
+    def attributes(self, entity: str, user: User | None = None) -> list[Triple]:
+        """The literal values stated about ``entity`` ("Headcount 31 Dec 2025: 48"), in source order,
+        each a triple with the entity's name as subject and the chunk and document it came from."""
+        g = self.for_user(user)
+        return list(g.graph.nodes[g.require(entity)]["attributes"])
+
     def path(self, source: str, target: str, user: User | None = None) -> list[Triple]:
         """The relations along a shortest path between two entities (either direction); [] if none."""
         g = self.for_user(user)
@@ -464,6 +479,7 @@ class KnowledgeGraph:
         return {
             "entities": graph.number_of_nodes(),
             "relations": graph.number_of_edges(),
+            "attributes": sum(len(values) for _, values in graph.nodes(data="attributes")),
             "documents": len({d for _, _, d in graph.edges(data="doc_id")}),
             "components": nx.number_weakly_connected_components(graph) if graph.number_of_nodes() else 0,
             "types": dict(types.most_common()),
@@ -475,13 +491,14 @@ class KnowledgeGraph:
         """Write the graph ``user`` may see as GraphML (``.graphml``) or node-link JSON (``.json``).
 
         Attributes are flattened to strings and numbers so Gephi, Neo4j and yEd can read them:
-        aliases are joined with " | ", document ids with ",".
+        aliases and attributes ("label: value") are joined with " | ", document ids with ",".
         """
         graph = self.for_user(user).graph
         flat = nx.MultiDiGraph()
         for key, data in graph.nodes(data=True):
             flat.add_node(key, name=data["name"], type=data["type"], aliases=" | ".join(data["aliases"]),
-                          mentions=data["mentions"], doc_ids=",".join(map(str, sorted(data["doc_ids"]))))
+                          mentions=data["mentions"], doc_ids=",".join(map(str, sorted(data["doc_ids"]))),
+                          attributes=" | ".join(f"{a.relation}: {a.object}" for a in data["attributes"]))
         for u, v, data in graph.edges(data=True):
             flat.add_edge(u, v, relation=data["relation"], chunk_id=_scalar(data["chunk_id"]),
                           doc_id=_scalar(data["doc_id"]), confidence=float(data["confidence"]))
@@ -501,6 +518,18 @@ class KnowledgeGraph:
             chunk_id=data["chunk_id"], subject_type=nodes[u]["type"], object_type=nodes[v]["type"],
             confidence=data["confidence"], doc_id=data["doc_id"],
         )
+
+
+def _attributes(sources: TripleColumns, resolved: _Resolved) -> dict[int, tuple[Triple, ...]]:
+    """Entity index -> the attribute triples of which it is the subject, named by the entity."""
+    s, names, types = sources.strings, resolved.names, resolved.types
+    found: dict[int, list[Triple]] = {}
+    rows = np.flatnonzero(resolved.attribute)
+    owners = resolved.entity_of[sources.ints[rows, 0]].tolist()
+    for e, (_, r, b, _, tb, c, d), f in zip(owners, sources.ints[rows].tolist(), sources.confidence[rows].tolist()):
+        found.setdefault(e, []).append(Triple(names[e], s[r], s[b], None if c == _NONE else c, types[e], s[tb], f,
+                                              None if d == _NONE else d))
+    return {e: tuple(values) for e, values in found.items()}
 
 
 def _adjacency(

@@ -9,6 +9,15 @@ of exactly one multi-word name seen in the corpus ("AR" -> "Acme Robotics").
 
 The result keeps each entity's most frequent surface form as its name, every surface form as an
 alias, and the most common type the extractors gave it.
+
+Literal values are not entities: an object that is a number, an amount, a percentage or a date
+("48", "EUR 21.4 million", "+31%", "31 Dec 2025", "人民币5,200万元"), or a description (a sentence
+in a table's "Notes" column), makes its triple an *attribute* of the subject (``is_attribute``), so
+"Munich" is not linked to every number a table lists beside it.
+A surface form that spans lines (a heading glued to the sentence under it, "Kestrel Robotics\n
+Kestrel Robotics founded ...") is keyed by its last line, the part the sentence is about; a trailing
+parenthesis is a qualifier ("Munich (HQ)", "Li Wei (李伟)", "Kestrel Robotics (红隼机器人)") and is
+left out of the key.
 """
 from __future__ import annotations
 
@@ -19,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from zhiku.records import Triple
+from zhiku.text import CJK as CJK_RE
 from zhiku.text import CJK_CHARS
 
 #: Relations an extractor emits to say "these two names are one entity"; they become merges, not edges.
@@ -40,7 +50,24 @@ _NON_WORD = re.compile(rf"[^\w{CJK_CHARS}]+")
 _SPACES = re.compile(r"\s+")
 _ACRONYM = re.compile(r"^[A-Z][A-Z0-9&]{1,5}$")
 _LEADING_ARTICLE = re.compile(r"^(the|a|an) ")
+#: A trailing parenthesis qualifies a name, it does not rename it: "Munich (HQ)", "Li Wei (李伟)".
+_QUALIFIER = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
 _INITIAL_SKIP = frozenset({"of", "and", "the", "for", "&"})
+_PLACE_TYPES = frozenset({"GPE", "LOC", "FAC", "NORP"})
+_HONORIFIC = re.compile(r"^(dr|mr|mrs|ms|prof|sir) ")
+
+#: Entity types extractors give literal values (spaCy's value labels, and what table and label rules use).
+LITERAL_TYPES = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "QUANTITY", "CARDINAL", "ORDINAL", "VALUE"})
+#: Words a literal may hold beside its digits, capitalised or not: months, weekdays, currencies,
+#: units, and the words of ranges and bounds ("Up to 2,000 EUR", "Over 10 hours").
+_LITERAL_WORDS = frozenset("""jan feb mar apr may jun jul aug sep sept oct nov dec january february march april june
+july august september october november december monday tuesday wednesday thursday friday saturday sunday
+mon tue wed thu fri sat sun eur usd cny rmb gbp jpy chf us v ah kwh wh w kw c cet cest cst ct utc gmt pst est
+gb tb mb k m bn million billion thousand up to over under above below about approx approximately from until by
+end per more less than at least most version each""".split())
+#: Chinese characters of units, currencies and dates (万元, 人民币, 年月日, 件, 套): what a Chinese literal may hold.
+_LITERAL_CJK = frozenset("年月日号时分秒万亿千百十元角人民币美欧英镑日圆个件套名人台天周小时钟次倍托约共计每第季度")
+_LITERAL_TOKEN = re.compile(r"[+\-−~≈<>≤≥±]?(?:[€$£¥])?\d[\d.,:/\-–x×]*(?:%|[a-z]{1,4})?$|[qh][1-4]|fy\d{2,4}", re.I)
 
 
 def normalize(text: str) -> str:
@@ -53,19 +80,69 @@ def normalize(text: str) -> str:
     return _LEADING_ARTICLE.sub("", text)
 
 
+def is_literal(text: str, type_: str = "") -> bool:
+    """Whether ``text`` is a value rather than a name: a number, amount, percentage or date.
+
+    The extractor's type decides when it is a literal type; otherwise the text must hold a digit
+    (or a quarter, Q3) and nothing name-like: capitalised words other than months, weekdays,
+    currencies and units make it a name ("40 K2 Courier robots", "ISO 3691-4", "Suite 1500"), and
+    Chinese characters other than units and dates do too (人民币5,200万元 is a value, 5G网络 is not).
+    """
+    if type_.upper() in LITERAL_TYPES:
+        return True
+    text = unicodedata.normalize("NFKC", text).strip()
+    if not text or len(text) > 60 or not re.search(r"\d", text):
+        return False
+    if any(c not in _LITERAL_CJK for c in "".join(CJK_RE.findall(text))):
+        return False
+    words = re.findall(rf"[^\s{CJK_CHARS}()（）,，;；]+", text)
+    if len(words) > 8:
+        return False
+    for word in words:
+        bare = word.strip(".:'\"")
+        if not bare or _LITERAL_TOKEN.match(bare) or bare.lower() in _LITERAL_WORDS or bare[:1].islower() \
+                or not any(ch.isalnum() for ch in bare):
+            continue
+        return False
+    return True
+
+
+def is_description(text: str) -> bool:
+    """Whether ``text`` describes rather than names: a sentence or a clause list (more than eight
+    words, or a sentence mark inside), as a table's "Notes" or "Focus" column holds."""
+    return len(text.split()) > 8 or bool(re.search(r"[;；]\s*\S|[.!?]\s+(\S+\s+){2}\S|[。！？]\s*\S", text.strip()))
+
+
+def is_attribute(triple: Triple) -> bool:
+    """Whether ``triple`` states a value of its subject (a literal or a description), not a relation."""
+    return triple.relation not in ALIAS_RELATIONS and (
+        is_literal(triple.object, triple.object_type) or is_description(triple.object))
+
+
 def canonical_key(text: str) -> str:
-    """The resolution key: the normalised name without a trailing corporate suffix.
+    """The resolution key: the normalised name without a trailing qualifier or corporate suffix.
 
     Chinese names also lose trailing trade words (华为技术有限公司 -> 华为). A name that is nothing
     but a suffix (or too short once stripped) keeps its normalised form.
     """
-    norm = _strip_suffix(normalize(text))
+    text = _last_line(text)
+    unqualified = _QUALIFIER.sub("", text)
+    norm = _strip_suffix(normalize(unqualified if len(unqualified.strip()) >= 2 else text))
+    title = _HONORIFIC.match(norm)  # "Dr. Anna Weber" is Anna Weber
+    if title and len(norm) - title.end() >= 2:
+        norm = norm[title.end():]
     while not norm.isascii():
         word = next((w for w in CHINESE_TRADE_WORDS if norm.endswith(w) and len(norm) - len(w) >= 2), None)
         if word is None:
             break
         norm = norm[: -len(word)]
     return norm
+
+
+def _last_line(text: str) -> str:
+    """The last non-empty line of ``text``: a name never spans lines, a glued heading comes first."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if len(lines) > 1 else text
 
 
 def _strip_suffix(norm: str) -> str:
@@ -112,6 +189,8 @@ class Resolution:
     entities: dict[str, Entity]
     #: Surface form -> its canonical key (before alias merges).
     canonical: dict[str, str] = field(default_factory=dict)
+    #: One flag per resolved triple, in order: it states a value of its subject (``is_attribute``).
+    attribute: list[bool] = field(default_factory=list)
 
     def key(self, surface: str) -> str | None:
         """The entity key a surface form resolves to (exact surface, then canonical form)."""
@@ -142,7 +221,7 @@ class _UnionFind:
 
 
 def resolve(triples: Iterable[Triple]) -> Resolution:
-    """Resolve every subject and object of ``triples`` into entities.
+    """Resolve every subject and object of ``triples`` into entities (literal objects are not entities).
 
     Mentions are counted per triple end; ``doc_ids`` records the documents that mention the entity,
     so an entity whose documents are all removed disappears on the next rebuild.
@@ -151,8 +230,14 @@ def resolve(triples: Iterable[Triple]) -> Resolution:
     types: dict[str, Counter[str]] = defaultdict(Counter)
     docs: dict[str, set[int]] = defaultdict(set)
     aliases: list[tuple[str, str]] = []
+    attribute: list[bool] = []
+    decided: dict[tuple[str, str, str], bool] = {}  # objects repeat: each is judged once
     for t in triples:
-        for surface, type_ in ((t.subject, t.subject_type), (t.object, t.object_type)):
+        ask = (t.relation, t.object, t.object_type)
+        value = decided[ask] if ask in decided else decided.setdefault(ask, is_attribute(t))
+        attribute.append(value)
+        ends = ((t.subject, t.subject_type),) if value else ((t.subject, t.subject_type), (t.object, t.object_type))
+        for surface, type_ in ends:
             surfaces[surface] += 1
             if type_:
                 types[surface][type_] += 1
@@ -167,6 +252,7 @@ def resolve(triples: Iterable[Triple]) -> Resolution:
     for a, b in aliases:
         uf.union(canon[a], canon[b])
     _merge_acronyms(canon, uf)
+    _merge_short_names(canon, types, uf)
 
     groups: dict[str, list[str]] = defaultdict(list)
     for surface, key in canon.items():
@@ -174,15 +260,17 @@ def resolve(triples: Iterable[Triple]) -> Resolution:
     key_of: dict[str, str] = {}
     entities: dict[str, Entity] = {}
     for members in groups.values():
-        # Prefer a spelled-out name over an acronym, then the most frequent, then the longest.
-        name = max(members, key=lambda s: (not _ACRONYM.match(s), surfaces[s], len(s), s))
+        # Prefer one line over several, no qualifier over one ("United States" over "United States
+        # (standard)"), a spelled-out name over an acronym, then the most frequent, the longest.
+        name = max(members, key=lambda s: ("\n" not in s, not _QUALIFIER.search(s), not _ACRONYM.match(s),
+                                           surfaces[s], len(s), s))
         key = canon[name]
         type_counts: Counter[str] = Counter()
         for s in members:
             type_counts.update(types.get(s, {}))
         entities[key] = Entity(
             key=key,
-            name=name,
+            name=_last_line(name).strip(),
             type=type_counts.most_common(1)[0][0] if type_counts else "",
             aliases=set(members),
             mentions=sum(surfaces[s] for s in members),
@@ -191,7 +279,31 @@ def resolve(triples: Iterable[Triple]) -> Resolution:
         for s in members:
             key_of[s] = key
             key_of[_CANON_PREFIX + canon[s]] = key
-    return Resolution(key_of, entities, canon)
+    return Resolution(key_of, entities, canon, attribute)
+
+
+def _merge_short_names(canon: dict[str, str], types: dict[str, Counter[str]], uf: _UnionFind) -> None:
+    """Merge a one-word name into the one organisation whose name it starts: a contract's defined
+    term ("Kestrel Robotics GmbH ... ("Kestrel")"), a brand said alone ("Nordhafen").
+
+    Places are never merged ("Munich" is not "Munich Re"), nor is a word that starts the names of
+    two organisations.
+    """
+    key_types: dict[str, Counter[str]] = defaultdict(Counter)
+    for surface, key in canon.items():
+        key_types[key].update(types.get(surface, {}))
+    organisations: dict[str, set[str]] = defaultdict(set)
+    for key, counts in key_types.items():
+        words = key.split()
+        if len(words) > 1 and counts and counts.most_common(1)[0][0] == "ORG":
+            organisations[words[0]].add(uf.find(key))
+    for key, counts in key_types.items():
+        kind = counts.most_common(1)[0][0] if counts else ""
+        if " " in key or len(key) < 3 or not key.isalpha() or kind in _PLACE_TYPES:
+            continue
+        candidates = organisations.get(key, set())
+        if len(candidates) == 1:
+            uf.union(next(iter(candidates)), key)
 
 
 def _merge_acronyms(canon: dict[str, str], uf: _UnionFind) -> None:

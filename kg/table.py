@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import re
+from collections import Counter
 
+from kg.resolve import is_literal
 from zhiku.records import Triple
 
 #: Cells longer than this are prose, not values: they are skipped.
@@ -21,15 +23,32 @@ _KEY_VALUE = re.compile(r"^\s*([^:：|]{1,60}?)\s*[:：]\s*(.*?)\s*$")
 
 
 def table_triples(text: str) -> list[Triple]:
-    """Row entity -> column header -> cell value, for every row of the table in ``text``."""
+    """Row entity -> column header -> cell value, for every row of the table in ``text``.
+
+    A first cell that is a value (a row number) does not name the row: its first name does. When
+    several rows share their first cell (one office, a row per department), a value of such a
+    row is qualified by the row's other names: (Munich, "Headcount 31 Dec 2025 (G&A)", 48), not
+    three unqualified headcounts of Munich.
+    """
     lines = [line for line in text.splitlines() if line.strip()]
     rows = _key_value_rows(lines) or _grid_rows(lines)
+    shared = Counter(subject.strip() for subject, _ in rows)
     triples = []
     for subject, cells in rows:
         subject = subject.strip()
+        if is_literal(subject):  # a row number ("1 | Move all certificates ... | Jan Richter"): the row is its first name
+            named = next(((h, v) for h, v in cells if v and not is_literal(v)), None)
+            if named is None:
+                continue
+            subject, cells = named[1].strip(), [c for c in cells if c is not named]
         if not subject or len(subject) > MAX_CELL:
             continue
-        triples.extend(Triple(subject, h, v) for h, v in cells if h and v and len(v) <= MAX_CELL and v != subject)
+        cells = [(h, v) for h, v in cells if h and v and len(v) <= MAX_CELL and v != subject]
+        names = [v for _, v in cells if not is_literal(v)]
+        for header, value in cells:
+            if shared[subject] > 1 and names and is_literal(value):
+                header = f"{header} ({', '.join(names)})"
+            triples.append(Triple(subject, header, value))
     return triples
 
 

@@ -32,5 +32,18 @@ def test_main_prints_scores_per_extractor_and_subset(capsys):
     assert main(["--json"]) == 0
     [report] = json.loads(capsys.readouterr().out)
     assert report["extractor"] == "default"
-    assert set(report["scores"]) == {"en", "zh", "table", "dev", "heldout", "all"}
+    assert set(report["scores"]) == {"en", "zh", "table", "dev", "heldout", "labels", "all"}
     assert report["scores"]["all"]["triples"]["f1"] > 0.5
+
+
+def test_gold_set_holds_label_facts_under_headings_in_both_languages():
+    labels = [g for g in load_gold(GOLD) if g.topic == "labels"]
+    under_headings = [g for g in labels if g.heading]
+    assert {g.lang for g in under_headings} == {"en", "zh"} and len(under_headings) >= 15
+    assert {g.split for g in labels} == {"dev", "heldout"}
+
+
+def test_label_facts_reach_good_quality_on_the_gold_set(capsys):
+    assert main(["--json"]) == 0
+    [report] = json.loads(capsys.readouterr().out)
+    assert report["scores"]["labels"]["triples"]["f1"] >= 0.8

@@ -65,3 +65,38 @@ def test_an_alias_triple_merges_even_without_matching_letters():
 def test_different_names_stay_different_entities():
     keys = _keys(Triple("Mary Chen", "works for", "Initech"), Triple("Mary Cheng", "works for", "Initrode"))
     assert len(set(keys.values())) == 4
+
+
+def t(subject: str, relation: str, obj: str, subject_type: str = "", object_type: str = "") -> Triple:
+    return Triple(subject, relation, obj, subject_type=subject_type, object_type=object_type)
+
+
+def test_a_name_spanning_lines_is_the_name_on_its_last_line():
+    got = resolve([t("Kestrel Robotics \n Kestrel Robotics", "founded in", "Munich"),
+                   t("Kestrel Robotics", "builds", "robots")])
+    assert got.key("Kestrel Robotics \n Kestrel Robotics") == got.key("Kestrel Robotics") == "kestrel robotics"
+    assert got.entities["kestrel robotics"].name == "Kestrel Robotics"
+    assert resolve([t("Service levels \n Kestrel", "guarantees", "uptime")]).entities["kestrel"].name == "Kestrel"
+
+
+def test_a_trailing_parenthesis_qualifies_a_name_and_a_title_is_not_part_of_it():
+    assert canonical_key("Munich (HQ)") == canonical_key("Munich (Germany)") == "munich"
+    assert canonical_key("Li Wei (李伟)") == "li wei" and canonical_key("Kestrel Robotics (红隼机器人)") == "kestrel robotics"
+    assert canonical_key("Dr. Anna Weber") == canonical_key("Anna Weber")
+    assert canonical_key("(AR)") == "ar" and canonical_key("Prof. X") == "prof x"
+
+
+def test_a_one_word_name_merges_into_the_one_organisation_it_starts():
+    got = resolve([t("Kestrel Robotics GmbH", "supplies", "Nordhafen Logistik GmbH", "ORG", "ORG"),
+                   t("Kestrel", "guarantees", "uptime", "PERSON"), t("Kestrel VPN", "needs", "YubiKey"),
+                   t("Nordhafen", "orders", "robots", "ORG")])
+    assert got.key("Kestrel") == got.key("Kestrel Robotics GmbH")
+    assert got.key("Nordhafen") == got.key("Nordhafen Logistik GmbH")
+    assert got.key("Kestrel VPN") != got.key("Kestrel")
+
+
+def test_a_place_or_a_word_starting_two_organisations_stays_apart():
+    got = resolve([t("Munich", "hosts", "Oktoberfest", "GPE"), t("Munich Re", "insures", "Acme", "ORG"),
+                   t("Globex Labs", "owns", "Globex Capital", "ORG", "ORG"), t("Globex", "sells", "widgets")])
+    assert got.key("Munich") != got.key("Munich Re")
+    assert len({got.key("Globex"), got.key("Globex Labs"), got.key("Globex Capital")}) == 3

@@ -86,16 +86,21 @@ def render(ctx: Context) -> None:
     key = st.selectbox("Entity", keys, key="graph_entity",
                        format_func=lambda k: f"{nodes[k]['name']} ({nodes[k]['type'] or 'entity'})")
     facts = graph.neighbors(key, hops=hops, limit=MAX_EDGES)
+    values = graph.attributes(key)
     name = nodes[key]["name"]
-    if not facts:
+    if not facts and not values:
         st.info(f"{name} has no relations you may see.")
         return
-    st.graphviz_chart(neighbourhood_dot(name, facts))
+    if facts:
+        st.graphviz_chart(neighbourhood_dot(name, facts))
     if len(facts) == MAX_EDGES:
         st.caption(f"Showing the {MAX_EDGES} nearest relations.")
-    chosen = st.selectbox("Show the passage behind a relation", range(len(facts)), key="graph_edge",
-                          format_func=lambda i: fact_label(facts[i]))
-    edge_evidence(ctx, facts[chosen])
+    if values:  # literal values stated about the entity: a table beside the graph, not number nodes
+        st.table([{"attribute": v.relation, "value": v.object} for v in values])
+    shown = [*facts, *values]
+    chosen = st.selectbox("Show the passage behind a relation or attribute", range(len(shown)), key="graph_edge",
+                          format_func=lambda i: fact_label(shown[i]))
+    edge_evidence(ctx, shown[chosen])
 
 
 if __name__ == "__main__":

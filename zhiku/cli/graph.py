@@ -79,6 +79,10 @@ def _fact_line(t: Triple) -> str:
     return f"{t.subject} --[{t.relation}]--> {t.object}   (doc {t.doc_id}, chunk {t.chunk_id})"
 
 
+def _attribute_line(t: Triple) -> str:
+    return f"  {t.relation}: {t.object}   (doc {t.doc_id}, chunk {t.chunk_id})"
+
+
 def _entity(graph: KnowledgeGraph, key: str, score: float | None = None) -> dict[str, Any]:
     """One entity of ``graph`` (a user's graph: its degree counts the relations they may see)."""
     e = graph.entity(key)
@@ -171,7 +175,8 @@ def run_stats(args: argparse.Namespace) -> int:
         stats["top_pagerank"] = [_entity(graph, k, s) for k, s in graph.top_entities(args.limit, "pagerank")]
     types = ", ".join(f"{t} {n}" for t, n in stats["types"].items()) or "none"
     text = "\n".join([
-        f"{stats['entities']} entities, {stats['relations']} relations from {stats['documents']} documents, "
+        f"{stats['entities']} entities, {stats['relations']} relations, {stats['attributes']} attributes from "
+        f"{stats['documents']} documents, "
         f"{stats['components']} connected components",
         f"types: {types}",
         "most connected: " + (", ".join(f"{e['name']} ({e['degree']})" for e in stats["top_degree"]) or "none"),
@@ -211,11 +216,14 @@ def run_neighbors(args: argparse.Namespace) -> int:
             distances = graph.distances(key, hops=args.hops)
         except UnknownEntityError as exc:
             return _unknown(args, exc)
+    values = graph.attributes(key)
     payload = {"entity": _entity(graph, key), "hops": args.hops, "facts": [_fact(t) for t in facts],
+               "attributes": [_fact(t) for t in values],
                "entities": [{"key": k, "name": graph.graph.nodes[k]["name"], "distance": d}
                             for k, d in sorted(distances.items(), key=lambda kv: (kv[1], kv[0])) if k != key]}
     text = "\n".join([f"{graph.graph.nodes[key]['name']}: {len(facts)} relations within {args.hops} hops",
-                      *map(_fact_line, facts)])
+                      *map(_fact_line, facts),
+                      *([f"{len(values)} attributes:"] if values else []), *map(_attribute_line, values)])
     emit(payload, args.json, text)
     return OK
 
