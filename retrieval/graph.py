@@ -375,8 +375,9 @@ def _fact(pg: PassageGraph, i: int) -> Triple:
     chunk, doc = int(pg.fact_chunks[i]), int(pg.fact_docs[i])
     head, tail = pg.fact_heads[i], pg.fact_tails[i]
     return Triple(
-        subject=pg.names[head], relation=pg.fact_relations[i], object=pg.names[tail],
-        chunk_id=None if chunk < 0 else chunk, subject_type=pg.types[head], object_type=pg.types[tail],
+        subject=pg.names[head], relation=pg.fact_relations[i], object=pg.fact_objects[i],
+        chunk_id=None if chunk < 0 else chunk, subject_type=pg.types[head],
+        object_type="" if pg.is_attribute(i) else pg.types[tail],
         confidence=float(pg.fact_confidence[i]), doc_id=None if doc < 0 else doc,
     )
 

@@ -12,6 +12,8 @@ Nodes: the graph's entities (``0..E-1``) and the chunks their relations were ext
   entity's specificity ``log(1 + C / df)`` (``df`` = chunks that mention it): a city every
   document names spreads a question's mass thinly, a rare product name passes it on whole;
 - relations: entity - entity, weighted by the summed confidence of the relations between them;
+  an entity's attributes (literal values: "Headcount: 48", see ``kg.graph``) are facts from the
+  entity to itself, so they add the chunk that states them as a mention and no edge;
 - synonyms: entity - entity, between names whose embeddings are close (cosine >= a threshold),
   which joins spellings resolution cannot (Munich / München) and names across languages
   (Shenzhen / 深圳) with the multilingual embedder.
@@ -66,8 +68,9 @@ class PassageGraph:
     """Entity and chunk nodes and their walk matrix, built once per knowledge graph (view).
 
     ``walk`` is row-stochastic over ``E + C`` nodes (``float64``, as the walk's vectors; the row of an isolated node is
-    empty). Facts are the relations of the graph, one per edge of the knowledge graph, in arrays:
-    ends (entity indices), chunk id and document id (``-1`` for none), relation and confidence.
+    empty). Facts are the relations of the graph, one per edge of the knowledge graph, then the
+    entities' attributes (head = tail, the value in ``fact_objects``), in arrays: ends (entity
+    indices), chunk id and document id (``-1`` for none), relation, object text and confidence.
     """
 
     entities: list[str]
@@ -86,6 +89,8 @@ class PassageGraph:
     fact_chunks: np.ndarray
     fact_docs: np.ndarray
     fact_relations: list[str]
+    #: The object as stated: the tail's name for a relation, the value for an attribute.
+    fact_objects: list[str]
     fact_confidence: np.ndarray
     #: ``(a, b, cosine)`` rows: the synonym edges (kept to rebuild the matrix for fewer documents).
     synonym_pairs: np.ndarray
@@ -109,7 +114,11 @@ class PassageGraph:
 
     def fact_sentence(self, i: int) -> str:
         """Fact ``i`` as the short sentence it is embedded as ("Acme Robotics founded by Jane Smith")."""
-        return f"{self.names[self.fact_heads[i]]} {self.fact_relations[i]} {self.names[self.fact_tails[i]]}"
+        return f"{self.names[self.fact_heads[i]]} {self.fact_relations[i]} {self.fact_objects[i]}"
+
+    def is_attribute(self, i: int) -> bool:
+        """Whether fact ``i`` is an attribute (a literal value of its entity), not a relation."""
+        return bool(self.fact_heads[i] == self.fact_tails[i])
 
     def documents(self) -> np.ndarray:
         """Every document id a node or edge of the graph comes from."""
@@ -129,28 +138,36 @@ def build_passage_graph(
     entities = list(g.nodes)
     index = {key: i for i, key in enumerate(entities)}
     nodes = g.nodes
-    heads, tails, chunks, docs, relations, confidence = [], [], [], [], [], []
-    for u, v, data in g.edges(data=True):
-        heads.append(index[u])
-        tails.append(index[v])
-        chunk, doc = data.get("chunk_id"), data.get("doc_id")
+    heads, tails, chunks, docs, relations, objects, confidence = [], [], [], [], [], [], []
+
+    def fact(head: int, tail: int, chunk: int | None, doc: int | None, relation: str, obj: str, conf: float) -> None:
+        heads.append(head)
+        tails.append(tail)
         chunks.append(-1 if chunk is None else chunk)
         docs.append(-1 if doc is None else doc)
-        relations.append(data["relation"])
-        confidence.append(float(data.get("confidence", 1.0)))
+        relations.append(relation)
+        objects.append(obj)
+        confidence.append(conf)
+
+    for u, v, data in g.edges(data=True):
+        fact(index[u], index[v], data.get("chunk_id"), data.get("doc_id"), data["relation"], nodes[v]["name"],
+             float(data.get("confidence", 1.0)))
+    for key in entities:
+        for value in nodes[key].get("attributes", ()):
+            fact(index[key], index[key], value.chunk_id, value.doc_id, value.relation, value.object, value.confidence)
     heads_a, tails_a = np.array(heads, dtype=np.int64), np.array(tails, dtype=np.int64)
     chunks_a, docs_a = np.array(chunks, dtype=np.int64), np.array(docs, dtype=np.int64)
     confidence_a = np.array(confidence, dtype=np.float64)
     synonyms = _synonym_pairs(name_vectors, synonym_threshold) if name_vectors is not None and len(entities) \
         else np.zeros((0, 3))
     return _assemble(entities, [nodes[k]["name"] for k in entities], [nodes[k].get("type", "") for k in entities],
-                     heads_a, tails_a, chunks_a, docs_a, relations, confidence_a, synonyms, weights)
+                     heads_a, tails_a, chunks_a, docs_a, relations, objects, confidence_a, synonyms, weights)
 
 
 def _assemble(
     entities: list[str], names: list[str], types: list[str], heads: np.ndarray, tails: np.ndarray,
-    chunks: np.ndarray, docs: np.ndarray, relations: list[str], confidence: np.ndarray, synonyms: np.ndarray,
-    weights: EdgeWeights,
+    chunks: np.ndarray, docs: np.ndarray, relations: list[str], objects: list[str], confidence: np.ndarray,
+    synonyms: np.ndarray, weights: EdgeWeights,
 ) -> PassageGraph:
     """The walk matrix of the given facts and synonym pairs (``(a, b, cosine)`` rows)."""
     n_entities = len(entities)
@@ -179,7 +196,7 @@ def _assemble(
     walk = (sparse.diags(1.0 / np.where(degree > 0, degree, 1.0)) @ adjacency).tocsr()
     return PassageGraph(entities, names, types, chunk_ids, chunk_docs, entity_chunks, walk, walk.T.tocsr(),
                         heads, tails, chunks,
-                        docs, relations, confidence, synonyms, weights)
+                        docs, relations, objects, confidence, synonyms, weights)
 
 
 def restricted(pg: PassageGraph, visible: np.ndarray) -> PassageGraph:
@@ -200,6 +217,7 @@ def restricted(pg: PassageGraph, visible: np.ndarray) -> PassageGraph:
     synonyms = synonyms[alive[synonyms[:, 0].astype(np.int64)] & alive[synonyms[:, 1].astype(np.int64)]]
     return _assemble(pg.entities, pg.names, pg.types, pg.fact_heads[keep], pg.fact_tails[keep],
                      pg.fact_chunks[keep], pg.fact_docs[keep], [r for r, k in zip(pg.fact_relations, keep) if k],
+                     [o for o, k in zip(pg.fact_objects, keep) if k],
                      pg.fact_confidence[keep], synonyms, pg.weights)
 
 

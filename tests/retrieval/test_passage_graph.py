@@ -123,3 +123,19 @@ def test_pushing_from_the_whole_graph_at_once_gives_the_same_ranks():
     sliced = personalized_pagerank(walk, reset, 0.3, epsilon=0, max_rounds=200)
     whole = personalized_pagerank(walk, reset, 0.3, epsilon=0, max_rounds=200, walk_t=walk.T.tocsr())
     assert whole == pytest.approx(sliced, abs=1e-12)
+
+
+def test_an_attribute_makes_its_chunk_a_node_and_is_a_fact_without_an_edge():
+    kg = KnowledgeGraph.from_triples([
+        Triple("Acme", "located in", "Berlin", chunk_id=11, doc_id=1),
+        Triple("Acme", "headcount", "48", chunk_id=12, doc_id=2),
+    ], {1: (PUBLIC,), 2: ("hr",)})
+    pg = build_passage_graph(kg)
+    assert pg.chunk_ids.tolist() == [11, 12] and "48" not in pg.entities
+    value = [i for i in range(len(pg.fact_heads)) if pg.is_attribute(i)]
+    assert [pg.fact_sentence(i) for i in value] == ["Acme headcount 48"]
+    acme, chunk_12 = pg.entities.index("acme"), pg.chunk_nodes(np.array([12]))[0]
+    assert pg.walk[chunk_12, acme] == pytest.approx(1.0)  # the chunk's one mention: its entity
+    assert pg.walk[acme, acme] == 0  # no self-loop
+    hidden = restricted(pg, np.array([False, True, False]))
+    assert hidden.chunk_ids.tolist() == [11] and "48" not in hidden.fact_objects

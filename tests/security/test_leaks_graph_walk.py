@@ -40,7 +40,7 @@ def test_the_walked_graph_holds_only_the_users_documents(kb, embedder, user):
     pg = retriever.view(retriever.graph().for_user(user)).pg
     readable = {d.id for d in kb.documents(user)}
     assert set(pg.chunk_docs.tolist()) <= readable and set(pg.fact_docs.tolist()) <= readable
-    assert_no_marker([pg.entities, pg.names, pg.fact_relations], user)
+    assert_no_marker([pg.entities, pg.names, pg.fact_relations, pg.fact_objects], user)
 
 
 @pytest.mark.parametrize("user", OUTSIDERS, ids=lambda u: u.name)
