@@ -30,10 +30,14 @@ LlmBackend = Literal["auto", "extractive", "local", "openai"]
 LlmRuntime = Literal["auto", "ctranslate2", "transformers"]
 #: Triple extractors run during ingest: ``default`` (offline), ``llm``, or ``none``.
 ExtractorName = Literal["default", "llm", "none"]
+#: How ``hybrid`` fuses its retrievers: ``score`` (convex combination of min-max normalised scores)
+#: or ``rrf`` (weighted reciprocal rank fusion, ranks only).
+FusionMethod = Literal["score", "rrf"]
 
 MODES: tuple[str, ...] = get_args(Mode)
 LLM_BACKENDS: tuple[str, ...] = get_args(LlmBackend)
 EXTRACTORS: tuple[str, ...] = get_args(ExtractorName)
+FUSION_METHODS: tuple[str, ...] = get_args(FusionMethod)
 
 
 @dataclass(frozen=True)
@@ -69,12 +73,18 @@ class Settings:
     reranker: str = "none"
     mode: Mode = "hybrid"
     top_k: int = 5
-    #: Reciprocal-rank-fusion weight of each retriever in ``hybrid``. The graph retriever is
-    #: strong on relations but imprecise alone: at equal weight it pulled hybrid below BM25 on the
-    #: sample evaluation set (eval/reports/README.md), so it counts a quarter by default.
+    #: How ``hybrid`` fuses (global default ``score``: min-max normalised score combination, which
+    #: beat reciprocal rank fusion on all four development sets; ``rrf`` for ranks only).
+    fusion_method: FusionMethod = "score"
+    #: Each retriever's weight in ``hybrid`` (relative: they are divided by their sum). The global
+    #: default leans on vectors and BM25 and gives the graph a little (see eval/reports/README.md,
+    #: fusion); ``zhiku tune fusion`` writes weights chosen for one knowledge base into its zhiku.toml.
     fusion_weights: Mapping[str, float] = field(
         default_factory=lambda: {"vector": 1.0, "keyword": 1.0, "graph": 0.25}
     )
+    #: Whether each question's fusion weights are adapted to it (quoted terms and identifiers lean
+    #: on keyword search, cross-language questions on vectors, multi-entity ones on the graph).
+    fusion_adapt: bool = True
     #: The LLM's context window in tokens; prompts are budgeted to fit it.
     llm_context_window: int = 4096
     #: Where converted local models live (default ``~/.cache/zhiku/models``).
@@ -143,13 +153,61 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def save_kb_settings(kb: Path, changes: Mapping[str, Any]) -> Path:
+    """Set ``changes`` in ``<kb>/zhiku.toml`` (atomically), keeping its other settings; returns the file.
+
+    The file is rewritten from its parsed values, so comments in it are not kept. A file with a
+    ``[zhiku]`` table keeps that layout.
+    """
+    from zhiku.kb import atomic_write
+
+    path = kb / CONFIG_NAME
+    data = _parse_toml(path)
+    table = data["zhiku"] if isinstance(data.get("zhiku"), dict) else data
+    Settings.from_mapping({**table, **changes})  # refuse to write what would not load
+    table.update(changes)
+    atomic_write(path, lambda tmp: tmp.write_text(_to_toml(data), encoding="utf-8"))
+    return path
+
+
+def _to_toml(data: Mapping[str, Any]) -> str:
+    """Settings values as TOML: scalars, lists and inline tables at the top, then ``[tables]``."""
+    tables = {k: v for k, v in data.items() if isinstance(v, dict) and k == "zhiku"}
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data.items() if k not in tables]
+    for name, table in tables.items():
+        lines += ["", f"[{_toml_key(name)}]", *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items())]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() and key.isascii() else _toml_value(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise SettingsError(f"cannot write {value!r} to {CONFIG_NAME}: only text, numbers, yes/no, lists and tables")
+
+
+def _parse_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML ({exc}); fix the file or remove it") from exc
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    data = _parse_toml(path)
     return dict(data.get("zhiku", data))
 
 
