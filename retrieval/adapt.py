@@ -1,17 +1,17 @@
-"""Query adaptation: three rules that shift one question's fusion weights toward the retriever suited to it.
+"""Query adaptation: two rules that shift one question's fusion weights toward the retriever suited to it.
 
 - **exact terms** — a quoted phrase ("…", “…”, 「…」) or an identifier-like token (letters and digits
   mixed, or joined by ``_``: ``INV-2024-0042``, ``ISO27001``, ``p53``, ``max_retries``): only
   keyword search matches such strings literally, so the keyword weight is multiplied by ``BOOST``;
 - **cross-language** — the question's language (``zhiku.text.detect_language``) differs from that of
   most passages vector search found for it: BM25 cannot match across languages and the
-  multilingual vectors can, so the vector weight is multiplied by ``BOOST``;
-- **several entities** — the graph retriever's facts name two or more entities that the question
-  names too: a question about how entities relate is what the graph is for, so the graph weight is
-  multiplied by ``BOOST``.
+  multilingual vectors can, so the vector weight is multiplied by ``BOOST``.
 
 Rules multiply and never add, so a retriever weighted 0 for a knowledge base (by ``zhiku tune
-fusion``) stays off. Paraphrase detection is not attempted: no cheap signal for it was found.
+fusion``) stays off. Two more rules were measured and left out (eval/reports/README.md, fusion):
+leaning on the graph for questions naming two or more of its entities lowered nDCG@10 on the
+multi-hop set (the graph retriever is the weakest of the three there), and no cheap signal for
+paraphrases was found.
 """
 from __future__ import annotations
 
@@ -35,11 +35,10 @@ _IDENTIFIER = re.compile(r"(?<![\w-])(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[A-Za-z\d]+(?
 
 @dataclass(frozen=True)
 class QuerySignals:
-    """What the rules saw in one question (reported by ``zhiku tune fusion`` and the tests)."""
+    """What the rules saw in one question."""
 
     exact_terms: bool
     cross_language: bool
-    entities: int
 
 
 def has_exact_terms(query: str) -> bool:
@@ -53,19 +52,12 @@ def passage_language(hits: Sequence[Hit]) -> str | None:
     return languages.most_common(1)[0][0] if languages else None
 
 
-def linked_entities(query: str, hits: Sequence[Hit]) -> set[str]:
-    """Entity names in the hits' facts (subjects and objects) that the question names too."""
-    folded = query.casefold()
-    names = {name for h in hits for f in h.facts for name in (f.subject, f.object) if len(name.strip()) >= 2}
-    return {name.casefold() for name in names if name.casefold() in folded}
-
-
 def signals(query: str, rankings: Mapping[str, Sequence[Hit]]) -> QuerySignals:
+    """The rules' view of ``query`` and the retrievers' ``rankings`` for it (by retriever name)."""
     language = passage_language(rankings.get("vector", ()))
     return QuerySignals(
         exact_terms=has_exact_terms(query),
         cross_language=language is not None and detect_language(query) != language,
-        entities=len(linked_entities(query, rankings.get("graph", ()))),
     )
 
 
@@ -75,7 +67,7 @@ def adapt_weights(
     """``weights`` with each rule that fires for ``query`` multiplying its retriever's weight by ``boost``."""
     seen = signals(query, rankings)
     adapted = dict(weights)
-    for name, fires in (("keyword", seen.exact_terms), ("vector", seen.cross_language), ("graph", seen.entities >= 2)):
+    for name, fires in (("keyword", seen.exact_terms), ("vector", seen.cross_language)):
         if fires and name in adapted:
             adapted[name] *= boost
     return adapted

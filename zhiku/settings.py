@@ -83,7 +83,7 @@ class Settings:
         default_factory=lambda: {"vector": 1.0, "keyword": 1.0, "graph": 0.25}
     )
     #: Whether each question's fusion weights are adapted to it (quoted terms and identifiers lean
-    #: on keyword search, cross-language questions on vectors, multi-entity ones on the graph).
+    #: on keyword search, cross-language questions on vectors; ``retrieval.adapt``).
     fusion_adapt: bool = True
     #: The LLM's context window in tokens; prompts are budgeted to fit it.
     llm_context_window: int = 4096
