@@ -117,7 +117,7 @@ class FusedRetriever:
     """Several retrievers asked for a candidate pool each, fused; itself a ``Retriever``.
 
     With ``adapt`` on, each question's weights are first adjusted by ``retrieval.adapt`` (quoted
-    terms and identifiers lean on keyword search, cross-language questions on vectors).
+    terms and identifiers lean on keyword search).
     """
 
     def __init__(
@@ -147,14 +147,14 @@ class FusedRetriever:
         self.adapt = adapt
         self.name = name
 
-    def weights_for(self, query: str, rankings: Rankings) -> dict[str, float]:
+    def weights_for(self, query: str) -> dict[str, float]:
         """The weights this question is fused with (the configured ones, adapted when ``adapt``)."""
-        return adapt_weights(query, self.weights, rankings) if self.adapt else dict(self.weights)
+        return adapt_weights(query, self.weights) if self.adapt else dict(self.weights)
 
     def retrieve(self, query: str, k: int, user: User) -> list[Hit]:
         if k <= 0:
             return []
         pool = max(2 * k, self.pool)
         rankings = {r.name: r.retrieve(query, pool, user) for r in self.retrievers}
-        fused = fuse(rankings, self.weights_for(query, rankings), self.method)
+        fused = fuse(rankings, self.weights_for(query), self.method)
         return visible_hits(fused, user)[:k]

@@ -125,7 +125,7 @@ def measure(
 ) -> tuple[float, float]:
     """Mean document-level (nDCG@K, recall@K) of fusing ``pools`` with ``weights``, as ``hybrid`` does."""
     rankings = [
-        fuse(pool, adapt_weights(query, weights, pool) if adapt else weights, method)
+        fuse(pool, adapt_weights(query, weights) if adapt else weights, method)
         for query, pool in zip(queries, pools)
     ]
     return _figures(rankings, golds)

@@ -83,8 +83,8 @@ class Settings:
     fusion_weights: Mapping[str, float] = field(
         default_factory=lambda: {"vector": 0.2, "keyword": 0.7, "graph": 0.1}
     )
-    #: Whether each question's fusion weights are adapted to it (quoted terms and identifiers lean
-    #: on keyword search, cross-language questions on vectors; ``retrieval.adapt``).
+    #: Whether a question with quoted terms or identifiers (``INV-2024-0042``) leans on keyword
+    #: search (``retrieval.adapt``).
     fusion_adapt: bool = True
     #: The LLM's context window in tokens; prompts are budgeted to fit it.
     llm_context_window: int = 4096
