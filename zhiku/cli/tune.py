@@ -70,6 +70,7 @@ def run_fusion(args: argparse.Namespace) -> int:
         f"{decision.questions} generated questions; {len(decision.candidates)} weight vectors "
         f"({settings.fusion_method} fusion, adaptation {'on' if settings.fusion_adapt else 'off'}); best first:",
         *map(row, shown),
+        f"best single retriever: {row(decision.best_single).strip()}",
         f"chosen: {row(decision.chosen).strip()}",
         f"why: {decision.reason}",
         f"saved to {saved}" if saved else "not saved (--dry-run)",
