@@ -5,8 +5,8 @@ of its retrievers' normalised scores: ``sum_r w_r * norm_r(chunk) / sum_r w_r``.
 scores are min-max normalised over the candidates it returned (its best is 1, its last 0), and a
 chunk a retriever did not return gets that retriever's floor, 0. Unlike rank fusion it keeps how
 *much* better a retriever's first passage is than its tenth: a BM25 hit that matches a rare product
-code outscores a vector hit that is merely first. Measured on the four development sets it beat
-reciprocal rank fusion on every one (``eval/reports/README.md``, fusion section).
+code outscores a vector hit that is merely first. It beat reciprocal rank fusion on every
+development set measured (``eval/reports/README.md``, fusion section).
 
 ``rrf`` is reciprocal rank fusion: ``sum_r w_r / (k + rank_r)`` (rank 1-based), which needs no
 scores at all; kept for retrievers whose scores mean nothing.

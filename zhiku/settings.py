@@ -74,7 +74,7 @@ class Settings:
     mode: Mode = "hybrid"
     top_k: int = 5
     #: How ``hybrid`` fuses (global default ``score``: min-max normalised score combination, which
-    #: beat reciprocal rank fusion on all four development sets; ``rrf`` for ranks only).
+    #: beat reciprocal rank fusion on every development set measured; ``rrf`` for ranks only).
     fusion_method: FusionMethod = "score"
     #: Each retriever's weight in ``hybrid`` (relative: they are divided by their sum). The global
     #: default leans on BM25, which was the strongest single retriever on every development set,
