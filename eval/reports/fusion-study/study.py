@@ -10,7 +10,7 @@ from zhiku.kb import KnowledgeBase
 from zhiku.models import load_embedder
 from zhiku.settings import Settings
 from retrieval import fusion as F
-from retrieval.adapt import adapt_weights, signals
+from retrieval.adapt import adapt_weights
 from tune.fusion import collect, simplex, normalised, LOCAL_ADMIN
 
 name, path, model = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
@@ -18,7 +18,7 @@ corpus = Path(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4] != "-" else None
 limit = int(sys.argv[5]) if len(sys.argv) > 5 else None
 out = Path("/tmp/fusion-eval/study") / f"{name}.pkl"
 if not out.exists():
-    ds = load_dataset(path, corpus).limited(limit)
+    ds = load_dataset(path, corpus).limited(limit, int(sys.argv[6]) if len(sys.argv) > 6 else None)
     settings = Settings.load({"embedding_model": model}, env={})
     emb = load_embedder(model)
     cache = DEFAULT_CACHE.expanduser()
