@@ -77,9 +77,9 @@ class Settings:
     #: beat reciprocal rank fusion on every development set measured; ``rrf`` for ranks only).
     fusion_method: FusionMethod = "score"
     #: Each retriever's weight in ``hybrid`` (relative: they are divided by their sum). The global
-    #: default leans on BM25, which was the strongest single retriever on every development set,
-    #: and gives the graph a little (eval/reports/README.md, fusion); ``zhiku tune fusion`` writes
-    #: weights chosen for one knowledge base into its zhiku.toml.
+    #: default leans on BM25, the strongest single retriever on three of the four development sets
+    #: (a tie with vectors on the fourth), and gives the graph a little (eval/reports/README.md,
+    #: fusion); ``zhiku tune fusion`` writes weights chosen for one knowledge base into its zhiku.toml.
     fusion_weights: Mapping[str, float] = field(
         default_factory=lambda: {"vector": 0.2, "keyword": 0.7, "graph": 0.1}
     )
