@@ -101,7 +101,8 @@ def run(
                           progress=config.progress)
         result.setup.update({
             "embedding_model": embedder.name, "knowledge_base": str(settings.kb), **kb.stats(),
-            "fusion_weights": dict(settings.fusion_weights), "reranker": settings.reranker,
+            "fusion_method": settings.fusion_method, "fusion_weights": dict(settings.fusion_weights),
+            "fusion_adapt": settings.fusion_adapt, "reranker": settings.reranker,
             "llm": settings.llm,
         })
         if config.limit:

@@ -6,7 +6,7 @@ best first. ``build_retriever(kb, embedder, settings, mode)`` builds the one a m
 """
 from retrieval.catalog import Catalog
 from retrieval.factory import QueryError, as_llama_index, build_retriever, check_query
-from retrieval.fusion import FusedRetriever, reciprocal_rank_fusion
+from retrieval.fusion import FusedRetriever, fuse, reciprocal_rank_fusion, score_fusion
 from retrieval.graph import GraphRetriever
 from retrieval.keyword import KeywordRetriever, Tokenizer
 from retrieval.rerank import CrossEncoderReranker, LLMJudgeReranker, RerankedRetriever, Reranker, load_reranker
@@ -16,6 +16,6 @@ from zhiku.settings import MODES
 __all__ = [
     "MODES", "Catalog", "CrossEncoderReranker", "FusedRetriever", "GraphRetriever", "KeywordRetriever", "LLMJudgeReranker",
     "QueryEmbedder", "QueryError", "RerankedRetriever", "Reranker", "Tokenizer", "VectorRetriever",
-    "as_llama_index", "build_retriever", "check_query", "load_reranker", "reciprocal_rank_fusion",
+    "as_llama_index", "build_retriever", "check_query", "fuse", "load_reranker", "reciprocal_rank_fusion", "score_fusion",
 ]
 

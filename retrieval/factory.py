@@ -45,7 +45,7 @@ def check_query(query: str) -> str:
 
 
 def fusion_weights(settings: Settings) -> dict[str, float]:
-    """Per-retriever RRF weights (``fusion_weights`` in the settings), checked against the retrievers."""
+    """Per-retriever fusion weights (``fusion_weights`` in the settings), checked against the retrievers."""
     weights = dict(settings.fusion_weights)
     unknown = sorted(set(weights) - set(FUSED))
     if unknown:
@@ -86,7 +86,11 @@ def build_retriever(
     }
     if mode in single:
         return single[mode]()
-    fused = FusedRetriever([make() for make in single.values()], weights=fusion_weights(settings))
+    try:
+        fused = FusedRetriever([make() for make in single.values()], weights=fusion_weights(settings),
+                               method=settings.fusion_method, adapt=settings.fusion_adapt)
+    except ValueError as exc:  # all weights 0, or a negative one
+        raise SettingsError(f"setting 'fusion_weights': {exc}") from None
     return fused if mode == "hybrid" else RerankedRetriever(fused, reranker)
 
 

@@ -35,11 +35,20 @@ def test_bad_values_and_unknown_keys_are_named(tmp_path: Path) -> None:
 
 
 def test_fusion_weights_refine_the_defaults(tmp_path: Path) -> None:
-    assert Settings().fusion_weights == {"vector": 1.0, "keyword": 1.0, "graph": 0.25}
+    defaults = Settings().fusion_weights
+    assert set(defaults) == {"vector", "keyword", "graph"}
     (tmp_path / "zhiku.toml").write_text("fusion_weights = {graph = 1.0}\n")
-    assert Settings.load(env={}, cwd=tmp_path).fusion_weights == {"vector": 1.0, "keyword": 1.0, "graph": 1.0}
+    assert Settings.load(env={}, cwd=tmp_path).fusion_weights == {**defaults, "graph": 1.0}
     from_env = Settings.load(env={"ZHIKU_FUSION_WEIGHTS": "keyword=2, graph=0"}, cwd=tmp_path)
-    assert from_env.fusion_weights == {"vector": 1.0, "keyword": 2.0, "graph": 0.0}
+    assert from_env.fusion_weights == {**defaults, "keyword": 2.0, "graph": 0.0}
+
+
+def test_the_fusion_method_and_adaptation_are_typed_settings(tmp_path: Path) -> None:
+    assert (Settings().fusion_method, Settings().fusion_adapt) == ("score", True)
+    settings = Settings.load(env={"ZHIKU_FUSION_METHOD": "rrf", "ZHIKU_FUSION_ADAPT": "no"}, cwd=tmp_path)
+    assert (settings.fusion_method, settings.fusion_adapt) == ("rrf", False)
+    with pytest.raises(SettingsError, match="fusion_method"):
+        Settings.load(env={"ZHIKU_FUSION_METHOD": "borda"}, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("name, bad", [("mode", "semantic"), ("llm", "gpt"), ("extractor", "spacy"), ("pii", "mask")])

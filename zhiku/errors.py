@@ -83,6 +83,10 @@ class DatasetError(ZhikuError):
     """A dataset file or folder is unusable; the message names the file, the field and the fix."""
 
 
+class TuneError(ZhikuError):
+    """A setting cannot be tuned for this knowledge base (e.g. no questions could be generated from it)."""
+
+
 #: Errors shown to the user as their message: ours, and the operating system's file errors (whose
 #: messages name the path).
 USER_ERRORS: tuple[type[BaseException], ...] = (ZhikuError, FileNotFoundError, PermissionError)

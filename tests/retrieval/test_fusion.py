@@ -1,4 +1,5 @@
-"""Reciprocal rank fusion on hand-made rankings (exact values), and the rerankers' mechanics."""
+"""Reciprocal rank fusion on hand-made rankings (exact values), and the rerankers' mechanics
+(score fusion: ``test_score_fusion.py``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -71,7 +72,7 @@ def test_rrf_merges_facts_once_and_leaves_inputs_alone():
 
 def test_fused_retriever_asks_each_retriever_for_a_larger_pool():
     vector, keyword = Fixed("vector", [1, 2, 3, 4]), Fixed("keyword", [4, 3])
-    fused = FusedRetriever([vector, keyword])
+    fused = FusedRetriever([vector, keyword], method="rrf")
     hits = fused.retrieve("q", 2, EVERYONE)
     assert vector.asked == [20] and keyword.asked == [20]
     assert [h.chunk.id for h in hits] == [4, 3]
@@ -159,7 +160,9 @@ def test_fusion_weights_come_from_settings(small_kb, embedder, tmp_path):
     from retrieval import build_retriever
 
     settings = Settings.from_mapping({"kb": tmp_path, "fusion_weights": {"graph": 0.5, "keyword": 2}})
-    assert build_retriever(small_kb, embedder, settings, "hybrid").weights == {"vector": 1.0, "graph": 0.5, "keyword": 2.0}
+    hybrid = build_retriever(small_kb, embedder, settings, "hybrid")
+    assert hybrid.weights == {**Settings().fusion_weights, "graph": 0.5, "keyword": 2.0}
+    assert (hybrid.method, hybrid.adapt) == ("score", True)
     with pytest.raises(SettingsError, match="fusion_weights"):
         build_retriever(small_kb, embedder, Settings.from_mapping({"fusion_weights": {"graph": "lots"}}), "hybrid")
     with pytest.raises(SettingsError, match="names \\['bm25'\\]"):

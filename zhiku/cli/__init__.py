@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "zhiku.cli.search",
     "zhiku.cli.ask",
     "zhiku.cli.eval",
+    "zhiku.cli.tune",
     "zhiku.cli.ui",
     "zhiku.cli.user",
     "zhiku.cli.audit",
