@@ -94,6 +94,10 @@ class Settings:
     ui_ingest_roots: tuple[str, ...] = ()
     #: Whether the audit log keeps the text of questions (the user, time and mode are always kept).
     audit_questions: bool = True
+    #: The service API's per-key rate limit: requests per second on average, and the burst allowed
+    #: above it (a token bucket per key and worker process).
+    api_rate_per_s: float = 5.0
+    api_rate_burst: int = 20
 
     @classmethod
     def load(
