@@ -16,10 +16,10 @@ import time
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Path as PathParam, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,7 +37,7 @@ from serve.auth import Authenticator, RateLimited, RateLimiter, Unauthorized
 from serve.jobs import Jobs
 from serve.logs import new_request_id, request_id
 from serve.metrics import CONTENT_TYPE, Metrics
-from serve.schemas import AskRequest, ChatRequest, FeedbackRequest, SearchRequest
+from serve.schemas import MAX_ID, AskRequest, ChatRequest, FeedbackRequest, SearchRequest
 from zhiku import audit
 from zhiku.accounts import is_admin, parse_groups
 from zhiku.errors import (
@@ -50,6 +50,8 @@ from zhiku.records import Answer, Citation, Hit, User
 from zhiku.settings import MODES, Settings, check_mode
 
 log = logging.getLogger("zhiku.serve")
+
+DocId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="a document id (`GET /v1/documents`)")]
 
 API_VERSION = "1"
 
@@ -323,14 +325,14 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
                 "offset": offset, "limit": limit}
 
     @app.get("/v1/documents/{doc_id}", tags=["documents"])
-    def document(doc_id: int, user: User = Depends(current_user)) -> dict[str, Any]:
+    def document(doc_id: DocId, user: User = Depends(current_user)) -> dict[str, Any]:
         """One document's catalogue entry and its key entities."""
         doc = visible_document(doc_id, user)
         return {**document_json(doc), "entities": key_entities(kb, doc.id)}
 
     @app.get("/v1/documents/{doc_id}/file", tags=["documents"],
              responses={200: {"content": {"application/octet-stream": {}}}})
-    def document_file(doc_id: int, user: User = Depends(current_user)) -> Response:
+    def document_file(doc_id: DocId, user: User = Depends(current_user)) -> Response:
         """The original file, re-checked now: the caller may see it and it is the file that was ingested."""
         visible_document(doc_id, user)
         try:
@@ -344,7 +346,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
                         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(path.name)}"})
 
     @app.get("/v1/documents/{doc_id}/summary", tags=["documents"])
-    def document_summary(doc_id: int, refresh: bool = False, user: User = Depends(current_user)) -> dict[str, Any]:
+    def document_summary(doc_id: DocId, refresh: bool = False, user: User = Depends(current_user)) -> dict[str, Any]:
         """The document's summary, key points and entities (``zhiku summarize --json``), cached for everyone."""
         doc = visible_document(doc_id, user)
         return summary_json(doc, assistant.summarize(doc.id, user, refresh=refresh))
@@ -385,7 +387,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
     @app.get("/v1/graph/entities", tags=["graph"])
     def graph_entities(user: User = Depends(current_user), limit: int = Query(50, ge=1, le=1000),
                        by: str = Query("degree", pattern="^(degree|pagerank)$"), type: str | None = None,
-                       doc: int | None = None) -> dict[str, Any]:
+                       doc: int | None = Query(None, ge=1, le=MAX_ID)) -> dict[str, Any]:
         """Entities of the graph the caller may see (``zhiku graph entities --json``), most connected first."""
         graph = assistant.graph().for_user(user)
         keys = set(graph.entities_of(visible_document(doc, user).id)) if doc is not None else None

@@ -1,12 +1,15 @@
 """Request bodies of the service API (responses use the CLI's JSON shapes, ``retrieval.payloads``)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 #: Longest text accepted in one field (questions are also checked by ``retrieval.factory.check_query``).
 MAX_TEXT = 20_000
+#: Row ids are SQLite integers: anything outside 1..2**63-1 names nothing (and must not reach SQLite).
+MAX_ID = 2**63 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class SearchRequest(BaseModel):
@@ -44,7 +47,7 @@ class FeedbackRequest(BaseModel):
     answer: str = Field(max_length=MAX_TEXT)
     rating: Literal[1, -1]
     comment: str = Field("", max_length=MAX_TEXT)
-    chunk_ids: list[int] = Field(default_factory=list, max_length=100)
+    chunk_ids: list[RowId] = Field(default_factory=list, max_length=100)
 
 
 class ContentPart(BaseModel):
