@@ -33,6 +33,7 @@ from retrieval.payloads import (
 )
 from retrieval.summary import key_entities
 from serve import openai_api, sse
+from serve.docs import add_docs
 from serve.auth import Authenticator, RateLimited, RateLimiter, Unauthorized
 from serve.jobs import Jobs
 from serve.logs import new_request_id, request_id
@@ -135,8 +136,8 @@ class RequestLog:
             request_id.reset(token)
 
 
-#: Probes and scrapes: every few seconds from the orchestrator, nobody's action, so not audited.
-_UNAUDITED = frozenset({"/healthz", "/readyz", "/metrics"})
+#: Probes, scrapes and the API's own documentation: nobody's action on the knowledge base, so not audited.
+_UNAUDITED = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/docs/assets", "/openapi.json"})
 
 
 class ServiceState:
@@ -187,7 +188,7 @@ def create_app(assistant: Assistant, owns_assistant: bool = False, warm: bool = 
             if owns_assistant:
                 assistant.close()
 
-    app = FastAPI(title="Zhiku", version=API_VERSION, lifespan=lifespan,
+    app = FastAPI(title="Zhiku", version=API_VERSION, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Answers from your documents with citations: search, ask (streaming), documents, "
                               "ingest, graph, feedback, and an OpenAI-compatible chat endpoint. Authenticate "
                               "with `Authorization: Bearer KEY` (`zhiku user token create NAME`).")
@@ -195,6 +196,7 @@ def create_app(assistant: Assistant, owns_assistant: bool = False, warm: bool = 
     app.add_middleware(RequestLog, state=state)
     _add_error_handlers(app)
     _add_routes(app, state)
+    add_docs(app, "Zhiku")
     return app
 
 

@@ -305,3 +305,10 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
                      "/v1/documents/{doc_id}/summary", "/v1/ingest", "/v1/jobs/{job_id}", "/v1/graph/entities",
                      "/v1/graph/neighbors", "/v1/feedback", "/v1/models", "/v1/chat/completions", "/healthz",
                      "/readyz", "/metrics"}
+
+
+def test_the_docs_page_works_offline(client: TestClient) -> None:
+    page = client.get("/docs").text
+    assert "/docs/assets/swagger-ui-bundle.js" in page and "cdn.jsdelivr" not in page and "/openapi.json" in page
+    assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs/assets/swagger-ui.css").status_code == 200

@@ -25,7 +25,8 @@ def doc_ids(service_kb: Path) -> dict[str, int]:
     """Document id by corpus-relative name (``handbook``, ``hr``, ``finance``)."""
     with KnowledgeBase.open(service_kb, "minilm") as kb:
         docs = kb.documents()
-    return {("hr" if "/hr/" in d.source else "finance" if "/finance/" in d.source else "handbook"): d.id for d in docs}
+    names = {"handbook": "/handbook.md", "hr": "/hr/salary_bands.md", "finance": "/finance/acquisition.md"}
+    return {name: d.id for d in docs for name, end in names.items() if d.source.endswith(end)}
 
 
 @pytest.fixture(scope="module")
