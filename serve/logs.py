@@ -27,8 +27,9 @@ def new_request_id(given: str | None) -> str:
 class JsonFormatter(logging.Formatter):
     """``{"time", "level", "logger", "message", "request_id", ...extra fields}``; tracebacks as ``exc``."""
 
-    #: LogRecord attributes that are not extra fields.
-    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+    #: LogRecord attributes that are not extra fields (uvicorn's ``color_message`` repeats the message).
+    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime",
+                                                                                   "color_message"}
 
     def format(self, record: logging.LogRecord) -> str:
         payload = {
