@@ -55,6 +55,7 @@ def responses(client: TestClient, key: str, doc_ids: dict[str, int]) -> list[str
             bodies.append(client.post("/v1/chat/completions", headers=headers, json={
                 "model": "zhiku-hybrid", "stream": stream, "messages": [{"role": "user", "content": question}]}).text)
     bodies.append(client.get("/v1/documents", params={"limit": 500}, headers=headers).text)
+    bodies.append(client.get("/metrics").text + client.get("/readyz").text)
     bodies.append(client.get("/v1/documents", params={"q": "acquisition"}, headers=headers).text)
     bodies.append(client.get("/v1/graph/entities", params={"limit": 1000}, headers=headers).text)
     bodies.append(client.get("/v1/graph/entities", params={"by": "pagerank"}, headers=headers).text)
