@@ -13,7 +13,7 @@ import logging
 import mimetypes
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +24,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingest.pipeline import IngestReport, ingest
+from kg.extract import load_extractor
 from kg.graph import UnknownEntityError
 from retrieval.assistant import Assistant
 from retrieval.catalog import filter_documents
@@ -35,7 +37,7 @@ from retrieval.summary import key_entities
 from serve import openai_api, sse
 from serve.docs import add_docs
 from serve.auth import Authenticator, RateLimited, RateLimiter, Unauthorized
-from serve.jobs import Jobs
+from serve.jobs import Job, Jobs, Progress
 from serve.logs import new_request_id, request_id
 from serve.metrics import CONTENT_TYPE, Metrics
 from serve.schemas import MAX_ID, AskRequest, ChatRequest, FeedbackRequest, SearchRequest
@@ -153,10 +155,8 @@ class ServiceState:
         self.jobs = Jobs(assistant.kb, self._ingest, self._job_finished)
         self.warmup: _Warmup | None = None
 
-    def _ingest(self, paths: Any, groups: tuple[str, ...], progress: Any) -> Any:
-        from ingest.pipeline import ingest
-        from kg.extract import load_extractor
-
+    def _ingest(self, paths: Sequence[Path], groups: tuple[str, ...], progress: Progress) -> IngestReport:
+        """One job's run: ``zhiku ingest``'s pipeline under the writer lock, files counted by outcome."""
         assistant = self.assistant
         outcomes = self.metrics.ingest_files
 
@@ -169,7 +169,7 @@ class ServiceState:
                           extractor=load_extractor(self.settings, llm=lambda: assistant.llm),
                           groups=groups or None, progress=counted)
 
-    def _job_finished(self, job: Any) -> None:
+    def _job_finished(self, job: Job) -> None:
         self.metrics.ingest_jobs.labels(job.state).inc()
 
 

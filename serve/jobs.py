@@ -55,8 +55,10 @@ class Job:
                 "report": self.report, "error": self.error}
 
 
+#: The pipeline's progress callback: (files done, files in all, the file, its outcome).
+Progress = Callable[[int, int, str, str], None]
 #: Runs one ingest: (paths, groups, progress callback) -> the report.
-IngestRun = Callable[[Sequence[Path], tuple[str, ...], Callable[[int, int, str, str], None]], IngestReport]
+IngestRun = Callable[[Sequence[Path], tuple[str, ...], Progress], IngestReport]
 
 
 class Jobs:
