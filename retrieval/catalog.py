@@ -13,6 +13,8 @@ A state is read in one snapshot of the knowledge base (documents, chunk ownershi
 it is labelled with agree), and since ids are never reused a chunk fetched later by id still
 belongs to the document its id maps to. ``visible_hits`` is the last check on a final ranking:
 whatever a retriever, fusion or reranker did, a hit the user may not see never leaves.
+``filter_documents`` narrows a list of documents (already the user's) as the UI's and the API's
+document listings do.
 """
 from __future__ import annotations
 
@@ -152,3 +154,16 @@ class Catalog:
                 continue
             hits.append(Hit(chunk=chunk, document=document, score=float(score), found_by={retriever: len(hits) + 1}))
         return hits
+
+
+def filter_documents(
+    docs: Sequence[Document], text: str = "", kinds: Sequence[str] = (), groups: Sequence[str] = ()
+) -> list[Document]:
+    """Documents whose title or path contains ``text`` (any case), of one of ``kinds``, in one of ``groups``."""
+    needle = text.strip().lower()
+    return [
+        d for d in docs
+        if (not needle or needle in d.source.lower() or needle in d.title.lower())
+        and (not kinds or d.kind in kinds)
+        and (not groups or set(d.groups) & set(groups))
+    ]

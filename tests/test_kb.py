@@ -370,3 +370,25 @@ def test_removing_a_document_removes_its_chunks_and_triples_also_after_reopening
         assert reopened.remove_document("/a.md")
         assert reopened.stats() == {"documents": 0, "chunks": 0, "triples": 0}
         assert reopened.vector_index().ntotal == 0
+
+
+def test_opening_a_knowledge_base_twice_in_a_process_keeps_it_safe_from_other_processes(tmp_path: Path) -> None:
+    """A second open in the same process must not drop the first one's SQLite locks: another process
+    closing last would then delete the WAL and shared memory under it ("disk I/O error")."""
+    root = tmp_path / "kb"
+    first = KnowledgeBase.open(root, "minilm", 384)
+    first.query("SELECT 1")
+    with KnowledgeBase.open(root, "minilm"):
+        pass
+    script = ("import sys; from zhiku.kb import KnowledgeBase\n"
+              "with KnowledgeBase.open(sys.argv[1], 'minilm') as kb:\n"
+              "    with kb.transaction(content=False) as conn:\n"
+              "        conn.execute(\"INSERT INTO meta (key, value) VALUES ('probe', 'x')\")\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run([sys.executable, "-c", script, str(root)], check=True, env=env)
+    try:
+        with first.transaction(content=False) as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('after', 'y')")
+        assert first.query("SELECT value FROM meta WHERE key = 'probe'")[0][0] == "x"
+    finally:
+        first.close()

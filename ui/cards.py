@@ -6,11 +6,10 @@ names) goes through ``safe_markdown`` before Streamlit renders it, so it shows l
 The query's matched words are found with the keyword retriever's own tokenizer (stems for English,
 jieba words for Chinese), so what lights up is what BM25 matched: "policies" lights up "policy".
 An original file is served only after re-checking, at the click, that the user may still see the
-document and that the file on disk is the one ingested (its SHA-256 is the stored ``content_hash``).
+document and that the file on disk is the one ingested (``zhiku.originals.verified_original``).
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ import streamlit as st
 
 from zhiku import audit
 from zhiku.errors import DownloadError
+from zhiku.originals import verified_original
 from zhiku.kb import KnowledgeBase
 from zhiku.records import Citation, Hit, Triple, User
 from zhiku.text import CJK, CJK_CHARS
@@ -75,28 +75,6 @@ def card_title(citation: Citation) -> str:
 def fact_line(fact: Triple) -> str:
     subject, relation, obj = (safe_markdown(t) for t in (fact.subject, fact.relation, fact.object))
     return f"{subject} — *{relation}* → {obj}"
-
-
-def verified_original(kb: KnowledgeBase, user: User, doc_id: int) -> tuple[Path, bytes]:
-    """The original file of ``doc_id`` and its bytes, checked now: ``user`` may still see the document
-    (as the knowledge base holds it now) and the bytes hash to the ``content_hash`` stored at ingest.
-
-    The bytes returned are the ones hashed, so a file swapped after the check is never served.
-    """
-    doc = kb.get_document(doc_id)
-    if doc is None or not user.can_see(doc.groups):
-        raise DownloadError("this document is no longer available to you (removed, or its access groups "
-                            "changed); ask an administrator if you need it")
-    path = Path(doc.source)
-    try:
-        data = path.read_bytes()
-    except OSError:
-        raise DownloadError(f"{path.name} is no longer on the server; an administrator can restore it and "
-                            "ingest it again") from None
-    if hashlib.sha256(data).hexdigest() != doc.content_hash:
-        raise DownloadError(f"{path.name} changed on disk since it was ingested, so it is not the file the "
-                            "answer cites; an administrator can ingest it again to serve the new version")
-    return path, data
 
 
 def download_control(kb: KnowledgeBase, user: User, hit: Hit, key: str) -> None:

@@ -11,15 +11,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from zhiku.accounts import has_users, lookup
-from zhiku.errors import USER_ERRORS, KnowledgeBaseError, NotAllowedError, bug_message
+from zhiku.errors import USER_ERRORS, KnowledgeBaseError, bug_message
 from zhiku.kb import KnowledgeBase
 from zhiku.records import LOCAL_USER, User
 from zhiku.settings import Settings
@@ -110,20 +108,6 @@ def current() -> Context:
     if user is None:
         raise PermissionError("you are signed out: sign in again from the start page")
     return Context(assistant, settings, user)
-
-
-def allowed_path(path: Path, roots: Sequence[str | Path], what: str = "server folder ingest") -> Path:
-    """``path`` with symlinks and ``..`` resolved, if it exists and lies inside one of ``roots``."""
-    if not roots:
-        raise NotAllowedError(f"{what} is off: an administrator lists the allowed folders in the setting "
-                              "ui_ingest_roots (zhiku.toml)")
-    resolved = path.expanduser().resolve()
-    if not resolved.exists():
-        raise FileNotFoundError(f"no such file or folder on the server: {path}; check the path")
-    if not any(resolved.is_relative_to(Path(root).expanduser().resolve()) for root in roots):
-        raise NotAllowedError(f"{path} is outside the folders allowed for {what} (setting ui_ingest_roots: "
-                              f"{', '.join(map(str, roots))})")
-    return resolved
 
 
 def friendly_message(exc: BaseException) -> str:

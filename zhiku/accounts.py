@@ -6,6 +6,12 @@ and an unknown name costs the same work as a wrong password, so timing tells not
 Failed sign-ins are kept in the knowledge base (``sign_in_failures``), so the lock-out after too many
 of them holds across restarts and across every process serving the same knowledge base; unknown
 names are counted and locked like real ones. Sign-ins and account changes go to the audit log.
+
+API keys (``create_token``) let programs act as a user: a key is 256 random bits, shown once and
+stored only as its SHA-256 (a fast hash suffices for a key nobody chose: there is no dictionary to
+try). A key acts with its user's groups as stored now; it stops working when revoked, when it
+expires, or when its user is removed (removing a user deletes their keys, so a new account of the
+same name never inherits them).
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import json
 import math
 import re
 import secrets
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +47,15 @@ _FAILURES_SCHEMA = (
     " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, time REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS sign_in_failures_name ON sign_in_failures(name, time)",
 )
+
+_TOKENS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS api_tokens ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,"
+    " hint TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL, revoked_at REAL)",
+    "CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens(user)",
+)
+#: Every API key starts with this, so a leaked one is recognisable (secret scanners, logs).
+KEY_PREFIX = "zk_"
 
 Clock = Callable[[], float]
 
@@ -119,9 +135,11 @@ def add_user(kb: KnowledgeBase, name: str, password: str, groups: tuple[str, ...
 
 
 def remove_user(kb: KnowledgeBase, name: str) -> bool:
-    """Delete an account; False when there was none of that name."""
+    """Delete an account and its API keys; False when there was none of that name."""
     with kb.transaction(content=False) as conn:
         removed = conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+        _ensure_tokens(conn)
+        conn.execute("DELETE FROM api_tokens WHERE user = ?", (name,))
     if removed:
         audit.record(kb, audit.operator(), audit.USER_REMOVE, name=name)
     return removed
@@ -201,3 +219,93 @@ def lookup(kb: KnowledgeBase, name: str) -> User | None:
 def is_admin(user: User, admin_group: str) -> bool:
     """Admins may ingest: members of ``admin_group``, and the all-seeing local user."""
     return user.sees_all or admin_group in user.groups
+
+
+# ---------------------------------------------------------------------------------- API keys
+@dataclass(frozen=True)
+class ApiToken:
+    """An API key as stored (never the key itself): whose it is, its first characters, its lifetime."""
+
+    id: int
+    user: str
+    hint: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+
+    def active(self, now: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+    def to_json(self, now: float) -> dict[str, object]:
+        return {"id": self.id, "user": self.user, "hint": self.hint, "created_at": self.created_at,
+                "expires_at": self.expires_at, "revoked_at": self.revoked_at, "active": self.active(now)}
+
+
+def _ensure_tokens(conn: sqlite3.Connection) -> None:
+    for statement in _TOKENS_SCHEMA:
+        conn.execute(statement)
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def create_token(kb: KnowledgeBase, name: str, expires_at: float | None = None,
+                 clock: Clock = time.time) -> tuple[ApiToken, str]:
+    """A new API key for user ``name``: the stored record and the key (returned only this once)."""
+    now = clock()
+    if expires_at is not None and expires_at <= now:
+        raise AccountError(f"the expiry of the new key for {name!r} is in the past; give a future one "
+                           "(e.g. --expires 90d)")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with kb.transaction(content=False) as conn:
+        if not conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+            raise AccountError(f"no user named {name!r}: create it first (`zhiku user add {name} --groups G1,G2`)")
+        _ensure_tokens(conn)
+        cur = conn.execute(
+            "INSERT INTO api_tokens (user, key_hash, hint, created_at, expires_at) VALUES (?,?,?,?,?)",
+            (name, key_hash(key), key[:len(KEY_PREFIX) + 4], now, expires_at))
+        token = ApiToken(int(cur.lastrowid), name, key[:len(KEY_PREFIX) + 4], now, expires_at, None)
+    audit.record(kb, audit.operator(), audit.TOKEN_CREATE, clock=clock, name=name, token_id=token.id,
+                 expires_at=expires_at)
+    return token, key
+
+
+def _has_tokens_table(kb: KnowledgeBase) -> bool:
+    return bool(kb.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'api_tokens'"))
+
+
+def tokens(kb: KnowledgeBase, name: str | None = None) -> list[ApiToken]:
+    """The stored keys (of ``name`` only, when given), oldest first, revoked and expired ones included."""
+    if not _has_tokens_table(kb):
+        return []
+    sql = "SELECT id, user, hint, created_at, expires_at, revoked_at FROM api_tokens"
+    rows = kb.query(sql + " WHERE user = ? ORDER BY id", (name,)) if name else kb.query(sql + " ORDER BY id")
+    return [ApiToken(*r) for r in rows]
+
+
+def revoke_token(kb: KnowledgeBase, token_id: int, clock: Clock = time.time) -> bool:
+    """Revoke a key for good; False when no active key has that id."""
+    with kb.transaction(content=False) as conn:
+        _ensure_tokens(conn)
+        revoked = conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                               (clock(), token_id)).rowcount > 0
+    if revoked:
+        audit.record(kb, audit.operator(), audit.TOKEN_REVOKE, clock=clock, token_id=token_id)
+    return revoked
+
+
+def user_for_key(kb: KnowledgeBase, key: str, clock: Clock = time.time) -> User | None:
+    """The user an API key acts as (their groups as stored now), or None for an unknown, revoked or
+    expired key, or one whose user is gone."""
+    if not key.startswith(KEY_PREFIX) or not _has_tokens_table(kb):
+        return None
+    rows = kb.query(
+        "SELECT t.user, u.groups, t.expires_at, t.revoked_at FROM api_tokens t JOIN users u ON u.name = t.user"
+        " WHERE t.key_hash = ?", (key_hash(key),))
+    if not rows:
+        return None
+    name, groups, expires_at, revoked_at = rows[0]
+    if revoked_at is not None or (expires_at is not None and clock() >= expires_at):
+        return None
+    return User(name=name, groups=tuple(json.loads(groups)))

@@ -25,6 +25,8 @@ from zhiku.settings import Settings
 #: The event kinds.
 SIGN_IN, QUESTION, DOWNLOAD, INGEST, USER_ADD, USER_REMOVE, USER_GROUPS = (
     "sign_in", "question", "download", "ingest", "user_add", "user_remove", "user_groups")
+#: The service API's kinds: a key made or revoked, and one row per request (route, status, time taken).
+TOKEN_CREATE, TOKEN_REVOKE, API_REQUEST = "token_create", "token_revoke", "api_request"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -95,18 +97,27 @@ def operator() -> str:
         return "cli"
 
 
-def parse_since(text: str, now: float | None = None) -> float:
-    """``7d``/``12h``/``30m``/``2w`` before ``now``, or an ISO date or date-time (local time unless it
-    names an offset) -> a Unix time."""
+def _parse_time(text: str, now: float | None, sign: int, flag: str) -> float:
     now = time.time() if now is None else now
     match = _DURATION.match(text.strip().lower())
     if match:
-        return now - int(match.group(1)) * _UNIT_S[match.group(2)]
+        return now + sign * int(match.group(1)) * _UNIT_S[match.group(2)]
     try:
         return dt.datetime.fromisoformat(text.strip()).timestamp()
     except ValueError:
-        raise UsageError(f"--since {text!r}: give a duration like 7d, 12h, 30m, 2w or a date like 2026-01-31"
+        raise UsageError(f"{flag} {text!r}: give a duration like 7d, 12h, 30m, 2w or a date like 2026-01-31"
                          ) from None
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``7d``/``12h``/``30m``/``2w`` before ``now``, or an ISO date or date-time (local time unless it
+    names an offset) -> a Unix time."""
+    return _parse_time(text, now, -1, "--since")
+
+
+def parse_until(text: str, now: float | None = None) -> float:
+    """``30d``/``12h``/``2w`` after ``now``, or an ISO date or date-time -> a Unix time (``--expires``)."""
+    return _parse_time(text, now, +1, "--expires")
 
 
 def events(kb: KnowledgeBase, since: float | None = None, user: str | None = None) -> list[AuditRecord]:

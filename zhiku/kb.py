@@ -352,9 +352,18 @@ class KnowledgeBase:
 
     @staticmethod
     def _connect(root: Path) -> sqlite3.Connection:
-        """The write connection, the database created 0600 first (its -wal/-shm files inherit the mode)."""
+        """The write connection, the database created 0600 first (its -wal/-shm files inherit the mode).
+
+        Only a missing file is created here: opening and closing a descriptor of a database this
+        process already has open would drop the process's SQLite locks on it (POSIX locks belong to
+        the process and go with any descriptor's close), and another process closing last would
+        then delete the WAL and shared-memory files under this one ("disk I/O error").
+        """
         path = root / DATABASE
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE))
+        except FileExistsError:
+            pass
         for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm"):
             _restrict(root / name, FILE_MODE)
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)

@@ -110,6 +110,10 @@ class Settings:
     audit_questions: bool = True
     #: Personal-data masking (see ``PiiMode`` and README, Personal data).
     pii: PiiMode = "off"
+    #: The service API's per-key rate limit: requests per second on average, and the burst allowed
+    #: above it (a token bucket per key and worker process).
+    api_rate_per_s: float = 5.0
+    api_rate_burst: int = 20
 
     @classmethod
     def load(

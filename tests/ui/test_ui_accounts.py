@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ui.feedback import DOWN, UP, save_feedback
+from zhiku.feedback import DOWN, UP, save_feedback
 from zhiku.accounts import add_user
 from zhiku.cli.ui import is_loopback, open_access_refusal, streamlit_command
 from zhiku.kb import KnowledgeBase

@@ -16,7 +16,7 @@ import streamlit as st
 from retrieval import MODES, Tokenizer
 from ui.cards import Tokenize, facts_block, safe_markdown, source_card
 from ui.context import Context, current
-from ui.feedback import DOWN, UP, save_feedback
+from zhiku.feedback import DOWN, UP, save_feedback
 from zhiku.audit import record_question
 from retrieval.llm import describe_llm
 from zhiku.records import Answer, Timing

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from retrieval.catalog import filter_documents
 from retrieval.summary import Summary
 from ui.cards import safe_markdown
 from ui.context import Context, current
@@ -41,19 +42,6 @@ def document_table(docs: Sequence[Document]) -> pd.DataFrame:
         ],
         columns=["title", "file", "type", "size (KB)", "pages", "chunks", "ingested", "groups", "path"],
     )
-
-
-def filter_documents(
-    docs: Sequence[Document], text: str = "", kinds: Sequence[str] = (), groups: Sequence[str] = ()
-) -> list[Document]:
-    """Documents whose title or path contains ``text`` (any case), of one of ``kinds``, in one of ``groups``."""
-    needle = text.strip().lower()
-    return [
-        d for d in docs
-        if (not needle or needle in d.source.lower() or needle in d.title.lower())
-        and (not kinds or d.kind in kinds)
-        and (not groups or set(d.groups) & set(groups))
-    ]
 
 
 def summary_section(ctx: Context, doc: Document) -> None:

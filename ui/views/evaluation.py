@@ -16,9 +16,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from ingest.uploads import allowed_path
 from retrieval import MODES
 from ui.cards import safe_markdown
-from ui.context import Context, allowed_path, current
+from ui.context import Context, current
 from zhiku.accounts import is_admin
 from zhiku.errors import DatasetError, NotAllowedError
 

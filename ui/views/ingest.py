@@ -6,51 +6,27 @@ Naming the folder by content means two uploads never overwrite each other, and a
 (``zhiku-acl.toml``) is refused, so an upload can never change the groups of other uploads. Server
 folders are read only inside the ``ui_ingest_roots`` allow-list (off when empty), checked after
 symlinks and ``..`` are resolved. With ``pii = "mask-ingest"`` the pipeline deletes the saved
-upload once it is ingested (only masked text is kept). The run itself is the ingest pipeline (``ingest.pipeline.ingest``),
+upload once it is ingested (only masked text is kept). Saving and the allow-list live in
+``ingest.uploads``, shared with the service API. The run itself is the ingest pipeline (``ingest.pipeline.ingest``),
 so the page and ``zhiku ingest`` behave the same; each run goes to the audit log.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import streamlit as st
 
-from ingest.acl import ACL_FILE
 from ingest.pipeline import IngestReport, ingest
+from ingest.uploads import allowed_path, save_upload
 from ui.cards import safe_markdown
-from ui.context import Context, allowed_path, current
+from ui.context import Context, current
 from zhiku import audit
 from zhiku.accounts import is_admin, parse_groups
-from zhiku.errors import AccountError, UsageError, ZhikuError
-from zhiku.kb import UPLOADS, atomic_write, private_folder
+from zhiku.errors import AccountError, ZhikuError
 from zhiku.protocols import Extractor
 
-#: Hex digits of the content's SHA-256 that name an upload's folder.
-PREFIX_LENGTH = 16
 _OUTCOME_ICONS = {"added": ":material/add_circle:", "updated": ":material/sync:", "failed": ":material/error:"}
-
-
-def save_upload(root: Path, name: str, content: bytes, max_mb: int) -> Path:
-    """Write one upload to ``root/uploads/<sha256 prefix>/<base name>`` (the same bytes land on the same path).
-
-    Refuses (``UsageError``) a nameless or hidden file, an ACL file and a file over ``max_mb`` MiB.
-    """
-    base = Path(name.replace("\\", "/")).name
-    if not base or base.startswith("."):
-        raise UsageError(f"upload {name!r} has no usable file name; rename it and upload again")
-    if base.lower() == ACL_FILE:
-        raise UsageError(f"{base} was not accepted: access groups cannot be set by uploading an ACL file; "
-                         "type the groups in the field above, or ask an administrator to ingest that folder")
-    if len(content) > max_mb * 1024 * 1024:
-        raise UsageError(f"{base} is {len(content) / 2**20:.1f} MiB, over the upload limit of {max_mb} MiB "
-                         "(setting upload_max_mb); ask an administrator to ingest it from the server")
-    folder = private_folder(private_folder(root / UPLOADS) / hashlib.sha256(content).hexdigest()[:PREFIX_LENGTH])
-    path = folder / base
-    if not path.is_file():
-        atomic_write(path, lambda tmp: tmp.write_bytes(content))
-    return path
 
 
 def server_paths(text: str, roots: Sequence[str | Path]) -> list[Path]:

@@ -6,13 +6,12 @@ documented in the README so scripts can rely on them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from zhiku.cli.common import FAILED, OK, UsageError, add_common, add_user_flags, emit, settings_from, user_from_args
-from zhiku.records import Answer, Hit
+from zhiku.records import Answer
 from zhiku.settings import LLM_BACKENDS, MODES
 
 
@@ -69,6 +68,7 @@ def _ask(args: argparse.Namespace) -> int:
         raise UsageError("--k must be at least 1")
 
     from retrieval.llm import describe_llm
+    from retrieval.payloads import answer_json, sources_text
 
     def action(assistant: Any, user: Any) -> int:
         from zhiku.audit import record_question
@@ -100,59 +100,16 @@ def _ask(args: argparse.Namespace) -> int:
     return _run(args, action, mode=args.mode, top_k=args.k)
 
 
-def _doc_name(hit: Hit) -> str:
-    return hit.document.title or str(hit.document.id)
-
-
-def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
-    return {
-        "rank": rank, "score": round(hit.score, 6), "doc": _doc_name(hit), "source": hit.document.source,
-        "chunk_id": hit.chunk.id, "page": hit.chunk.page, "section": hit.chunk.section,
-        "found_by": hit.found_by, "text": hit.chunk.text,
-    }
-
-
-def answer_json(answer: Answer, llm: dict[str, str]) -> dict[str, Any]:
-    """``{"answer", "citations": [{"n", "doc", "source", "chunk_id", "text"}], "hits": […], "llm": {"backend",
-    "model", "runtime"}, "timing": {"retrieval_ms", "first_token_ms", "tokens", "tokens_per_s"}}``."""
-    return {
-        "answer": answer.text,
-        "citations": [
-            {"n": c.n, "doc": _doc_name(c.hit), "source": c.hit.document.source, "chunk_id": c.hit.chunk.id,
-             "text": c.hit.chunk.text}
-            for c in answer.citations
-        ],
-        "hits": [hit_json(rank, hit) for rank, hit in enumerate(answer.hits, 1)],
-        "llm": llm,
-        "timing": dataclasses.asdict(answer.timing),
-    }
-
-
-def sources_text(answer: Answer) -> str:
-    """The cited sources (file, page, heading), or the retrieved passages when nothing was cited."""
-    from retrieval.prompt import describe_source
-
-    if answer.citations:
-        lines = [f"[{c.n}] {describe_source(c.hit)} — {c.hit.document.source}" for c in answer.citations]
-        return "\nSources:\n" + "\n".join(lines)
-    if answer.hits:
-        lines = [f"- {describe_source(h)} — {h.document.source}" for h in answer.hits]
-        return "\nRetrieved passages (none cited):\n" + "\n".join(lines)
-    return ""
-
-
 # ------------------------------------------------------------------------------------ summarize
 def _summarize(args: argparse.Namespace) -> int:
+    from retrieval.payloads import summary_json
+
     def action(assistant: Any, user: Any) -> int:
         doc = assistant.document(args.source, user)
         summary = assistant.summarize(doc.id, user, refresh=args.refresh)
         for warning in summary.warnings:
             print(f"zhiku summarize: warning: {warning}", file=sys.stderr)
-        payload = {
-            "doc": doc.title or str(doc.id), "doc_id": doc.id, "source": doc.source, "summary": summary.text,
-            "key_points": summary.key_points, "entities": summary.entities, "language": summary.language,
-            "backend": summary.backend, "cached": summary.cached,
-        }
+        payload = summary_json(doc, summary)
         lines = [f"{doc.title or doc.source} ({doc.source})", "", summary.text]
         if summary.key_points:
             lines += ["", "Key points:", *(f"- {p}" for p in summary.key_points)]

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from kg.extract import load_extractor
 from kg.graph import KnowledgeGraph, UnknownEntityError, load_graph
+from retrieval.payloads import entities_json, entity_json, fact_json, neighbors_json
 from zhiku.cli.common import (
     FAILED, OK, UsageError, add_common, add_user_flags, emit, open_existing, settings_from, user_from_args,
 )
@@ -70,27 +71,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("file", type=Path, metavar="FILE", help="output file; its extension picks the format")
 
 
-def _fact(t: Triple) -> dict[str, Any]:
-    return {"subject": t.subject, "relation": t.relation, "object": t.object, "subject_type": t.subject_type,
-            "object_type": t.object_type, "chunk_id": t.chunk_id, "doc_id": t.doc_id}
-
-
 def _fact_line(t: Triple) -> str:
     return f"{t.subject} --[{t.relation}]--> {t.object}   (doc {t.doc_id}, chunk {t.chunk_id})"
 
 
 def _attribute_line(t: Triple) -> str:
     return f"  {t.relation}: {t.object}   (doc {t.doc_id}, chunk {t.chunk_id})"
-
-
-def _entity(graph: KnowledgeGraph, key: str, score: float | None = None) -> dict[str, Any]:
-    """One entity of ``graph`` (a user's graph: its degree counts the relations they may see)."""
-    e = graph.entity(key)
-    row: dict[str, Any] = {"key": key, "name": e.name, "type": e.type, "aliases": sorted(e.aliases),
-                           "mentions": e.mentions, "degree": graph.graph.degree(key), "doc_ids": sorted(e.doc_ids)}
-    if score is not None:
-        row["score"] = round(score, 6)
-    return row
 
 
 def _positive(args: argparse.Namespace, *names: str) -> None:
@@ -171,8 +157,8 @@ def run_stats(args: argparse.Namespace) -> int:
     kb, _, graph = _open(args)
     with kb:
         stats = graph.stats()
-        stats["top_degree"] = [_entity(graph, k, s) for k, s in graph.top_entities(args.limit, "degree")]
-        stats["top_pagerank"] = [_entity(graph, k, s) for k, s in graph.top_entities(args.limit, "pagerank")]
+        stats["top_degree"] = [entity_json(graph, k, s) for k, s in graph.top_entities(args.limit, "degree")]
+        stats["top_pagerank"] = [entity_json(graph, k, s) for k, s in graph.top_entities(args.limit, "pagerank")]
     types = ", ".join(f"{t} {n}" for t, n in stats["types"].items()) or "none"
     text = "\n".join([
         f"{stats['entities']} entities, {stats['relations']} relations, {stats['attributes']} attributes from "
@@ -196,10 +182,7 @@ def run_entities(args: argparse.Namespace) -> int:
             if not found:
                 raise UsageError(f"no document matches --doc {args.doc!r}")
             keys = {k for d in found for k in graph.entities_of(d.id)}
-        ranked = graph.top_entities(graph.graph.number_of_nodes(), args.by)
-        rows = [_entity(graph, k, s) for k, s in ranked
-                if (keys is None or k in keys) and (not args.type or graph.graph.nodes[k]["type"] == args.type.upper())]
-    rows = rows[:args.limit]
+        rows = entities_json(graph, args.by, args.type, keys, args.limit)
     text = "\n".join(f"{r['name']:40} {r['type'] or '-':8} {r['degree']:5} relations  {r['mentions']:5} mentions"
                      for r in rows) or "no entities"
     emit({"entities": rows}, args.json, text)
@@ -216,11 +199,8 @@ def run_neighbors(args: argparse.Namespace) -> int:
             distances = graph.distances(key, hops=args.hops)
         except UnknownEntityError as exc:
             return _unknown(args, exc)
+    payload = neighbors_json(graph, key, args.hops, facts, distances)
     values = graph.attributes(key)
-    payload = {"entity": _entity(graph, key), "hops": args.hops, "facts": [_fact(t) for t in facts],
-               "attributes": [_fact(t) for t in values],
-               "entities": [{"key": k, "name": graph.graph.nodes[k]["name"], "distance": d}
-                            for k, d in sorted(distances.items(), key=lambda kv: (kv[1], kv[0])) if k != key]}
     text = "\n".join([f"{graph.graph.nodes[key]['name']}: {len(facts)} relations within {args.hops} hops",
                       *map(_fact_line, facts),
                       *([f"{len(values)} attributes:"] if values else []), *map(_attribute_line, values)])
@@ -237,7 +217,7 @@ def run_path(args: argparse.Namespace) -> int:
         except UnknownEntityError as exc:
             return _unknown(args, exc)
     payload = {"source": a, "target": b, "found": bool(steps) or a == b, "length": len(steps),
-               "facts": [_fact(t) for t in steps]}
+               "facts": [fact_json(t) for t in steps]}
     names = graph.graph.nodes
     text = "\n".join(map(_fact_line, steps)) if steps else \
         f"no path between {names[a]['name']} and {names[b]['name']}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from zhiku.cli.common import FAILED, OK, UsageError, add_common, add_user_flags, emit, settings_from, user_from_args
 from zhiku.records import Hit
@@ -20,17 +19,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_user_flags(search, "search")
     add_common(search)
     search.set_defaults(func=_search)
-
-
-def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
-    """One hit as ``--json`` prints it: ``zhiku ask``'s hit keys plus the title and graph facts."""
-    from zhiku.cli.ask import hit_json as ask_hit_json
-
-    return {
-        **ask_hit_json(rank, hit),
-        "title": hit.document.title,
-        "facts": [{"subject": f.subject, "relation": f.relation, "object": f.object} for f in hit.facts],
-    }
 
 
 def hits_text(hits: list[Hit]) -> str:
@@ -52,6 +40,7 @@ def hits_text(hits: list[Hit]) -> str:
 def _search(args: argparse.Namespace) -> int:
     from retrieval.assistant import Assistant, AssistantError
     from retrieval.factory import QueryError
+    from retrieval.payloads import search_json
 
     if args.k is not None and args.k < 1:
         raise UsageError("--k must be at least 1")
@@ -67,6 +56,5 @@ def _search(args: argparse.Namespace) -> int:
     except AssistantError as exc:
         print(f"zhiku search: {exc}", file=sys.stderr)
         return FAILED
-    emit({"query": args.query, "mode": args.mode or settings.mode,
-          "hits": [hit_json(rank, hit) for rank, hit in enumerate(hits, 1)]}, args.json, hits_text(hits))
+    emit(search_json(args.query, args.mode or settings.mode, hits), args.json, hits_text(hits))
     return OK

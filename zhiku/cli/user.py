@@ -1,4 +1,5 @@
-"""``zhiku user add|list|groups|remove``: the accounts that sign in to the UI, with their access groups.
+"""``zhiku user add|list|groups|remove|token``: the accounts that sign in to the UI, with their access
+groups, and their API keys for the service (``zhiku serve``).
 
 Every change is recorded in the audit log (``zhiku audit``) by ``zhiku.accounts``.
 """
@@ -36,6 +37,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     remove.add_argument("name")
     add_common(remove)
     remove.set_defaults(func=_remove)
+
+    token = commands.add_parser("token", help="API keys for the service (`zhiku serve`): create, list, revoke")
+    token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = token_commands.add_parser("create", help="make an API key for a user (printed once, on the last line)")
+    create.add_argument("name")
+    create.add_argument("--expires", metavar="WHEN",
+                        help="when the key stops working: a duration (90d, 12h, 2w) or a date (2027-01-31); "
+                             "default: never")
+    add_common(create)
+    create.set_defaults(func=_token_create)
+    token_list = token_commands.add_parser("list", help="list API keys (their first characters, never the keys)")
+    token_list.add_argument("name", nargs="?", help="only this user's keys")
+    add_common(token_list)
+    token_list.set_defaults(func=_token_list)
+    revoke = token_commands.add_parser("revoke", help="revoke an API key by its id (from `zhiku user token list`)")
+    revoke.add_argument("id", type=int)
+    add_common(revoke)
+    revoke.set_defaults(func=_token_revoke)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -101,4 +120,55 @@ def _remove(args: argparse.Namespace) -> int:
         print(f"zhiku user: no user named {args.name!r} (`zhiku user list` shows them)", file=sys.stderr)
         return FAILED
     emit({"removed": args.name}, args.json, f"removed user {args.name}")
+    return OK
+
+
+# ---------------------------------------------------------------------------------- API keys
+def _when(stamp: float | None) -> str:
+    import datetime as dt
+
+    return "never" if stamp is None else dt.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="minutes")
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from zhiku.accounts import AccountError, create_token
+    from zhiku.audit import parse_until
+
+    expires_at = parse_until(args.expires) if args.expires else None
+    try:
+        with open_existing(settings_from(args)) as kb:
+            token, key = create_token(kb, args.name, expires_at)
+    except AccountError as exc:
+        raise UsageError(str(exc)) from exc
+    emit({**token.to_json(token.created_at), "key": key}, args.json,
+         f"API key {token.id} for {args.name} (expires: {_when(expires_at)}). It is shown only now: store it "
+         f"safely, send it as `Authorization: Bearer KEY`.\n{key}")
+    return OK
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    import time
+
+    from zhiku.accounts import tokens
+
+    now = time.time()
+    with open_existing(settings_from(args)) as kb:
+        found = tokens(kb, args.name)
+    lines = [f"{t.id}\t{t.user}\t{t.hint}…\t{'active' if t.active(now) else 'revoked' if t.revoked_at else 'expired'}"
+             f"\texpires {_when(t.expires_at)}" for t in found]
+    emit([t.to_json(now) for t in found], args.json,
+         "\n".join(lines) or "no API keys (`zhiku user token create NAME` makes one)")
+    return OK
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from zhiku.accounts import revoke_token
+
+    with open_existing(settings_from(args)) as kb:
+        revoked = revoke_token(kb, args.id)
+    if not revoked:
+        print(f"zhiku user token revoke: no active API key with id {args.id} (`zhiku user token list` shows them)",
+              file=sys.stderr)
+        return FAILED
+    emit({"revoked": args.id}, args.json, f"revoked API key {args.id}")
     return OK
