@@ -13,10 +13,11 @@ from api_calls import ENDPOINTS, bearer
 from serve.auth import RateLimited, RateLimiter, bearer_key
 from zhiku import audit
 from zhiku.accounts import KEY_PREFIX, add_user, create_token, key_hash, remove_user, revoke_token, tokens, user_for_key
-from zhiku.cli.serve import refusal
+from zhiku.cli.serve import refusal, self_call
 from zhiku.errors import AccountError
 from zhiku.kb import KnowledgeBase
 from zhiku.records import User
+from zhiku.settings import Settings
 
 
 @pytest.fixture()
@@ -157,7 +158,6 @@ def test_without_accounts_a_loopback_service_serves_the_local_user(tmp_path: Pat
 
     from retrieval.assistant import Assistant
     from serve.app import create_app
-    from zhiku.settings import Settings
 
     shutil.copytree(leak_kb, tmp_path / "kb")
     settings = Settings(kb=tmp_path / "kb", embedding_model="minilm", llm="extractive")
@@ -189,6 +189,19 @@ def test_every_request_lands_in_the_audit_log_with_its_request_id(client: TestCl
 ])
 def test_off_loopback_the_service_needs_accounts(host: str, users: bool, refused: bool) -> None:
     assert (refusal(host, users) is not None) == refused
+
+
+@pytest.mark.parametrize("llm, base_url, host, port, refused", [
+    ("openai", "http://127.0.0.1:8000/v1", "127.0.0.1", 8000, True),
+    ("openai", "http://localhost:8000/v1", "0.0.0.0", 8000, True),
+    ("openai", "http://127.0.0.1:8000/v1", "127.0.0.1", 8001, False),
+    ("openai", "http://10.0.0.5:8000/v1", "127.0.0.1", 8000, False),
+    ("extractive", "http://127.0.0.1:8000/v1", "127.0.0.1", 8000, False),
+])
+def test_the_service_refuses_to_be_its_own_llm_server(llm: str, base_url: str, host: str, port: int,
+                                                      refused: bool) -> None:
+    settings = Settings(llm=llm, openai_base_url=base_url)
+    assert (self_call(settings, host, port) is not None) == refused
 
 
 def test_zhiku_serve_refuses_an_open_knowledge_base_off_loopback(

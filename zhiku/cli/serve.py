@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from urllib.parse import urlsplit
 
 from zhiku.cli.common import FAILED, OK, USAGE, add_common, settings_from
 from zhiku.cli.ui import LOOPBACK, is_loopback
 from zhiku.kb import KnowledgeBase
+from zhiku.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +40,20 @@ def refusal(host: str, has_users: bool) -> str | None:
             "--groups G1,G2`, `zhiku user token create NAME`), or serve on 127.0.0.1")
 
 
+def self_call(settings: Settings, host: str, port: int) -> str | None:
+    """Why the service would send its own LLM requests to itself (``llm = "openai"`` pointing at the
+    address it is about to serve), or None. vLLM's default port is this service's default too."""
+    if settings.llm != "openai":
+        return None
+    target = urlsplit(settings.openai_base_url)
+    same_host = target.hostname == host or (is_loopback(target.hostname or "") and is_loopback(host)) \
+        or host in ("0.0.0.0", "::")
+    if not same_host or (target.port or (443 if target.scheme == "https" else 80)) != port:
+        return None
+    return (f"openai_base_url {settings.openai_base_url} is this service's own address: its answers would call "
+            f"itself. Serve on another port (--port) or point openai_base_url at the LLM server")
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -54,7 +70,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return FAILED
     with KnowledgeBase.open(settings.kb, settings.embedding_model) as kb:
         users = has_users(kb)
-    problem = refusal(args.host, users)
+    problem = refusal(args.host, users) or self_call(settings, args.host, args.port)
     if problem:
         print(f"zhiku serve: {problem}", file=sys.stderr)
         return USAGE
