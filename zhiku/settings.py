@@ -7,7 +7,9 @@ object is immutable and passed explicitly; nothing reads settings from a global.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -55,9 +57,10 @@ class Settings:
     parse_memory_mb: int = 2048
     #: Triple extractor run during ingest: ``default`` (offline), ``llm``, or ``none``.
     extractor: ExtractorName = "default"
-    #: Answer backend (see ``LlmBackend``); ``auto`` picks qwen1.5b > qwen0.5b > extractive.
+    #: Answer backend (see ``LlmBackend``); ``auto`` picks llm_model when set, else qwen1.5b > qwen0.5b > extractive.
     llm: LlmBackend = "auto"
     #: ``smollm2``, ``qwen0.5b``, ``qwen1.5b``, a .gguf file or a model folder (empty: the best installed).
+    #: ``zhiku tune llm`` writes the folder of the model it kept into the knowledge base's zhiku.toml.
     llm_model: str = ""
     llm_runtime: LlmRuntime = "auto"
     llm_timeout_s: float = 120.0
@@ -142,6 +145,34 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+def with_setting(text: str, name: str, value: str) -> str:
+    """The zhiku.toml ``text`` with ``name = "value"`` set, everything else kept as written.
+
+    Where the file sets ``name`` already (at the top or in its ``[zhiku]`` table) that line is
+    replaced; else the line goes into the ``[zhiku]`` table when there is one, else at the top.
+    Used by commands that record a choice they made (``zhiku tune llm`` records the model it kept).
+    """
+    if name not in get_type_hints(Settings):
+        raise SettingsError(f"unknown setting {name!r}")
+    line = f"{name} = {json.dumps(value)}"  # a JSON string (ASCII escapes) is a TOML basic string
+    lines = text.splitlines()
+    table = ""
+    header = None
+    for i, current in enumerate(lines):
+        stripped = current.strip()
+        if stripped.startswith("["):
+            table = stripped.strip("[] ")
+            header = i if table == "zhiku" else header
+        elif table in ("", "zhiku") and re.match(rf"{re.escape(name)}\s*=", stripped):
+            lines[i] = line
+            return "\n".join(lines) + "\n"
+    if header is not None:
+        lines.insert(header + 1, line)
+    else:
+        lines.insert(0, line)
+    return "\n".join(lines) + "\n"
+
 
 def _read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
