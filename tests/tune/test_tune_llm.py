@@ -54,3 +54,34 @@ def test_with_llm_auto_the_recorded_model_is_the_one_loaded(monkeypatch):
     monkeypatch.setattr(retrieval.llm, "_load_local", lambda s: loaded.append((s.llm, s.llm_model)))
     retrieval.llm.load_llm(Settings(llm="auto", llm_model="/kb/models/llm-1"))
     assert loaded == [("local", "/kb/models/llm-1")]
+
+
+# ------------------------------------------------------------------------------------ SmolLM2 (slow)
+@pytest.mark.slow
+def test_a_few_lora_steps_on_smollm2_give_a_merged_model_that_ctranslate2_runs(
+    smollm2_cache: Path, tune_kb_path: Path, embedder, tmp_path: Path,
+):
+    from retrieval.llm import describe_llm, estimate_tokens, load_llm
+    from retrieval.local_llm import LocalLLM
+    from retrieval.local_models import ct2_folder, resolve_local_model
+    from tune.examples import build_examples
+    from tune.llm import TuneConfig, save_merged, train_adapter
+    from zhiku.kb import KnowledgeBase
+
+    with KnowledgeBase.open(tune_kb_path, embedder.name) as kb:
+        examples = build_examples(kb, questions=2, count_tokens=estimate_tokens, passages=2, budget=384)
+    base = resolve_local_model("smollm2", smollm2_cache)
+    merged, tokenizer, losses = train_adapter(base, examples, TuneConfig(steps=3, rank=4, alpha=8))
+    assert len(losses) == 3 and all(0 < loss < 20 for loss in losses)
+
+    models = tmp_path / "kb" / "models"
+    models.mkdir(parents=True)
+    target = save_merged(merged, tokenizer, next_version(models))
+    ct2 = ct2_folder(target, models)
+    assert ct2 == models / "llm-1-ct2-int8" and (target / "model.safetensors").exists()
+    llm = LocalLLM.open(target, "llm-1", context_window=2048, max_new_tokens=8, timeout_s=60, ct2=ct2)
+    assert llm.runtime_name == "ctranslate2" and llm.complete("What is the capital of France?").text.strip()
+
+    elsewhere = tmp_path / "user-cache"  # the product loads the copy beside the folder, converting nothing
+    again = load_llm(Settings(llm="local", llm_model=str(target), model_cache=str(elsewhere), llm_max_new_tokens=4))
+    assert describe_llm(again)["runtime"] == "ctranslate2" and not elsewhere.exists()
