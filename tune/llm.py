@@ -285,6 +285,7 @@ def tune_llm(kb: KnowledgeBase, settings: Settings, config: TuneConfig, progress
             f"{kb.root}: only {len(examples)} training examples could be built from its public documents; "
             "zhiku tune llm needs at least two questions' worth (ingest more public documents, or raise --questions)"
         )
+    log.info("%d training and %d held-out examples; measuring %s", len(train), len(held), name)
     base = measure(base_llm, held, settings.llm_timeout_s, progress)
     del base_llm
     gc.collect()
@@ -292,12 +293,14 @@ def tune_llm(kb: KnowledgeBase, settings: Settings, config: TuneConfig, progress
     started = time.perf_counter()
     merged, tokenizer, losses = train_adapter(resolve_local_model(name, cache), train, config, progress)
     train_s = time.perf_counter() - started
+    log.info("trained %d steps in %.0f s (loss %.2f -> %.2f)", config.steps, train_s, losses[0], losses[-1])
     models = kb.folder("models")
     target = save_merged(merged, tokenizer, next_version(models))
     del merged
     gc.collect()
     try:
         ct2_folder(target, models)  # converted beside it: llm-N-ct2-int8
+        log.info("saved and converted %s; measuring it", target)
         tuned_llm = load_llm(local.replace(llm_model=str(target)))
         tuned = measure(tuned_llm, held, settings.llm_timeout_s, progress)
         del tuned_llm

@@ -56,6 +56,17 @@ def test_with_llm_auto_the_recorded_model_is_the_one_loaded(monkeypatch):
     assert loaded == [("local", "/kb/models/llm-1")]
 
 
+def test_zhiku_tune_llm_is_a_command_with_its_options(capsys, tune_kb_path: Path):
+    from zhiku.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["tune", "llm", "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and all(flag in out for flag in ("--model", "--steps", "--kb", "--json"))
+    assert main(["tune", "llm", "--kb", str(tune_kb_path), "--steps", "0"]) == 2
+    assert "--steps must be 1 or more" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------ SmolLM2 (slow)
 @pytest.mark.slow
 def test_a_few_lora_steps_on_smollm2_give_a_merged_model_that_ctranslate2_runs(
