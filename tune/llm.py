@@ -195,11 +195,14 @@ def train_adapter(folder: Path, examples: Sequence[Example], config: TuneConfig,
     """
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    base = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    config = AutoConfig.from_pretrained(str(folder))
+    if hasattr(config, "quantization_config"):  # a GGUF's marker: the weights here are dequantised, and
+        del config.quantization_config          # transformers refuses to save a model it thinks quantised
+    base = AutoModelForCausalLM.from_pretrained(str(folder), config=config, dtype=torch.float32)
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.05, target_modules="all-linear",
                       task_type="CAUSAL_LM")
     model = get_peft_model(base, lora)
@@ -238,8 +241,6 @@ def save_merged(model: Any, tokenizer: Any, target: Path) -> Path:
     """Write the merged model as an fp16 safetensors folder at ``target``, atomically."""
     import torch
 
-    if hasattr(model.config, "quantization_config"):  # the base was dequantised from a GGUF; these weights are not
-        del model.config.quantization_config
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         model.to(torch.float16).save_pretrained(tmp)
