@@ -199,10 +199,10 @@ def train_adapter(folder: Path, examples: Sequence[Example], config: TuneConfig,
 
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    config = AutoConfig.from_pretrained(str(folder))
-    if hasattr(config, "quantization_config"):  # a GGUF's marker: the weights here are dequantised, and
-        del config.quantization_config          # transformers refuses to save a model it thinks quantised
-    base = AutoModelForCausalLM.from_pretrained(str(folder), config=config, dtype=torch.float32)
+    model_config = AutoConfig.from_pretrained(str(folder))
+    if hasattr(model_config, "quantization_config"):  # a GGUF's marker: these weights are dequantised, and
+        del model_config.quantization_config          # transformers refuses to save a model it thinks quantised
+    base = AutoModelForCausalLM.from_pretrained(str(folder), config=model_config, dtype=torch.float32)
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.05, target_modules="all-linear",
                       task_type="CAUSAL_LM")
     model = get_peft_model(base, lora)
