@@ -76,7 +76,7 @@ class TuneConfig:
 class Behaviour:
     """How a model answers the held-out examples (rates in [0, 1]; None when nothing was measured)."""
 
-    #: Answerable examples whose reply cites the gold passage and does not refuse.
+    #: Answerable examples whose reply says something, cites the gold passage and does not refuse.
     citation_rate: float | None
     #: Unanswerable examples whose reply says the documents do not hold the answer.
     refusal_rate: float | None
@@ -169,7 +169,8 @@ def measure(llm: Any, examples: Sequence[Example], timeout_s: float, progress: b
         refuses = is_refusal(text)
         if example.answerable:
             _, citations, _ = validate_citations(text, example.prompt.hits)
-            cited.append(not refuses and any(c.n == example.cite for c in citations))
+            says = bool(re.search(r"\w", CITATION.sub("", text)))  # a bare "[1]" answers nothing
+            cited.append(says and not refuses and any(c.n == example.cite for c in citations))
             held.append(contains(CITATION.sub("", text), example.gold))
             false_refusals.append(refuses)
         else:
