@@ -29,6 +29,36 @@ def test_a_tuned_model_is_kept_only_if_it_cites_and_refuses_at_least_as_well_and
     assert decision.kept is kept and decision.reason
 
 
+class Replies:
+    """An LLM that streams the given replies, one per prompt, in order."""
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = iter(replies)
+
+    def stream_chat(self, messages):
+        from types import SimpleNamespace
+
+        yield SimpleNamespace(delta=next(self.replies), raw=None)
+
+
+def test_citing_means_saying_something_from_the_gold_passage_and_refusing_means_the_phrase(tune_kb_path: Path, embedder):
+    from retrieval.llm import estimate_tokens
+    from tune.examples import build_examples
+    from tune.llm import measure
+    from zhiku.kb import KnowledgeBase
+
+    with KnowledgeBase.open(tune_kb_path, embedder.name) as kb:
+        examples = build_examples(kb, questions=6, count_tokens=estimate_tokens)
+    answerable = [e for e in examples if e.answerable][:3]
+    unanswerable = [e for e in examples if not e.answerable][:2]
+    good, bare, wrong = (f"{answerable[0].gold} [{answerable[0].cite}]", f"[{answerable[1].cite}]",
+                         "not in the documents")
+    measured = measure(Replies([good, bare, wrong, "not in the documents", "It is 42 [1]."]),
+                       answerable + unanswerable, timeout_s=5)
+    assert measured.citation_rate == pytest.approx(1 / 3) and measured.false_refusals == pytest.approx(1 / 3)
+    assert measured.refusal_rate == 0.5 and (measured.answerable, measured.unanswerable) == (3, 2)
+
+
 def test_models_are_versioned_inside_the_knowledge_base(tmp_path: Path):
     models = tmp_path / "models"
     assert next_version(models).name == "llm-1"
