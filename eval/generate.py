@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from eval.text import normalize, sentences
 from zhiku.kb import KnowledgeBase
-from zhiku.records import Chunk, Triple
+from zhiku.records import Chunk, Triple, User
 from zhiku.text import has_cjk
 from zhiku.prompts import WRITE_QUESTION
 
@@ -68,8 +68,11 @@ class GeneratedQuestion:
         return asdict(self)
 
 
-def _sample(kb: KnowledgeBase, seed: int) -> list[Chunk]:
-    chunks = sorted((c for c in kb.iter_chunks() if c.kind != "title"), key=lambda c: c.id or 0)
+def _sample(kb: KnowledgeBase, seed: int, user: User | None) -> list[Chunk]:
+    """The chunks (of documents ``user`` may see, when given) in a seeded order."""
+    allowed = None if user is None else {d.id for d in kb.documents(user)}
+    chunks = sorted((c for c in kb.iter_chunks() if c.kind != "title" and (allowed is None or c.doc_id in allowed)),
+                    key=lambda c: c.id or 0)
     random.Random(seed).shuffle(chunks)
     return chunks
 
@@ -149,22 +152,34 @@ def _llm_questions(llm: Any, chunks: list[Chunk]) -> Iterator[tuple[Chunk, str, 
             yield chunk, "llm", question, answer, _sentence_with(chunk.text, answer) or answer
 
 
-def generate(kb: KnowledgeBase, n: int = 50, seed: int = 0, llm: Any = None, progress: bool = True) -> list[GeneratedQuestion]:
-    """Up to ``n`` questions, at most one per chunk, from chunks sampled with ``seed``."""
-    chunks = _sample(kb, seed)
+def chunk_questions(
+    kb: KnowledgeBase, seed: int = 0, llm: Any = None, user: User | None = None,
+) -> Iterator[tuple[Chunk, GeneratedQuestion]]:
+    """Questions with the chunk each was made from, at most one per chunk, without repeats.
+
+    ``user`` limits the sampled chunks to documents that user may see (``zhiku tune llm`` builds
+    its training data from public documents only); None samples every chunk.
+    """
+    chunks = _sample(kb, seed, user)
     sources = {d.id: d.source for d in kb.documents()}
     made = _llm_questions(llm, chunks) if llm is not None else _template_questions(kb, chunks)
-    out: list[GeneratedQuestion] = []
     seen: set[str] = set()
+    for chunk, kind, question, answer, evidence in made:
+        if normalize(question) in seen:
+            continue
+        seen.add(normalize(question))
+        yield chunk, GeneratedQuestion(f"gen-{len(seen)}", question, [sources[chunk.doc_id]], answer,
+                                       [evidence] if evidence else [], kind)
+
+
+def generate(kb: KnowledgeBase, n: int = 50, seed: int = 0, llm: Any = None, progress: bool = True) -> list[GeneratedQuestion]:
+    """Up to ``n`` questions, at most one per chunk, from chunks sampled with ``seed``."""
+    out: list[GeneratedQuestion] = []
     with tqdm(total=n, desc="generate", unit="q", disable=not progress, leave=False) as bar:
-        for chunk, kind, question, answer, evidence in made:
+        for _, question in chunk_questions(kb, seed, llm):
             if len(out) >= n:
                 break
-            if normalize(question) in seen:
-                continue
-            seen.add(normalize(question))
-            out.append(GeneratedQuestion(f"gen-{len(out) + 1}", question, [sources[chunk.doc_id]], answer,
-                                         [evidence] if evidence else [], kind))
+            out.append(question)
             bar.update()
     return out
 

@@ -1,6 +1,7 @@
 """LLM backends behind llama-index's ``LLM`` interface, chosen by ``settings.llm``.
 
-* ``auto`` (the default) — the best installed packaged answering model (``qwen1.5b``, then
+* ``auto`` (the default) — the local model ``llm_model`` names when set (``zhiku tune llm`` records
+  the model it kept there), else the best installed packaged answering model (``qwen1.5b``, then
   ``qwen0.5b``) run locally, else ``extractive``.
 * ``local`` — a packaged model, a GGUF file or a Hugging Face model folder on this machine's CPU
   (``retrieval.local_llm``; files and conversions in ``retrieval.local_models``), by default through
@@ -67,9 +68,10 @@ def _load_local(settings: Settings, masker: PiiMasker | None = None) -> LocalLLM
 
 
 def _load_auto(settings: Settings, masker: PiiMasker | None) -> LLM | None:
-    """The best installed answering model (qwen1.5b, then qwen0.5b), else the extractive backend."""
-    best = best_installed()
-    return _load_local(settings.replace(llm="local", llm_model=best)) if best else None
+    """The model ``llm_model`` names (a model ``zhiku tune llm`` kept is recorded there), else the
+    best installed answering model (qwen1.5b, then qwen0.5b), else the extractive backend."""
+    chosen = settings.llm_model or best_installed()
+    return _load_local(settings.replace(llm="local", llm_model=chosen)) if chosen else None
 
 
 def _load_openai(settings: Settings, masker: PiiMasker | None) -> LLM:

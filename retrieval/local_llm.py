@@ -113,10 +113,7 @@ class LocalLLM(CustomLLM):
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _template(self, messages: Sequence[ChatMessage]) -> str:
-        turns = [{"role": m.role.value, "content": m.content or ""} for m in messages]
-        if getattr(self._tokenizer, "chat_template", None):
-            return self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        return "\n".join(f"{t['role']}: {t['content']}" for t in turns) + "\nassistant: "
+        return chat_text(self._tokenizer, messages)
 
     def _complete_gen(self, prompt: str) -> CompletionResponseGen:
         started = time.perf_counter()
@@ -156,6 +153,18 @@ class LocalLLM(CustomLLM):
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         return stream_completion_response_to_chat_response(self.stream_complete(self._template(messages), formatted=True))
+
+
+def chat_text(tokenizer: Any, messages: Sequence[ChatMessage]) -> str:
+    """``messages`` in the model's chat template, ready for the reply.
+
+    The one rendering of a conversation: generation feeds it to the model, and LoRA training
+    (``tune.llm``) learns the reply after exactly this text, so training matches inference.
+    """
+    turns = [{"role": m.role.value, "content": m.content or ""} for m in messages]
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    return "\n".join(f"{t['role']}: {t['content']}" for t in turns) + "\nassistant: "
 
 
 def _end_ids(tokenizer: Any, config_eos: Any) -> list[int]:

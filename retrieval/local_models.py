@@ -80,6 +80,10 @@ PACKAGED_MODELS = {
 ANSWERING_MODELS = ("qwen1.5b", "qwen0.5b")
 
 
+#: The name suffix of a CTranslate2 int8 copy of a model folder.
+CT2_SUFFIX = "-ct2-int8"
+
+
 def default_cache_dir() -> Path:
     """Where converted models live: ``$XDG_CACHE_HOME/zhiku/models`` (``~/.cache/zhiku/models``)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -215,10 +219,16 @@ def ct2_folder(folder: Path, cache_dir: Path) -> Path:
     The cache key is the source folder's own key: its SHA-256 name for converted GGUFs (which live
     in ``cache_dir`` already), else a digest of the weight files' names, sizes and modification
     times (hashing gigabytes on every start would cost more than the conversion saves).
+    A folder with a converted copy beside it (``<folder>-ct2-int8``, as ``zhiku tune llm`` writes
+    its models inside the knowledge base) uses that copy: weights derived from a knowledge base
+    stay in its private folder instead of being copied into the user's cache.
     Raises ``LLMError`` when CTranslate2 cannot convert this architecture.
     """
+    beside = folder.parent / f"{folder.name}{CT2_SUFFIX}"
+    if (beside / "model.bin").exists():
+        return beside
     key = folder.name if folder.parent == cache_dir else _folder_key(folder)
-    target = cache_dir / f"{key}-ct2-int8"
+    target = cache_dir / f"{key}{CT2_SUFFIX}"
     if (target / "model.bin").exists():
         return target
     import ctranslate2.converters

@@ -1,8 +1,9 @@
 """Document summaries: map-reduce over a document's chunks, cached in the knowledge base.
 
-With an LLM, consecutive chunks are packed into parts that fit the model's window, each part is
-summarised (map), and the part summaries are combined into one summary with key points (reduce,
-recursively while they do not fit). Without an LLM the summary is extractive: the sentences
+With an LLM (the same backend that answers: on a CPU, the local model through CTranslate2),
+consecutive chunks are packed into parts that fit the model's window, each part is summarised
+(map), and the part summaries are combined into one summary with key points (reduce, recursively
+while they do not fit); a document that fits in one part is summarised by a single call. Without an LLM the summary is extractive: the sentences
 nearest the document's centroid (or, with no embedder, richest in the document's frequent words),
 in document order. Key entities come from the document's triples, resolved by ``kg.resolve`` so
 aliases count as one entity. Chinese documents are summarised in Chinese.
@@ -163,16 +164,21 @@ def _ask(llm: LLM, system: str, user: str) -> str:
 
 
 def llm_summary(doc: Document, chunks: Sequence[Chunk], llm: LLM, language: str) -> tuple[str, list[str]]:
-    """Map each window-sized part to a short summary, then reduce until one call combines them."""
+    """Map each window-sized part to a short summary, then reduce until one call combines them.
+
+    A document that fits in one part is summarised by one call over its text: mapping it and then
+    "combining" the single partial summary took twice the time and summarised a summary.
+    """
     prompts = SUMMARY[language]
     count = token_counter(llm)
     meta = llm.metadata
-    budget = max(128, meta.context_window - max(meta.num_output, 256) - PROMPT_RESERVE - count(prompts["reduce"]))
+    instructions = max(count(prompts["reduce"]), count(prompts["whole"]))
+    budget = max(128, meta.context_window - max(meta.num_output, 256) - PROMPT_RESERVE - instructions)
     title = doc.title or doc.source.rsplit("/", 1)[-1]
-    partials = [
-        _ask(llm, prompts["map"], f"{prompts['title']}: {title}\n{prompts['part']}:\n{part}")
-        for part in _pack([c.text for c in chunks], budget, count)
-    ]
+    parts = _pack([c.text for c in chunks], budget, count)
+    if len(parts) == 1:
+        return parse_summary(_ask(llm, prompts["whole"], f"{prompts['title']}: {title}\n{prompts['part']}:\n{parts[0]}"))
+    partials = [_ask(llm, prompts["map"], f"{prompts['title']}: {title}\n{prompts['part']}:\n{part}") for part in parts]
     while len(partials) > 1 and count("\n\n".join(partials)) > budget:
         partials = [
             _ask(llm, prompts["map"], f"{prompts['title']}: {title}\n{prompts['part']}:\n{part}")

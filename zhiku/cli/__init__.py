@@ -2,7 +2,7 @@
 
 Each module exposes ``register(subparsers)`` which adds its sub-commands and sets ``func`` on them;
 a command function takes the parsed arguments and returns an exit code (0 ok, 1 failed, 2 usage).
-This package is the only place that imports the stage packages (ingest, kg, retrieval, ui, eval, serve).
+This package is the only place that imports the stage packages (ingest, kg, retrieval, ui, eval, serve, tune).
 """
 from __future__ import annotations
 
