@@ -154,7 +154,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
             speedup = f"{r['tokens_per_s'] / ref['tokens_per_s']:.1f}x"
         lines.append(f"| {r['model']} | {r['runtime']} | {r['prompt_tokens']} | {r['load_s']} | {r['first_token_s']} "
                      f"| {r['tokens']} | {r['tokens_per_s']} | {r['peak_rss_mib']} | {speedup} |")
-    lines += ["", "Targets (met only on a quiet machine counts; see the note on load above):", "",
+    lines += ["", "Targets (set for a quiet 2-core machine: see the note on load above):", "",
               "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {ok} |" for t, m, ok in target_rows(rows)]
     lines += ["", "Replies (first 300 characters):", ""]
