@@ -258,8 +258,27 @@ def load_partitioner(path: Path) -> None:
     to import), so a worker can cap the memory of the parse itself, not of the imports."""
     kind = kind_of(path)
     if kind in _UNSTRUCTURED:
-        _use_shipped_spacy()
+        _load_shipped_spacy()
         importlib.import_module(f"unstructured.partition.{_UNSTRUCTURED[kind][0]}")
+
+
+def warm_partitioners() -> None:
+    """Import every partitioner a worker may need and load the spaCy model, once: the parser
+    workers' fork server runs this (``ingest.warm``), so each worker, also one started after a
+    killed one, forks with them loaded instead of loading them itself."""
+    _load_shipped_spacy()
+    for module in PRELOAD_MODULES:
+        importlib.import_module(module)
+
+
+def _load_shipped_spacy() -> None:
+    """``_use_shipped_spacy`` and load the model now. unstructured loads it lazily, inside the
+    first partition; loading it also imports every installed spaCy plugin (Presidio's pulls in
+    transformers: seconds and hundreds of MB), which must not count against a parse's memory cap."""
+    import unstructured.nlp.tokenize as tokenize
+
+    _use_shipped_spacy()
+    tokenize._get_nlp()
 
 
 def _unstructured(kind: str) -> Callable[[Path], tuple[list[Element], dict[str, Any]]]:

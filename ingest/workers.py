@@ -28,7 +28,7 @@ from pathlib import Path
 
 from contextlib import contextmanager
 
-from ingest.parse import PRELOAD_MODULES, ParsedFile, ParseError, load_partitioner, parse_file
+from ingest.parse import ParsedFile, ParseError, load_partitioner, parse_file
 
 #: What a worker sends when an allocation failed under its cap (it exits right after).
 _OUT_OF_MEMORY = "\0out-of-memory"
@@ -104,7 +104,7 @@ class ParserPool:
         self.size = max(1, size)
         self.limits = limits
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["ingest.workers", *PRELOAD_MODULES])
+        self._context.set_forkserver_preload(["ingest.workers", "ingest.warm"])
         self._idle: list[_Worker] = []
         self._busy: dict[int, tuple[_Worker, int, float]] = {}  # pid -> (worker, index, deadline)
         self._feeding: tuple[threading.Thread, threading.Event] | None = None
