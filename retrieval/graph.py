@@ -41,6 +41,7 @@ import numpy as np
 
 from kg.graph import KnowledgeGraph, load_graph
 from retrieval.catalog import Catalog
+from retrieval.fusion import min_max
 from retrieval.passage_graph import (
     DEFAULT_SYNONYM_THRESHOLD, SYNONYM_THRESHOLDS, PassageGraph, build_passage_graph, inner_product_index,
     personalized_pagerank, restricted,
@@ -279,7 +280,7 @@ class GraphRetriever:
         # Dense seeds: chunks that are nodes join the reset vector; the others cannot be reached by
         # the walk and rank by their own reset mass, (1 - damping) of it.
         ids, scores = self.dense.search(vector, self.dense_pool, user)
-        dense = _min_max(scores)
+        dense = np.array(min_max(np.asarray(scores, dtype=np.float64).tolist()), dtype=np.float64)
         if dense.sum() > 0:
             dense *= self.passage_share / dense.sum()
         nodes = pg.chunk_nodes(ids)
@@ -359,15 +360,6 @@ def _nearest(index: faiss.Index, vector: np.ndarray, n: int, floor: float,
         if len(found) >= n or fetch >= total or (len(sims[0]) and sims[0][-1] < floor):
             return found[:n]
         fetch = min(2 * fetch, total)
-
-
-def _min_max(scores: np.ndarray) -> np.ndarray:
-    """Scores mapped onto [0, 1] (the best 1, the worst 0; all equal: all 1)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if not len(scores):
-        return scores
-    low, high = scores.min(), scores.max()
-    return np.ones_like(scores) if high - low < 1e-12 else (scores - low) / (high - low)
 
 
 def _fact(pg: PassageGraph, i: int) -> Triple:
