@@ -11,7 +11,9 @@ properties carry fixed timestamps, the e-mail has a fixed boundary, the PDF has 
 file's mtime is the document's own date. The facts an evaluation set can ask about are listed in
 ``examples/corpus_facts.md``.
 
-Usage: ``python examples/make_corpus.py [OUT_DIR]`` (default ``examples/corpus``).
+Usage: ``python examples/make_corpus.py [OUT_DIR] [--scans]`` (default ``examples/corpus``). ``--scans`` also
+writes the scanned documents of ``examples/scans.py`` (images and image-only PDFs with exact ground truth)
+under ``OUT_DIR/scans/``; they stay out of the default corpus so its documents and labels are unchanged.
 """
 
 from __future__ import annotations
@@ -643,9 +645,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the Kestrel Robotics sample corpus (28 documents).")
     parser.add_argument("out_dir", nargs="?", type=Path, default=DEFAULT_OUT,
                         help="folder to write into (default: examples/corpus)")
-    out_dir = parser.parse_args(argv).out_dir
-    written = build(out_dir)
-    print(f"wrote {len(written) - 1} documents and zhiku-acl.toml to {out_dir}")
+    parser.add_argument("--scans", action="store_true",
+                        help="also write the scanned documents (OCR test set) under OUT_DIR/scans/")
+    args = parser.parse_args(argv)
+    written = build(args.out_dir)
+    print(f"wrote {len(written) - 1} documents and zhiku-acl.toml to {args.out_dir}")
+    if args.scans:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import scans
+
+        print(f"wrote {len(scans.build(args.out_dir))} scanned documents to {args.out_dir / 'scans'}")
     return 0
 
 

@@ -38,6 +38,7 @@ KINDS = {
     ".pdf": "pdf", ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv", ".tsv": "tsv",
     ".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".txt": "txt", ".text": "txt",
     ".eml": "eml", ".msg": "msg", ".json": "json",
+    **dict.fromkeys((".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"), "image"),
 }
 #: Largest file parsed; bigger ones are reported, not loaded into memory.
 MAX_BYTES = 200 * 1024 * 1024
@@ -51,6 +52,14 @@ MAX_PACKING_RATIO = 100
 MAX_ZIP_MEMBERS = 10_000
 _RATIO_FLOOR = 1024 * 1024
 ZIP_KINDS = frozenset({"docx", "pptx", "xlsx"})
+#: Kinds whose pages may need OCR (``ocr`` setting): PDF pages without a usable text layer, images.
+OCR_KINDS = frozenset({"pdf", "image"})
+#: A PDF page with fewer non-space characters in its text layer than this is read by OCR.
+MIN_PAGE_CHARS = 20
+#: Pages rendered per inch for OCR (A4 at 150 dpi: 1240 x 1754 pixels).
+OCR_DPI = 150
+#: Most pages (frames) of one multi-page image read.
+MAX_IMAGE_PAGES = 500
 #: Text kinds are decoded strictly in these encodings (UTF-16 only with its byte-order mark).
 _ENCODINGS = ("utf-8-sig", "gb18030")
 
@@ -73,12 +82,13 @@ def kind_of(path: Path) -> str | None:
     return KINDS.get(path.suffix.lower())
 
 
-def parse_file(path: Path, attachments: bool = True) -> ParsedFile:
+def parse_file(path: Path, attachments: bool = True, ocr: str = "auto") -> ParsedFile:
     """Parse one supported file; raises ``ParseError`` for anything unreadable, empty or unknown.
 
     ``attachments``: also parse an e-mail's attachments (off for attachments themselves, so an
-    attached e-mail does not unpack a chain of nested ones). ``MemoryError`` is let through: the
-    worker reports it as running out of memory.
+    attached e-mail does not unpack a chain of nested ones). ``ocr``: the ``ocr`` setting (``auto``
+    reads scanned PDF pages and images). ``MemoryError`` is let through: the worker reports it as
+    running out of memory.
     """
     kind = kind_of(path)
     if kind is None:
@@ -98,7 +108,9 @@ def parse_file(path: Path, attachments: bool = True) -> ParsedFile:
         _check_archive(path, kind)
     try:
         if kind in _EMAIL_KINDS:
-            elements, meta = _email(path, kind, attachments)
+            elements, meta = _email(path, kind, attachments, ocr)
+        elif kind in OCR_KINDS:
+            elements, meta = _SCANNED[kind](path, ocr)
         else:
             elements, meta = _PARTITIONERS[kind](path)
     except (ParseError, MemoryError):
@@ -110,7 +122,11 @@ def parse_file(path: Path, attachments: bool = True) -> ParsedFile:
         # a short text file whose lines all look like titles: its lines are its content
         elements = [Element(e.text, "text", e.page, e.heading_path) for e in elements]
     if not elements:
-        hint = " (a scanned PDF without a text layer?)" if kind == "pdf" else ""
+        hint = ""
+        if kind == "pdf" and ocr == "off":
+            hint = ' (a scanned PDF without a text layer? OCR is off: set ocr = "auto" to read it)'
+        elif kind in OCR_KINDS:
+            hint = " (OCR read no text: a blank page, or text too small, faint or blurred to read?)"
         raise ParseError(f"no text found in this {kind} file{hint}")
     text = " ".join(e.text for e in elements[:200])
     title = meta.pop("title", "") or next((e.text for e in elements if e.kind == "title"), "") or path.stem
@@ -253,10 +269,15 @@ _EMAIL_KINDS = frozenset({"eml", "msg"})
 PRELOAD_MODULES = tuple(f"unstructured.partition.{module}" for module, _, _ in _UNSTRUCTURED.values() if module != "pdf")
 
 
-def load_partitioner(path: Path) -> None:
+def load_partitioner(path: Path, ocr: str = "auto") -> None:
     """Import what parsing ``path`` needs (unstructured's modules take seconds and hundreds of MB
-    to import), so a worker can cap the memory of the parse itself, not of the imports."""
+    to import; the OCR model a second and about 200 MB), so a worker can cap the memory of the
+    parse itself, not of the imports."""
     kind = kind_of(path)
+    if kind in OCR_KINDS and ocr != "off":
+        from ingest.ocr import reader
+
+        reader()
     if kind in _UNSTRUCTURED:
         _load_shipped_spacy()
         importlib.import_module(f"unstructured.partition.{_UNSTRUCTURED[kind][0]}")
@@ -269,6 +290,9 @@ def warm_partitioners() -> None:
     _load_shipped_spacy()
     for module in PRELOAD_MODULES:
         importlib.import_module(module)
+    # the OCR engine's modules only: onnxruntime sessions hold threads, which a fork does not copy,
+    # so each worker loads the model itself (``load_partitioner``)
+    importlib.import_module("rapidocr_onnxruntime")
 
 
 def _load_shipped_spacy() -> None:
@@ -363,7 +387,7 @@ def _email_meta(raw: list[Any]) -> dict[str, Any]:
     return {k: v for k, v in found.items() if v}
 
 
-def _email(path: Path, kind: str, attachments: bool) -> tuple[list[Element], dict[str, Any]]:
+def _email(path: Path, kind: str, attachments: bool, ocr: str) -> tuple[list[Element], dict[str, Any]]:
     """An e-mail's body by unstructured, and its attachments by ``parse_file`` itself.
 
     unstructured would partition attachments by content sniffing, past every check above; here
@@ -380,7 +404,7 @@ def _email(path: Path, kind: str, attachments: bool) -> tuple[list[Element], dic
             target = Path(folder) / f"{i}-{safe}"
             target.write_bytes(data)
             try:
-                parsed = parse_file(target, attachments=False)
+                parsed = parse_file(target, attachments=False, ocr=ocr)
             except ParseError as exc:
                 skipped.append(f"{safe}: {exc}")
                 continue
@@ -462,6 +486,77 @@ def _flatten(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
     else:
         yield prefix, value
 
+
+# ------------------------------------------------------------------ scanned pages (OCR)
+def _pdf(path: Path, ocr: str) -> tuple[list[Element], dict[str, Any]]:
+    """A PDF by its text layer; with OCR on, each page without a usable one is rendered and read."""
+    elements, meta = _PARTITIONERS["pdf"](path)
+    if ocr == "off":
+        return elements, meta
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(str(path))
+    try:
+        scanned = [n for n, page in enumerate(document, start=1) if _needs_ocr(page)]
+        pages = {}
+        for number in scanned:
+            image = document[number - 1].render(scale=OCR_DPI / 72, grayscale=True).to_pil()
+            pages[number] = _read(image)
+    finally:
+        document.close()
+    if not pages:
+        return elements, meta
+    kept = [e for e in elements if e.page not in pages]
+    read = [Element(line, "ocr", number) for number, page in pages.items() for line in page.text.splitlines()]
+    ordered = sorted(kept + read, key=lambda e: e.page or 0)  # stable: each page keeps its order
+    return ordered, {**meta, **_ocr_meta(pages)}
+
+
+def _needs_ocr(page: Any) -> bool:
+    textpage = page.get_textpage()
+    try:
+        return len("".join(textpage.get_text_range().split())) < MIN_PAGE_CHARS
+    finally:
+        textpage.close()
+
+
+def _image(path: Path, ocr: str) -> tuple[list[Element], dict[str, Any]]:
+    """An image file (a multi-page TIFF page by page) read by OCR."""
+    if ocr == "off":
+        raise ParseError('images are read by OCR, which is off (ocr = "off"); set ocr = "auto" to ingest them')
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    suffix = path.suffix.lower().lstrip(".")
+    try:
+        with Image.open(path) as image:
+            pages = {}
+            for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
+                if number > MAX_IMAGE_PAGES:
+                    raise ParseError(f"the image has more than {MAX_IMAGE_PAGES} pages; split it")
+                frame.load()
+                pages[number] = _read(frame)
+    except Image.DecompressionBombError as exc:
+        raise ParseError(f"the {suffix} image has too many pixels to read safely ({exc}); scale it down") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ParseError(f"not a readable {suffix} image ({type(exc).__name__}: {str(exc)[:160]}); "
+                         "is it corrupt or misnamed?") from exc
+    elements = [Element(line, "ocr", number) for number, page in pages.items() for line in page.text.splitlines()]
+    return elements, _ocr_meta(pages)
+
+
+def _read(image: Any) -> Any:
+    from ingest.ocr import read_page
+
+    return read_page(image)
+
+
+def _ocr_meta(pages: dict[int, Any]) -> dict[str, Any]:
+    """Which pages were read by OCR and its confidence on each (cards and reports show it)."""
+    return {"ocr_pages": {str(n): round(p.confidence, 3) for n, p in pages.items()},
+            "ocr_engine": "rapidocr-onnxruntime (PP-OCRv4)"}
+
+
+_SCANNED: dict[str, Callable[[Path, str], tuple[list[Element], dict[str, Any]]]] = {"pdf": _pdf, "image": _image}
 
 _PARTITIONERS: dict[str, Callable[[Path], tuple[list[Element], dict[str, Any]]]] = {
     **{kind: _unstructured(kind) for kind in _UNSTRUCTURED},

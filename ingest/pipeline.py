@@ -369,7 +369,7 @@ def ingest(
     try:
         if todo:
             limits = ParseLimits(settings.parse_timeout_s, settings.parse_memory_mb)
-            with ParserPool(min(default_workers(settings.workers), len(todo)), limits) as pool:
+            with ParserPool(min(default_workers(settings.workers), len(todo)), limits, settings.ocr) as pool:
                 for (source, digest, stat), result in zip(todo, pool.parse([s.path for s, _, _ in todo])):
                     replaces = str(source.path) in stored
                     pending = _prepare(source, digest, stat, result, embedder, policy, replaces, run.masker)

@@ -42,7 +42,7 @@ class ParseLimits:
     memory_mb: int
 
 
-def _serve(conn: Connection, memory_mb: int) -> None:
+def _serve(conn: Connection, memory_mb: int, ocr: str) -> None:
     """The worker's loop: receive a path, send back a ``ParsedFile`` or a one-line reason."""
     while True:
         try:
@@ -52,9 +52,9 @@ def _serve(conn: Connection, memory_mb: int) -> None:
         if path is None:
             return
         try:
-            load_partitioner(path)
+            load_partitioner(path, ocr)
             with _memory_cap(memory_mb):
-                result: ParsedFile | str = parse_file(path)
+                result: ParsedFile | str = parse_file(path, ocr=ocr)
         except ParseError as exc:
             result = str(exc)
         except MemoryError:
@@ -100,9 +100,10 @@ class ParserPool:
     Use as a context manager: leaving it stops the workers (and kills any still busy).
     """
 
-    def __init__(self, size: int, limits: ParseLimits) -> None:
+    def __init__(self, size: int, limits: ParseLimits, ocr: str = "auto") -> None:
         self.size = max(1, size)
         self.limits = limits
+        self.ocr = ocr  # the ``ocr`` setting: whether scanned pages and images are read
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["ingest.workers", "ingest.warm"])
         self._idle: list[_Worker] = []
@@ -196,7 +197,7 @@ class ParserPool:
 
     def _start(self) -> _Worker:
         mine, theirs = self._context.Pipe()
-        process = self._context.Process(target=_serve, args=(theirs, self.limits.memory_mb), daemon=True,
+        process = self._context.Process(target=_serve, args=(theirs, self.limits.memory_mb, self.ocr), daemon=True,
                                         name="zhiku-parser")
         process.start()
         theirs.close()

@@ -62,10 +62,17 @@ def highlight(passage: str, query: str, tokenize: Tokenize) -> str:
 
 
 def card_title(citation: Citation) -> str:
-    """``[n] file.pdf · p. 3 · Heading > Sub``: what identifies a source at a glance."""
+    """``[n] file.pdf · p. 3 · Heading > Sub``: what identifies a source at a glance.
+
+    Text read by OCR says so (``scanned page 3 · OCR 97%``): its wording may differ from the paper."""
     hit = citation.hit
     parts = [f"[{citation.n}] {Path(hit.document.source).name}"]
-    if hit.chunk.page is not None:
+    if hit.chunk.kind == "ocr":
+        parts.append(f"scanned page {hit.chunk.page or 1}")
+        confidence = hit.document.metadata.get("ocr_pages", {}).get(str(hit.chunk.page or 1))
+        if confidence is not None:
+            parts.append(f"OCR {confidence:.0%}")
+    elif hit.chunk.page is not None:
         parts.append(f"p. {hit.chunk.page}")
     if hit.chunk.section:
         parts.append(hit.chunk.section)

@@ -36,6 +36,9 @@ PiiMode = Literal["off", "mask-answers", "mask-ingest"]
 #: How ``hybrid`` fuses its retrievers: ``score`` (convex combination of min-max normalised scores)
 #: or ``rrf`` (weighted reciprocal rank fusion, ranks only).
 FusionMethod = Literal["score", "rrf"]
+#: Scanned PDF pages and images: ``auto`` reads pages without a usable text layer, and images, by OCR
+#: (``ingest.ocr``); ``off`` leaves them out (a scanned PDF fails, images are not ingested).
+OcrMode = Literal["auto", "off"]
 
 MODES: tuple[str, ...] = get_args(Mode)
 LLM_BACKENDS: tuple[str, ...] = get_args(LlmBackend)
@@ -60,6 +63,8 @@ class Settings:
     parse_timeout_s: float = 120.0
     #: Memory (address space, MiB) a parse may use on top of its worker's warm start; 0: no cap.
     parse_memory_mb: int = 2048
+    #: OCR of scanned PDF pages and images (see ``OcrMode`` and README, Scanned documents).
+    ocr: OcrMode = "auto"
     #: Triple extractor run during ingest: ``default`` (offline), ``llm``, or ``none``.
     extractor: ExtractorName = "default"
     #: Answer backend (see ``LlmBackend``); ``auto`` picks llm_model when set, else qwen1.5b > qwen0.5b > extractive.
