@@ -1,0 +1,205 @@
+"""OCR: character error rate, speed, and retrieval over scans against their born-digital twins, one run.
+
+The scanned documents of ``examples/scans.py`` are written to a temporary folder and read back the way
+ingest reads them (PDF pages rendered at 150 dpi by pypdfium2, image frames by Pillow), then:
+
+- **CER** per page and per language: Levenshtein distance / truth length after normalising whitespace
+  (runs of spaces and newlines become one space; for Chinese all whitespace is dropped) and table cell
+  separators (`` | ``, which the truth and the reader both use, count as a space). Engines side by side:
+  the product's reader (``ingest.ocr``), the same without the word-gap repair (RapidOCR's own spaces),
+  and Tesseract 5 (``eng`` / ``chi_sim``) when its binary is installed.
+- **pages/s** of the product's reader at 150 dpi with ``ZHIKU_OCR_THREADS`` threads (default 2).
+- **retrieval**: the sample corpus plus the scans, and the sample corpus plus the twins (the same text
+  as ``.txt``), each ingested by the product's pipeline; the questions of ``eval/data/scanned_qa.jsonl``
+  scored by the evaluation harness (nDCG@10 and recall@10 per mode), the twins' relevance mapped by name.
+
+    python bench/ocr.py                  # everything
+    python bench/ocr.py --no-retrieval   # CER and speed only
+
+Writes ``bench/results/ocr.json`` and ``ocr.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# bench/ingest.py would shadow the ingest package when this file runs as a script
+sys.path[:] = [str(ROOT), str(ROOT / "examples")] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+os.environ.setdefault("ZHIKU_OCR_THREADS", "2")
+
+import scans  # noqa: E402  (examples/scans.py)
+
+QUESTIONS = ROOT / "eval" / "data" / "scanned_qa.jsonl"
+
+
+def normalise(text: str, language: str) -> str:
+    text = text.replace(scans.CELL.strip(), " ")
+    return re.sub(r"\s+", "", text) if language == "zh" else re.sub(r"\s+", " ", text).strip()
+
+
+def cer(read: str, truth: str, language: str) -> float:
+    from rapidfuzz.distance import Levenshtein
+
+    a, b = normalise(read, language), normalise(truth, language)
+    return Levenshtein.distance(a, b) / max(len(b), 1)
+
+
+def page_images(path: Path) -> list:
+    """The file's pages as ingest renders them (PDF at ``OCR_DPI``; image frames as stored)."""
+    from PIL import Image, ImageSequence
+
+    from ingest.parse import OCR_DPI
+
+    if path.suffix == ".pdf":
+        import pypdfium2
+
+        document = pypdfium2.PdfDocument(str(path))
+        return [page.render(scale=OCR_DPI / 72, grayscale=True).to_pil() for page in document]
+    with Image.open(path) as image:
+        return [frame.copy() for frame in ImageSequence.Iterator(image)]
+
+
+def tesseract(image, language: str) -> str:
+    with tempfile.NamedTemporaryFile(suffix=".png") as handle:
+        image.save(handle.name)
+        done = subprocess.run(["tesseract", handle.name, "-", "-l", "chi_sim" if language == "zh" else "eng"],
+                              capture_output=True, text=True, env={**os.environ, "OMP_THREAD_LIMIT": "2"})
+    return done.stdout
+
+
+def measure_cer(folder: Path) -> list[dict]:
+    from ingest import ocr
+
+    ocr.reader()  # loaded before any clock starts
+    engines = {"zhiku (RapidOCR + word gaps)": lambda image, _: ocr.read_page(image).text}
+
+    def plain(image, _):
+        saved, ocr.GAP_RATIO = ocr.GAP_RATIO, float("inf")
+        try:
+            return ocr.read_page(image).text
+        finally:
+            ocr.GAP_RATIO = saved
+
+    engines["RapidOCR spaces only"] = plain
+    if shutil.which("tesseract"):
+        engines["Tesseract 5"] = tesseract
+    rows = []
+    for relative, doc in scans.SCANS.items():
+        images = page_images(folder / relative)
+        for number, (page, image) in enumerate(zip(doc.pages, images), start=1):
+            if page.digital:
+                continue
+            for engine, read in engines.items():
+                start = time.perf_counter()
+                text = read(image, page.language)
+                seconds = time.perf_counter() - start
+                rows.append({"file": relative, "page": number, "language": page.language, "style": page.style,
+                             "engine": engine, "cer": round(cer(text, page.text, page.language), 4),
+                             "seconds": round(seconds, 2), "pixels": f"{image.width}x{image.height}"})
+                print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
+    return rows
+
+
+def measure_retrieval(folder: Path, corpus: Path) -> dict:
+    from eval.runner import RunConfig, run
+    from zhiku.settings import Settings
+
+    sets = {"scanned": folder / "with-scans", "born digital": folder / "with-twins"}
+    for target in sets.values():
+        shutil.copytree(corpus, target)
+    scans.build(sets["scanned"])
+    scans.build_twins(sets["born digital"])
+    twins_qa = folder / "scanned_qa_twins.jsonl"
+    rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    twins_qa.write_text("".join(json.dumps({**r, "relevant": [scans.twin_of(x) for x in r["relevant"]]},
+                                           ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    out = {}
+    for name, corpus_dir in sets.items():
+        settings = Settings(kb=folder / f"kb-{name}", extractor="none")
+        config = RunConfig(dataset=QUESTIONS if name == "scanned" else twins_qa, modes=["keyword", "vector", "hybrid"],
+                           ks=[10], out=folder / f"report-{name}", corpus=corpus_dir, cache_dir=folder / "cache",
+                           progress=False)
+        start = time.perf_counter()
+        result, _, _ = run(config, settings)
+        out[name] = {"ingest_and_eval_s": round(time.perf_counter() - start, 1), "modes": {
+            r.mode: {k: round(v.mean, 3) for k, v in r.doc.items() if k in ("ndcg@10", "recall@10")}
+            for r in result.modes if r.skipped is None}}
+        print(name, json.dumps(out[name]), flush=True)
+    return out
+
+
+def markdown(rows: list[dict], retrieval: dict | None, meta: dict) -> str:
+    lines = ["# OCR: scanned pages read back against their exact text", "",
+             f"Machine: {meta['machine']}. {meta['note']}", "",
+             "## Character error rate (lower is better)", "",
+             "| engine | English CER | Chinese CER | s / page (mean) |", "|---|---|---|---|"]
+    engines = list(dict.fromkeys(r["engine"] for r in rows))
+    for engine in engines:
+        mine = [r for r in rows if r["engine"] == engine]
+        by = {lang: [r for r in mine if r["language"] == lang] for lang in ("en", "zh")}
+        mean = {lang: sum(r["cer"] for r in v) / len(v) if v else float("nan") for lang, v in by.items()}
+        seconds = sum(r["seconds"] for r in mine) / len(mine)
+        lines.append(f"| {engine} | {mean['en']:.1%} | {mean['zh']:.1%} | {seconds:.1f} |")
+    lines += ["", "Per page:", "", "| file | page | style | " + " | ".join(engines) + " |",
+              "|---|---|---|" + "---|" * len(engines)]
+    pages = list(dict.fromkeys((r["file"], r["page"], r["style"]) for r in rows))
+    for file, page, style in pages:
+        cells = [next(f"{r['cer']:.1%} ({r['seconds']:.1f} s)" for r in rows
+                      if (r["file"], r["page"], r["engine"]) == (file, page, e)) for e in engines]
+        lines.append(f"| {file} | {page} | {style} | " + " | ".join(cells) + " |")
+    mine = [r for r in rows if r["engine"] == engines[0]]
+    lines += ["", f"Speed of the product's reader: {len(mine) / sum(r['seconds'] for r in mine):.2f} pages/s "
+              f"({meta['threads']} onnxruntime threads; pages at 150 dpi, A4 1240x1754 or smaller).", ""]
+    if retrieval:
+        lines += ["## Retrieval: questions about scanned documents (eval/data/scanned_qa.jsonl)", "",
+                  "Sample corpus plus the scans vs the sample corpus plus their born-digital twins "
+                  "(triple extractor off in both).", "",
+                  "| mode | nDCG@10 scanned | nDCG@10 born digital | difference | recall@10 scanned | recall@10 digital |",
+                  "|---|---|---|---|---|---|"]
+        for mode, scanned in retrieval["scanned"]["modes"].items():
+            digital = retrieval["born digital"]["modes"].get(mode, {})
+            lines.append(f"| {mode} | {scanned['ndcg@10']:.3f} | {digital.get('ndcg@10', float('nan')):.3f} | "
+                         f"{scanned['ndcg@10'] - digital.get('ndcg@10', float('nan')):+.3f} | "
+                         f"{scanned['recall@10']:.3f} | {digital.get('recall@10', float('nan')):.3f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-retrieval", action="store_true", help="CER and speed only")
+    parser.add_argument("--note", default="", help="a line about the machine's load, for the report")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "threads": os.environ["ZHIKU_OCR_THREADS"], "note": args.note}
+    with tempfile.TemporaryDirectory(prefix="zhiku-bench-ocr-") as tmp:
+        folder = Path(tmp)
+        scans.build(folder / "scans-only")
+        rows = measure_cer(folder / "scans-only")
+        retrieval = None
+        if not args.no_retrieval:
+            corpus = folder / "corpus"
+            subprocess.run([sys.executable, str(ROOT / "examples" / "make_corpus.py"), str(corpus)], check=True,
+                           capture_output=True)
+            retrieval = measure_retrieval(folder, corpus)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ocr.json").write_text(json.dumps({"meta": meta, "pages": rows, "retrieval": retrieval}, indent=2,
+                                                  ensure_ascii=False), encoding="utf-8")
+    report = markdown(rows, retrieval, meta)
+    (args.out / "ocr.md").write_text(report, encoding="utf-8")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
