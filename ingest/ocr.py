@@ -96,7 +96,7 @@ def _upright(bgr: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.nda
     """The page turned so its text reads left to right, its boxes and their (upright) line images.
 
     Most boxes standing tall means a page fed in sideways: of the two quarter turns, the one whose
-    lines the orientation classifier flips least is upright. Most lines flipped means upside down.
+    lines the orientation classifier finds upside down least often is upright. Most lines flipped means upside down.
     """
     boxes, crops, flipped = _detect(bgr)
     if boxes and sum(h > 1.5 * w for w, h in map(_box_size, boxes)) > len(boxes) / 2:
@@ -110,13 +110,18 @@ def _upright(bgr: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.nda
 
 
 def _detect(bgr: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-    """Text boxes in reading order, their line images (turned by the classifier) and how many it turned."""
+    """Text boxes in reading order, their line images and how many of them read upside down.
+
+    The classifier's verdict counts for the page as a whole (``_upright``); its turn of single lines
+    is not used: on upright pages it turned good lines over (a 67-character line read as "S").
+    """
     engine = reader()
     boxes, _ = engine.text_det(bgr)
     if boxes is None or len(boxes) == 0:
         return [], [], 0
     boxes = engine.sorted_boxes(boxes)
-    crops, classes, _ = engine.text_cls(engine.get_crop_img_list(bgr, boxes))
+    crops = engine.get_crop_img_list(bgr, boxes)
+    _, classes, _ = engine.text_cls(list(crops))
     return boxes, crops, sum(label == "180" for label, _ in classes)
 
 
