@@ -537,7 +537,10 @@ def _image(path: Path, ocr: str) -> tuple[list[Element], dict[str, Any]]:
                 pages[number] = _read(frame)
     except Image.DecompressionBombError as exc:
         raise ParseError(f"the {suffix} image has too many pixels to read safely ({exc}); scale it down") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError as exc:
+        raise ParseError(f"not a readable {suffix} image (its bytes are not a {suffix} image); "
+                         "is it corrupt or misnamed?") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ParseError(f"not a readable {suffix} image ({type(exc).__name__}: {str(exc)[:160]}); "
                          "is it corrupt or misnamed?") from exc
     elements = [Element(line, "ocr", number) for number, page in pages.items() for line in page.text.splitlines()]

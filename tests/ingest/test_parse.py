@@ -124,7 +124,8 @@ def test_pdf_text_layer_with_pages(sample_corpus: Path) -> None:
         ("broken.pdf", b"this is not a pdf", "not a valid pdf"),
         ("locked.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, "encrypted"),
         ("bad.json", b"{oops", "not valid JSON"),
-        ("image.png", b"\x89PNG....", "unsupported file type"),
+        ("image.png", b"\x89PNG....", "not a readable png image (its bytes are not a png image)"),
+        ("drawing.svg", b"<svg/>", "unsupported file type"),
         ("truncated.docx", b"PK\x03\x04garbage", "cannot parse this docx"),
     ],
 )
