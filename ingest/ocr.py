@@ -68,7 +68,8 @@ class OcrPage:
 
 @functools.lru_cache(maxsize=1)
 def reader() -> Any:
-    """The RapidOCR engine of this process (loaded once: about a second and 200 MB)."""
+    """The RapidOCR engine of this process, loaded once (about a second). ``ZHIKU_OCR_THREADS`` sets
+    its onnxruntime threads (default: the cores, at most 4)."""
     from rapidocr_onnxruntime import RapidOCR
 
     threads = int(os.environ.get("ZHIKU_OCR_THREADS", "0")) or min(4, os.cpu_count() or 1)
