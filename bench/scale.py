@@ -72,14 +72,13 @@ def build_kb(root: Path, n_chunks: int, real: dict[str, np.ndarray], threshold: 
     rng = random.Random(seed)
     texts = scifact_chunks()
     n_real = min(len(real["chunks"]), n_chunks)
-    synthetic = synthetic_vectors(real["chunks"], n_chunks - n_real, seed)
     started = time.perf_counter()
     with KnowledgeBase.open(root, "minilm", DIM, ann_threshold=threshold) as kb:
         for d in tqdm(range(n_chunks // CHUNKS_PER_DOC), desc=f"building {n_chunks} chunks", unit="doc", mininterval=5):
             start, stop = d * CHUNKS_PER_DOC, (d + 1) * CHUNKS_PER_DOC
             pieces = [(texts[i][1], []) if i < n_real else _chunk(rng) for i in range(start, stop)]
-            vectors = np.concatenate([real["chunks"][start:min(stop, n_real)],
-                                      synthetic[max(start, n_real) - n_real:max(stop, n_real) - n_real]])
+            real_part = real["chunks"][start:min(stop, n_real)]
+            vectors = np.concatenate([real_part, synthetic_vectors(real["chunks"], CHUNKS_PER_DOC - len(real_part), seed + d)])
             chunks = [Chunk(text=t, position=i, n_tokens=len(t.split()), heading_path=(f"Note {d}",))
                       for i, (t, _) in enumerate(pieces)]
             doc = Document(source=f"/bench/doc{d:06}.md", content_hash=str(d), title=f"Note {d}",

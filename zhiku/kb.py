@@ -815,11 +815,6 @@ class KnowledgeBase:
         n = self.query("SELECT count(*) FROM chunks")[0][0]
         return vector_index.build(self.manifest.dimension, n, self._stored_vectors, self._sample_vectors, self.ann_threshold)
 
-    def _rows_to_arrays(self, rows: Sequence[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        return ids, vectors.reshape(len(rows), self.manifest.dimension)
-
     def _stored_vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) of every chunk, in id order, 5000 at a time."""
         last = 0
@@ -827,8 +822,9 @@ class KnowledgeBase:
             rows = self.query("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT 5000", (last,))
             if not rows:
                 return
-            ids, vectors = self._rows_to_arrays(rows)
-            yield ids, vectors
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            yield ids, vectors.reshape(len(rows), self.manifest.dimension)
             last = int(ids[-1])
 
     def _sample_vectors(self, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,9 @@ import pytest
 from retrieval.vector import VectorRetriever
 from zhiku import vector_index
 from zhiku.kb import VECTORS_STAMP, KnowledgeBase
+from zhiku.errors import SettingsError
 from zhiku.records import PUBLIC, Chunk, Document, User
+from zhiku.settings import Settings
 
 DIM = 384
 THRESHOLD = 1_000
@@ -52,8 +54,9 @@ def stored(kb: KnowledgeBase) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[s
     return ids, kb.vectors_of(ids), owners
 
 
-def exact(kb: KnowledgeBase, query: np.ndarray, k: int, user: User) -> list[int]:
-    ids, vectors, owners = stored(kb)
+def exact(store: tuple, query: np.ndarray, k: int, user: User) -> list[int]:
+    """The exact top ``k`` among what ``user`` may see, by brute force over ``stored(kb)``."""
+    ids, vectors, owners = store
     visible = np.array([user.can_see(owners[int(i)]) for i in ids])
     ids, vectors = ids[visible], vectors[visible]
     return [int(i) for i in ids[np.argsort(-(vectors @ query), kind="stable")[:k]]]
@@ -100,8 +103,8 @@ def test_the_index_is_exact_below_the_threshold_and_approximate_from_it(tmp_path
 def test_approximate_results_match_flat_closely(big_kb: Path, embedder) -> None:
     with KnowledgeBase.open(big_kb, "minilm", ann_threshold=THRESHOLD) as kb:
         assert vector_index.is_approximate(kb.vector_index())
-        retriever = VectorRetriever(kb, embedder)
-        overlap = [len(set(retriever.search(q, 10, EVERYONE)[0].tolist()) & set(exact(kb, q, 10, EVERYONE))) / 10
+        retriever, store = VectorRetriever(kb, embedder), stored(kb)
+        overlap = [len(set(retriever.search(q, 10, EVERYONE)[0].tolist()) & set(exact(store, q, 10, EVERYONE))) / 10
                    for q in queries()]
     assert np.mean(overlap) >= 0.95
 
@@ -140,13 +143,20 @@ def test_a_re_ingest_on_the_approximate_index_replaces_the_documents_vectors(tmp
 def test_approximate_search_keeps_access_filtering_exact(big_kb: Path, embedder, user: User) -> None:
     with KnowledgeBase.open(big_kb, "minilm", ann_threshold=THRESHOLD) as kb:
         assert vector_index.is_approximate(kb.vector_index())
-        _, _, owners = stored(kb)
+        store = stored(kb)
+        owners = store[2]
         retriever = VectorRetriever(kb, embedder)
         for q in queries(10):
             hits = retriever.retrieve_vector(q, 10, user)
             assert len(hits) == 10  # k visible hits, however few chunks the user may see
             assert all(user.can_see(h.document.groups) for h in hits)  # never a foreign one
             assert all(user.can_see(owners[h.chunk.id]) for h in hits)
-            truth = exact(kb, q, 10, user)
+            truth = exact(store, q, 10, user)
             assert len({h.chunk.id for h in hits} & set(truth)) >= 8
 
+
+
+def test_ann_threshold_is_a_setting_that_refuses_nonsense(tmp_path: Path) -> None:
+    assert Settings.load(env={"ZHIKU_ANN_THRESHOLD": "5000"}, cwd=tmp_path).ann_threshold == 5000
+    with pytest.raises(SettingsError, match="ann_threshold"):
+        Settings(ann_threshold=0)
