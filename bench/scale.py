@@ -12,7 +12,10 @@ Then, in a fresh process per size (so memory is that of one process holding ever
 - disk (the folder), open time (open + load every index a hybrid search uses) and RSS after
   each index loads: the vector index, BM25 (keyword) and the graph, whose deltas are their memory;
 - p50/p95 of ``vector``, ``keyword``, ``graph`` and ``hybrid`` search, for the all-seeing user and
-  a restricted one, queries embedded beforehand (SciFact claims and ``bench.query``'s questions);
+  a restricted one, queries embedded beforehand by MiniLM (SciFact claims and ``bench.query``'s
+  questions); the graph's entity names and fact sentences get hash-seeded vectors (``SeededVectors``:
+  embedding 100k generated sentences would take hours here), so no model is loaded in the measuring
+  process and its RSS is the knowledge base's;
 - recall@10 of the vector index against the exact answer (IVF-Flat probing every list), for
   the all-seeing user and, through the retriever, for the restricted one.
 
@@ -56,14 +59,38 @@ RECALL_TARGET = 0.98
 
 
 # ------------------------------------------------------------------------- building
-def build_kb(root: Path, n_chunks: int, real: dict[str, np.ndarray], threshold: int, seed: int = 11) -> dict:
-    """The knowledge base of ``n_chunks`` (see the module docstring), kept once built; its build times."""
+class SeededVectors:
+    """Stands in for MiniLM where the graph embeds its entity names and fact sentences.
+
+    On two loaded cores MiniLM embeds about 5 texts/s, and 100k chunks of synthetic text carry
+    about 100k distinct fact sentences: hours, for vectors of generated text that mean nothing
+    anyway. Each text gets a unit vector seeded by its hash instead: the graph's indexes have
+    their real sizes (so its latency and memory are measured), its linking quality is not. The
+    questions themselves are embedded by the real model, beforehand.
+    """
+
+    name, dimension, max_tokens = "minilm", DIM, 256
+
+    def count_tokens(self, texts):
+        return [len(t.split()) + 2 for t in texts]
+
+    def embed(self, texts):
+        import zlib
+
+        out = np.stack([np.random.default_rng(zlib.crc32(t.encode())).standard_normal(DIM, dtype=np.float32)
+                        for t in texts]) if texts else np.zeros((0, DIM), dtype=np.float32)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def build_kb(root: Path, n_chunks: int, real: dict[str, np.ndarray], threshold: int, modes: tuple[str, ...] = MODES,
+             seed: int = 11) -> dict:
+    """The knowledge base of ``n_chunks`` (see the module docstring), kept once built; its build times.
+    Documents already stored (an interrupted build) are kept; derived indexes are built for ``modes``."""
     from tqdm import tqdm
 
     from retrieval import build_retriever
     from zhiku import vector_index
     from zhiku.kb import KnowledgeBase
-    from zhiku.models import load_embedder
     from zhiku.records import PUBLIC, Chunk, Document
 
     done = root / "build.json"
@@ -74,6 +101,7 @@ def build_kb(root: Path, n_chunks: int, real: dict[str, np.ndarray], threshold: 
     n_real = min(len(real["chunks"]), n_chunks)
     started = time.perf_counter()
     with KnowledgeBase.open(root, "minilm", DIM, ann_threshold=threshold) as kb:
+        stored = {d.source for d in kb.documents()}
         for d in tqdm(range(n_chunks // CHUNKS_PER_DOC), desc=f"building {n_chunks} chunks", unit="doc", mininterval=5):
             start, stop = d * CHUNKS_PER_DOC, (d + 1) * CHUNKS_PER_DOC
             pieces = [(texts[i][1], []) if i < n_real else _chunk(rng) for i in range(start, stop)]
@@ -81,6 +109,8 @@ def build_kb(root: Path, n_chunks: int, real: dict[str, np.ndarray], threshold: 
             vectors = np.concatenate([real_part, synthetic_vectors(real["chunks"], CHUNKS_PER_DOC - len(real_part), seed + d)])
             chunks = [Chunk(text=t, position=i, n_tokens=len(t.split()), heading_path=(f"Note {d}",))
                       for i, (t, _) in enumerate(pieces)]
+            if f"/bench/doc{d:06}.md" in stored:
+                continue
             doc = Document(source=f"/bench/doc{d:06}.md", content_hash=str(d), title=f"Note {d}",
                            groups=("hr",) if d % 10 == 9 else (PUBLIC,))
             kb.put_document(doc, chunks, vectors, [ts for _, ts in pieces])
@@ -90,8 +120,8 @@ def build_kb(root: Path, n_chunks: int, real: dict[str, np.ndarray], threshold: 
         built = {"chunks": n_chunks, "real_chunks": n_real, "store_s": store_s,
                  "vector_index_build_s": time.perf_counter() - started, "index": vector_index.kind(kb.vector_index())}
         started = time.perf_counter()
-        embedder = load_embedder("minilm")
-        build_retriever(kb, embedder, Settings(kb=root, ann_threshold=threshold), "hybrid").retrieve("Who leads the plan?", K, EVERYONE)
+        for mode in ("hybrid",) if "hybrid" in modes else modes:
+            build_retriever(kb, SeededVectors(), Settings(kb=root, ann_threshold=threshold), mode).retrieve("Who leads the plan?", K, EVERYONE)
         built["other_indexes_build_s"] = time.perf_counter() - started  # BM25, graph, entity vectors: saved
     done.write_text(json.dumps(built))
     return built
@@ -110,7 +140,7 @@ def directory_mib(root: Path) -> float:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**20
 
 
-def measure(root: Path, cache: Path, n_queries: int, threshold: int) -> dict:
+def measure(root: Path, cache: Path, n_queries: int, threshold: int, modes: tuple[str, ...] = MODES) -> dict:
     """Memory, open time, latency and recall of one knowledge base (run in a fresh process)."""
     import faiss
 
@@ -119,24 +149,26 @@ def measure(root: Path, cache: Path, n_queries: int, threshold: int) -> dict:
     from retrieval.vector import VectorRetriever
     from zhiku import vector_index
     from zhiku.kb import KnowledgeBase
-    from zhiku.models import load_embedder
 
     with np.load(cache) as saved:
         table = dict(zip(json.loads(str(saved["texts"])), saved["vectors"]))
     qs = list(table)[:n_queries]
-    fixed = Precomputed(load_embedder("minilm"), table)
-    fixed.inner.embed(["warm up"])  # the model's memory is the baseline, not the graph's (it embeds names)
+    fixed = Precomputed(SeededVectors(), table)
     settings = Settings(kb=root, ann_threshold=threshold)
     base_rss = rss_mib()
     started = time.perf_counter()
     kb = KnowledgeBase.open(root, "minilm", ann_threshold=threshold)
     index = kb.vector_index()
     memory = {"vector_index_mib": rss_mib() - base_rss, "vector_index_load_s": time.perf_counter() - started}
-    retrievers = {}
-    for mode in MODES:
+    if "hybrid" in modes:  # one hybrid retriever, as the product holds: its parts share the catalog and dense search
+        hybrid = build_retriever(kb, fixed, settings, "hybrid")
+        retrievers = {**{r.name: r for r in hybrid.retrievers}, "hybrid": hybrid}
+    else:
+        retrievers = {mode: build_retriever(kb, fixed, settings, mode) for mode in modes}
+    retrievers = {mode: retrievers[mode] for mode in modes}
+    for mode, retriever in retrievers.items():
         before, began = rss_mib(), time.perf_counter()
-        retrievers[mode] = build_retriever(kb, fixed, settings, mode)
-        retrievers[mode].retrieve(qs[0], K, EVERYONE)  # loads (or builds and saves) what it uses
+        retriever.retrieve(qs[0], K, EVERYONE)  # loads what it uses (the hybrid: nothing left to load)
         memory[f"{mode}_mib"], memory[f"{mode}_load_s"] = rss_mib() - before, time.perf_counter() - began
     figures = {"chunks": kb.stats()["chunks"], "disk_mib": directory_mib(root), "open_s": time.perf_counter() - started,
                "rss_mib": rss_mib(), "rss_indexes_mib": rss_mib() - base_rss, "index": vector_index.kind(index),
@@ -158,14 +190,25 @@ def recall(kb, index, queries: np.ndarray, retriever) -> dict:
         return {"all_seeing": 1.0, "restricted": 1.0, "exact": True}
     _, found = vector_index.search(index, queries, K)
     _, truth = vector_index.search(index, queries, K, widen=index.nlist)
+    exhaustive = []  # what a flat index's search would cost: every vector scanned, one query at a time
+    for query in queries:
+        began = time.perf_counter()
+        vector_index.search(index, query[None, :], K, widen=index.nlist)
+        exhaustive.append((time.perf_counter() - began) * 1000)
+    exhaustive.sort()
     everyone = np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth)])
+    _, wider = vector_index.search(index, queries, K, widen=vector_index.CALIBRATION_MARGIN)
+    # five times the probes: for an index saved before CALIBRATION_MARGIN, what the margin gives
+    widened = np.mean([len(set(f) & set(t)) / K for f, t in zip(wider, truth)])
     restricted = []
     for query in queries:
         _, ids = vector_index.search(index, query[None, :], 20 * K, widen=index.nlist)
         visible = ids[0][retriever.catalog.visible_chunks(RESTRICTED, ids[0])][:K]
         got = retriever.search(query, K, RESTRICTED)[0]
         restricted.append(len(set(got.tolist()) & set(visible.tolist())) / K)
-    return {"all_seeing": float(everyone), "restricted": float(np.mean(restricted)), "exact": False}
+    return {"all_seeing": float(everyone), "restricted": float(np.mean(restricted)), "exact": False,
+            "nprobe": int(index.nprobe), "all_seeing_5x_probes": float(widened),
+            "exhaustive_p50_ms": exhaustive[len(exhaustive) // 2], "exhaustive_p95_ms": exhaustive[int(0.95 * len(exhaustive))]}
 
 
 def compare_indexes(vectors: np.ndarray, queries: np.ndarray, hnsw: bool) -> list[dict]:
@@ -246,18 +289,21 @@ def markdown(results: dict) -> str:
         "| recall@10 all / restricted | index build s |",
         "|" + "---|" * 16,
     ]
+    def mib(value: float | None) -> str:
+        return "not measured" if value is None else f"{value:,.0f}"
+
     for r in results["sizes"]:
         lat = r["latency"]
 
         def pp(name: str) -> str:
-            return f"{lat[name]['p50']:.1f} / {lat[name]['p95']:.1f}"
+            return f"{lat[name]['p50']:.1f} / {lat[name]['p95']:.1f}" if name in lat else "not measured"
 
         rec = r["recall"]
         recalled = "exact" if rec["exact"] else f"{rec['all_seeing']:.3f} / {rec['restricted']:.3f}"
         lines.append(
             f"| {r['chunks']:,} | {r['index']} | {r['disk_mib']:,.0f} | {r['open_s']:.1f} | {r['rss_mib']:,.0f} "
             f"| {r['rss_indexes_mib']:,.0f} "
-            f"| {r['vector_index_mib']:,.0f} | {r['keyword_mib']:,.0f} | {r['graph_mib']:,.0f} "
+            f"| {r['vector_index_mib']:,.0f} | {r['keyword_mib']:,.0f} | {mib(r.get('graph_mib'))} "
             f"| {pp('vector (all-seeing)')} | {pp('keyword (all-seeing)')} | {pp('graph (all-seeing)')} "
             f"| {pp('hybrid (all-seeing)')} | {pp('hybrid (restricted)')} "
             f"| {recalled} "
@@ -278,11 +324,17 @@ def targets(results: dict) -> list[str]:
     out = []
     for r in results["sizes"]:
         approx = not r["recall"]["exact"]
-        out.append(f"- {r['chunks']:,} chunks: hybrid p95 {r['latency']['hybrid (all-seeing)']['p95']:.1f} ms "
-                   f"(restricted {r['latency']['hybrid (restricted)']['p95']:.1f}); process RSS {r['rss_mib'] / 1024:.2f} GB, "
+        lat = r["latency"]
+        hybrid = (f"hybrid p95 {lat['hybrid (all-seeing)']['p95']:.1f} ms (restricted {lat['hybrid (restricted)']['p95']:.1f})"
+                  if "hybrid (all-seeing)" in lat else "hybrid not measured (" + ", ".join(
+                      f"{m} p95 {lat[f'{m} (all-seeing)']['p95']:.1f} ms" for m in MODES if f"{m} (all-seeing)" in lat) + ")")
+        out.append(f"- {r['chunks']:,} chunks: {hybrid}; process RSS {r['rss_mib'] / 1024:.2f} GB, "
                    f"of which the knowledge base's indexes {r['rss_indexes_mib'] / 1024:.2f} GB (the rest: Python, "
                    "libraries and the embedding model)"
-                   + (f"; recall@10 {r['recall']['all_seeing']:.3f} (target >= {RECALL_TARGET})" if approx else "; exact index"))
+                   + (f"; recall@10 {r['recall']['all_seeing']:.3f} (target >= {RECALL_TARGET}), restricted user "
+                      f"{r['recall']['restricted']:.3f}; an exhaustive (flat-equivalent) search p50/p95 "
+                      f"{r['recall']['exhaustive_p50_ms']:.1f} / {r['recall']['exhaustive_p95_ms']:.1f} ms"
+                      if approx else "; exact index"))
     if not any(r["chunks"] >= 1_000_000 for r in results["sizes"]):
         out.append("- 1,000,000 chunks: not measured in this run (targets hybrid p95 < 100 ms, RAM < 4 GB).")
     return out
@@ -297,13 +349,16 @@ def plot(results: dict, path: Path) -> None:
     sizes = [r["chunks"] for r in results["sizes"]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for mode in MODES:
-        left.plot(sizes, [r["latency"][f"{mode} (all-seeing)"]["p95"] for r in results["sizes"]], marker="o", label=f"{mode} p95")
+        points = [(r["chunks"], r["latency"][f"{mode} (all-seeing)"]["p95"]) for r in results["sizes"]
+                  if f"{mode} (all-seeing)" in r["latency"]]
+        left.plot(*zip(*points), marker="o", label=f"{mode} p95")
     left.axhline(100, color="grey", linestyle="--", label="target hybrid p95 (1M)")
     left.set(xscale="log", yscale="log", xlabel="chunks", ylabel="ms", title="search latency (p95, query embedded)")
     left.legend(fontsize=8)
     for key, label in (("rss_mib", "process RSS"), ("rss_indexes_mib", "every index"), ("vector_index_mib", "vector index"), ("keyword_mib", "BM25"),
                        ("graph_mib", "graph"), ("disk_mib", "disk")):
-        right.plot(sizes, [max(r[key], 1) for r in results["sizes"]], marker="o", label=label)
+        points = [(r["chunks"], max(r[key], 1)) for r in results["sizes"] if key in r]
+        right.plot(*zip(*points), marker="o", label=label)
     right.plot(sizes, [4096 * n / 1_000_000 for n in sizes], color="grey", linestyle="--", label="target 4 GB per 1M")
     right.set(xscale="log", yscale="log", xlabel="chunks", ylabel="MiB", title="memory and disk")
     right.legend(fontsize=8)
@@ -312,22 +367,23 @@ def plot(results: dict, path: Path) -> None:
 
 
 def run(sizes: list[int], workdir: Path, out: Path, n_queries: int, n_real: int, threshold: int,
-        compare: bool, hnsw_up_to: int, command: str) -> dict:
+        compare: bool, hnsw_up_to: int, command: str, modes: tuple[str, ...] = MODES, also: Path | None = None) -> dict:
     from zhiku.models import load_embedder
 
     workdir.mkdir(parents=True, exist_ok=True)
     real = real_vectors(workdir, load_embedder("minilm"), n_real, n_queries)
     cache = query_cache(workdir, "minilm", real, n_queries)
+    earlier = json.loads(also.read_text()) if also else {"sizes": [], "compare": {}}
     results: dict = {"settings": {"command": command, "machine": f"{os.cpu_count()} cores", "real": n_real,
                                   "threshold": threshold, "queries": n_queries,
                                   "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg())},
-                     "sizes": [], "compare": {}}
+                     "sizes": earlier["sizes"], "compare": earlier["compare"]}
     for n in sizes:
         root = workdir / f"kb-{n}-t{threshold}"
-        build = build_kb(root, n, real, threshold)
+        build = build_kb(root, n, real, threshold, modes)
         print(f"== {n:,} chunks: built ({build})", flush=True)
         done = subprocess.run([sys.executable, __file__, "--measure", str(root), "--cache", str(cache),
-                               "--queries", str(n_queries), "--threshold", str(threshold)],
+                               "--queries", str(n_queries), "--threshold", str(threshold), "--modes", *modes],
                               check=True, capture_output=True, text=True)
         row = json.loads(done.stdout.strip().splitlines()[-1])
         row["build"] = build
@@ -353,18 +409,21 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--real", type=int, default=4096, help="real SciFact chunks (embedded once, cached)")
     parser.add_argument("--threshold", type=int, default=Settings.ann_threshold, help="ann_threshold for the knowledge bases")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
+                        help="retrieval modes to build and time (hybrid needs the graph: much memory at 1M chunks)")
     parser.add_argument("--compare", action="store_true", help="also compare flat, IVF and HNSW at each size")
     parser.add_argument("--hnsw-up-to", type=int, default=100_000, help="largest size HNSW is built for (slow to build)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "zhiku-bench-scale")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale")
+    parser.add_argument("--also", type=Path, help="an earlier scale.json whose sizes join this run's in the report")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.cache, args.queries, args.threshold)))
+        print(json.dumps(measure(args.measure, args.cache, args.queries, args.threshold, tuple(args.modes))))
         return
     results = run(args.sizes, args.workdir, args.out, args.queries, args.real, args.threshold, args.compare,
-                  args.hnsw_up_to, "python bench/scale.py " + " ".join(sys.argv[1:]))
+                  args.hnsw_up_to, "python bench/scale.py " + " ".join(sys.argv[1:]), tuple(args.modes), args.also)
     print(markdown(results))
 
 
