@@ -329,8 +329,8 @@ def targets(results: dict) -> list[str]:
                   if "hybrid (all-seeing)" in lat else "hybrid not measured (" + ", ".join(
                       f"{m} p95 {lat[f'{m} (all-seeing)']['p95']:.1f} ms" for m in MODES if f"{m} (all-seeing)" in lat) + ")")
         out.append(f"- {r['chunks']:,} chunks: {hybrid}; process RSS {r['rss_mib'] / 1024:.2f} GB, "
-                   f"of which the knowledge base's indexes {r['rss_indexes_mib'] / 1024:.2f} GB (the rest: Python, "
-                   "libraries and the embedding model)"
+                   f"of which the knowledge base's indexes {r['rss_indexes_mib'] / 1024:.2f} GB (the rest: Python and "
+                   "libraries)"
                    + (f"; recall@10 {r['recall']['all_seeing']:.3f} (target >= {RECALL_TARGET}), restricted user "
                       f"{r['recall']['restricted']:.3f}; an exhaustive (flat-equivalent) search p50/p95 "
                       f"{r['recall']['exhaustive_p50_ms']:.1f} / {r['recall']['exhaustive_p95_ms']:.1f} ms"
