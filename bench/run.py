@@ -22,6 +22,7 @@ for the rest (embedding 100k chunks takes hours on two cores); the output says w
     python bench/run.py            # query at 1k, 10k, 100k chunks; ingest sample, 1k, 10k
     python bench/run.py --quick    # query at 1k, 10k; ingest sample, 1k
     python bench/run.py --tiny     # the smallest end-to-end run (a smoke test, about a minute)
+    python bench/run.py --scale 10000 100000   # and the cost curve (bench/scale.py) at these sizes
 
 Writes ``bench/results/<label>.json`` and ``.md`` (label: full, quick or tiny, or ``--label``).
 """
@@ -377,6 +378,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "zhiku-bench-run",
                         help="keeps built query knowledge bases between runs")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--scale", type=int, nargs="*", metavar="CHUNKS",
+                        help="also run bench/scale.py, the cost curve (default sizes 10k, 100k, 1M: hours on 2 cores), "
+                             "into <out>/scale.*; e.g. --scale 10000 100000")
     parser.add_argument("--label", help="results file name (default: full, quick or tiny)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--kb", type=Path, help=argparse.SUPPRESS)
@@ -431,6 +435,14 @@ def main() -> None:
     (args.out / f"{label}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     (args.out / f"{label}.md").write_text(report, encoding="utf-8")
     print(f"written: {args.out / label}.json and .md")
+    if args.scale is not None:
+        from bench import scale
+
+        curve = scale.run(args.scale or scale.SIZES, args.workdir / "scale", args.out / "scale", n_queries, 4096,
+                          scale.Settings.ann_threshold, compare=False, hnsw_up_to=0,
+                          command="python bench/run.py --scale " + " ".join(map(str, args.scale)))
+        print(scale.markdown(curve))
+        print(f"written: {args.out / 'scale'}.json, .md and .png")
 
 
 if __name__ == "__main__":

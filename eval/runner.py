@@ -94,7 +94,7 @@ def run(
         settings = settings.replace(kb=prepare_kb(dataset, cache, settings, embedder, config.progress))
         if dataset.records is not None:
             files = corpus_files(dataset, corpus_folder(dataset, cache, settings))
-    with KnowledgeBase.open(settings.kb, embedder.name) as kb:
+    with KnowledgeBase.open(settings.kb, embedder.name, ann_threshold=settings.ann_threshold) as kb:
         judgements = resolve(dataset, kb, files)
         retrievers = product_retrievers(kb, embedder, settings, config.modes)
         result = evaluate(judgements, retrievers, config.ks, depth=config.depth, dataset=dataset.name,

@@ -71,7 +71,7 @@ class Assistant:
     def open(cls, settings: Settings) -> Assistant:
         """Open the knowledge base ``settings.kb`` with its embedding model (the manifest's by default)."""
         model = KnowledgeBase.resolve_model(settings.kb, settings.embedding_model)
-        kb = KnowledgeBase.open(settings.kb, model)
+        kb = KnowledgeBase.open(settings.kb, model, ann_threshold=settings.ann_threshold)
         try:
             embedder = load_embedder(model, settings.embed_batch_size)
         except BaseException:

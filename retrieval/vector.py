@@ -4,6 +4,10 @@ The index holds every chunk, whoever may read it, so the retriever over-fetches 
 of documents the user cannot see before returning: it asks FAISS for ``4k`` neighbours, and
 doubles that until ``k`` visible ones are found or the index is exhausted. A user who sees
 everything skips the filter entirely, so the common case costs one FAISS search.
+
+On an approximate (IVF) index each doubling also doubles the lists probed, so "exhausted" means
+every list was searched, which on IVF-Flat is the exact answer: a restricted user gets ``k``
+visible hits whenever ``k`` exist, and never one of a document they may not see.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from retrieval.catalog import Catalog
+from zhiku import vector_index
 from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder
 from zhiku.records import Hit, User
@@ -104,15 +109,15 @@ class VectorRetriever:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         open_to_all = self.catalog.sees_everything(user)
-        fetch = min(k if open_to_all else k * OVERFETCH, total)
+        fetch, widen = min(k if open_to_all else k * OVERFETCH, total), 1
         while True:
-            scores, ids = index.search(query, fetch)
+            scores, ids = vector_index.search(index, query, fetch, widen)
             scores, ids = scores[0], ids[0]
             found = ids >= 0
             scores, ids = scores[found], ids[found]
             if not open_to_all:
                 visible = self.catalog.visible_chunks(user, ids)
                 scores, ids = scores[visible], ids[visible]
-            if len(ids) >= k or fetch >= total:
+            if len(ids) >= k or (fetch >= total and vector_index.exhaustive(index, widen)):
                 return ids[:k], scores[:k]
-            fetch = min(fetch * 2, total)
+            fetch, widen = min(fetch * 2, total), widen * 2

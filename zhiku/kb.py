@@ -4,7 +4,8 @@
 users, feedback). Row ids are ``AUTOINCREMENT``: an id names one chunk (one document, one triple)
 forever, so a reader holding an id from before a re-ingest can never be handed someone else's row.
 
-``vectors.faiss`` is an index derived from it, stamped with the write epoch it reflects: a
+``vectors.faiss`` is an index derived from it (exact, or approximate from ``ann_threshold`` chunks
+on: ``zhiku.vector_index``), stamped with the write epoch it reflects: a
 knowledge base whose stamp lags SQLite (a crash between commit and save) or whose file is torn
 rebuilds the index from SQLite, so a kill at any moment never leaves orphan or missing vectors. In
 memory the index is copy-on-write: a search works on the index object it was handed, which is
@@ -41,7 +42,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from zhiku import vector_index
 from zhiku.records import Chunk, Document, Triple, User
+from zhiku.settings import Settings
 from zhiku.errors import KnowledgeBaseBusyError, KnowledgeBaseError, ModelMismatchError
 
 SCHEMA_VERSION = 2
@@ -294,9 +297,12 @@ class _IndexChange:
 class KnowledgeBase:
     """An open knowledge base folder. Thread-safe: writes serialised by a lock, reads pooled."""
 
-    def __init__(self, root: Path, manifest: Manifest, conn: sqlite3.Connection) -> None:
+    def __init__(self, root: Path, manifest: Manifest, conn: sqlite3.Connection,
+                 ann_threshold: int = Settings.ann_threshold) -> None:
         self.root = root
         self.manifest = manifest
+        #: Chunks from which the vector index is approximate (``zhiku.vector_index``).
+        self.ann_threshold = ann_threshold
         self._conn = conn
         self._write_lock = threading.RLock()
         self._readers: list[sqlite3.Connection] = []  # every read connection, to close them
@@ -308,15 +314,18 @@ class KnowledgeBase:
         # The published index (never modified once published), the epoch it reflects with the
         # pending changes applied, and those changes (applied on a copy when a reader next asks).
         self._index_lock = threading.Lock()
-        self._index: faiss.IndexIDMap2 | None = None
+        self._index: faiss.Index | None = None
         self._index_epoch = -1
         self._pending: list[_IndexChange] = []
         self._save_lock = threading.Lock()
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def open(cls, root: Path | str, embedding_model: str, dimension: int | None = None) -> KnowledgeBase:
+    def open(cls, root: Path | str, embedding_model: str, dimension: int | None = None,
+             ann_threshold: int = Settings.ann_threshold) -> KnowledgeBase:
         """Open (or create, when ``dimension`` is given) the knowledge base at ``root``.
+
+        ``ann_threshold``: the ``ann_threshold`` setting (chunks from which the vector index is approximate).
 
         Refuses a folder built with another embedding model, naming both and the fix. Migrates an
         older schema in place.
@@ -338,7 +347,7 @@ class KnowledgeBase:
         except BaseException:
             conn.close()
             raise
-        return cls(root, manifest, conn)
+        return cls(root, manifest, conn, ann_threshold)
 
     @staticmethod
     def _check_model(root: Path, manifest: Manifest, embedding_model: str) -> None:
@@ -746,10 +755,18 @@ class KnowledgeBase:
             index.add_with_ids(np.ascontiguousarray(vectors[keep]), ids[keep])
         self._index, self._pending = index, []
 
-    def _current_index(self) -> tuple[faiss.IndexIDMap2, int]:
-        """The published index current with the committed epoch, and that epoch."""
+    def _current_index(self) -> tuple[faiss.Index, int]:
+        """The published index current with the committed epoch, and that epoch.
+
+        An index the knowledge base has outgrown (or shrunk out of: ``vector_index.fits``) is
+        rebuilt from SQLite here, so the switch to an approximate index happens by itself.
+        """
         with self._index_lock:
             epoch = self.epoch
+            if self._index is not None and self._index_epoch == epoch:
+                self._apply_pending()
+                if not vector_index.fits(self._index, int(self._index.ntotal), self.ann_threshold):
+                    self._index = None
             if self._index is None or self._index_epoch != epoch:
                 with self.snapshot():  # the epoch and the vectors it stamps: one state
                     epoch = self.epoch
@@ -760,8 +777,9 @@ class KnowledgeBase:
             assert self._index is not None
             return self._index, epoch
 
-    def vector_index(self) -> faiss.IndexIDMap2:
-        """The FAISS index over chunk vectors (ids are chunk ids), loaded or rebuilt as needed.
+    def vector_index(self) -> faiss.Index:
+        """The FAISS index over chunk vectors (ids are chunk ids), loaded or rebuilt as needed:
+        exact or approximate by size (search it with ``vector_index.search``).
 
         The object returned is never modified afterwards: a search may run on it while writers
         commit (they publish a new object). Loading it also sets FAISS's thread count
@@ -770,7 +788,7 @@ class KnowledgeBase:
         """
         return self._current_index()[0]
 
-    def _load_index(self, epoch: int) -> faiss.IndexIDMap2 | None:
+    def _load_index(self, epoch: int) -> faiss.Index | None:
         """vectors.faiss if its stamp says ``epoch`` and it is whole (a torn file is rebuilt, not fatal)."""
         path, stamp = self.root / VECTORS, self.root / VECTORS_STAMP
         try:
@@ -783,23 +801,37 @@ class KnowledgeBase:
             log.warning("%s is unreadable (%s); rebuilding it from %s", path, str(exc).splitlines()[0], DATABASE)
             return None
         chunks = self.query("SELECT count(*) FROM chunks")[0][0]
-        if not isinstance(index, faiss.IndexIDMap2) or index.d != self.manifest.dimension or index.ntotal != chunks:
+        if not isinstance(index, faiss.IndexIDMap2 | faiss.IndexIVFFlat) or index.d != self.manifest.dimension \
+                or index.ntotal != chunks:
             log.warning("%s does not match %s; rebuilding it", path, DATABASE)
+            return None
+        if not vector_index.fits(index, chunks, self.ann_threshold):
+            log.info("%s (%s) does not fit %d chunks; rebuilding it", path, vector_index.kind(index), chunks)
             return None
         return index
 
-    def _build_index(self) -> faiss.IndexIDMap2:
+    def _build_index(self) -> faiss.Index:
         """The index of every chunk vector in SQLite (call inside a snapshot for one consistent state)."""
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.manifest.dimension))
+        n = self.query("SELECT count(*) FROM chunks")[0][0]
+        return vector_index.build(self.manifest.dimension, n, self._stored_vectors, self._sample_vectors, self.ann_threshold)
+
+    def _stored_vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every chunk, in id order, 5000 at a time."""
         last = 0
         while True:
             rows = self.query("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT 5000", (last,))
             if not rows:
-                return index
+                return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-            index.add_with_ids(vectors.reshape(len(rows), self.manifest.dimension), ids)
+            yield ids, vectors.reshape(len(rows), self.manifest.dimension)
             last = int(ids[-1])
+
+    def _sample_vectors(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of ``n`` chunks drawn at random, the same ones each time (trains an approximate index)."""
+        every = np.array([r[0] for r in self.query("SELECT id FROM chunks")], dtype=np.int64)
+        chosen = np.sort(np.random.default_rng(0).choice(every, size=min(n, len(every)), replace=False))
+        return chosen, self.vectors_of(chosen)
 
     def save_vectors(self) -> None:
         """Persist the vector index atomically, stamped with the epoch it reflects (if not already)."""

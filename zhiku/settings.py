@@ -57,6 +57,10 @@ class Settings:
     chunk_tokens: int = 200
     chunk_overlap: int = 32
     embed_batch_size: int = 32
+    #: Chunks from which the vector index is approximate (IVF with calibrated probes, recall@10
+    #: against exact >= 0.98: ``zhiku.vector_index``, bench/results/scale.md); below it, exact.
+    #: Takes effect when the index is next loaded or built.
+    ann_threshold: int = 200_000
     #: Parser worker processes; 0 means "one less than the cores, at least one".
     workers: int = 0
     #: A file whose parse takes longer (wall clock) is reported as failed and its worker killed.
@@ -165,6 +169,8 @@ class Settings:
         for name, hint in get_type_hints(type(self)).items():
             if _is_literal(hint):
                 check_choice(name, getattr(self, name), hint)
+        if self.ann_threshold < 1:
+            raise SettingsError(f"setting 'ann_threshold' must be a number of chunks >= 1, got {self.ann_threshold}")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

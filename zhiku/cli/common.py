@@ -68,7 +68,7 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
 
 def open_existing(settings: Settings) -> KnowledgeBase:
     """Open a knowledge base that must already exist (query-side commands)."""
-    return KnowledgeBase.open(settings.kb, settings.embedding_model)
+    return KnowledgeBase.open(settings.kb, settings.embedding_model, ann_threshold=settings.ann_threshold)
 
 
 def emit(payload: Any, as_json: bool, text: str | None = None) -> None:

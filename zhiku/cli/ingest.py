@@ -68,7 +68,8 @@ def run_ingest(args: argparse.Namespace) -> int:
         raise UsageError("--groups needs at least one group name, e.g. --groups hr,finance")
     embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
     exists = KnowledgeBase.exists(settings.kb)
-    with KnowledgeBase.open(settings.kb, embedder.name, None if exists else embedder.dimension) as kb, \
+    with KnowledgeBase.open(settings.kb, embedder.name, None if exists else embedder.dimension,
+                           ann_threshold=settings.ann_threshold) as kb, \
             kb.writer(wait=not args.no_wait):
         with tqdm(desc="ingest", unit="file", disable=args.json, dynamic_ncols=True) as bar:
             def progress(done: int, total: int, path: str, outcome: str) -> None:
@@ -112,7 +113,7 @@ def run_reindex(args: argparse.Namespace) -> int:
         emit({"vectors": n, "embedding_model": current}, args.json, f"rebuilt the vector index: {n} vectors")
         return OK
     embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
-    with KnowledgeBase.open(settings.kb, current) as kb, kb.writer():
+    with KnowledgeBase.open(settings.kb, current, ann_threshold=settings.ann_threshold) as kb, kb.writer():
         with tqdm(total=kb.stats()["chunks"], desc="re-embed", unit="chunk", disable=args.json) as bar:
             kb.reembed(embedder.name, embedder.dimension, embedder.embed, progress=bar.update)
         n = kb.reindex()
