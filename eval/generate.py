@@ -31,7 +31,7 @@ from tqdm import tqdm
 from eval.text import normalize, sentences
 from zhiku.kb import KnowledgeBase
 from zhiku.records import Chunk, Triple, User
-from zhiku.text import has_cjk
+from zhiku.text import CJK_CHARS, has_cjk
 from zhiku.prompts import WRITE_QUESTION
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ _ZH_TERMS = (
     re.compile(r"(?:人民币)?(?:\d[\d,.]*|[零一二三四五六七八九十百千万两]+)\s*(?:%|万元|元|个|天|年|月|周|小时|分钟|人|名|次|台|项|件|套|托|米|kg)"),
 )
 #: Relations extracted from tables and nouns read as "the <relation> of <subject>"; verb phrases do not.
-_NOUN_RELATION = re.compile(r"^[A-Z\u3400-\u9fff]")
+_NOUN_RELATION = re.compile(f"^[A-Z{CJK_CHARS}]")
 BLANK = "____"
 #: Relations that make no question (aliases restate the subject).
 _SKIPPED_RELATIONS = {"also known as"}
