@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingest.acl import AclRefusal, AclResolver
-from ingest.pipeline import discover, ingest
+from ingest.pipeline import Regrouped, discover, ingest
 from zhiku.kb import KnowledgeBase
 from zhiku.settings import Settings
 
@@ -76,10 +76,24 @@ def test_acl_edit_updates_groups_without_reembedding(corpus: Path, tmp_path: Pat
         write(corpus, "zhiku-acl.toml", '"hr/**" = ["hr", "executives"]\n')
         report = ingest(kb, embedder, [corpus / "hr" / "bands.md"], settings)
         assert (report.unchanged, report.added, report.updated) == (1, 0, 0)
+        assert report.regrouped == [Regrouped(str(corpus / "hr" / "bands.md"), ("hr",), ("hr", "executives"))]
         after = kb.get_document(str(corpus / "hr" / "bands.md"))
         assert after.groups == ("hr", "executives")
         assert [c.id for c in kb.chunks_of(after.id)] == chunk_ids
         assert (kb.vectors_of(chunk_ids) == vectors).all()
+
+
+def test_a_tightened_acl_applies_to_the_stored_version_even_when_the_changed_file_fails_to_parse(
+    corpus: Path, tmp_path: Path, embedder
+) -> None:
+    settings = Settings(kb=tmp_path / "kb", workers=1)
+    with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb:
+        ingest(kb, embedder, [corpus / "welcome.md"], settings)
+        write(corpus, "zhiku-acl.toml", '"welcome.md" = ["hr"]\n')
+        (corpus / "welcome.md").write_bytes(bytes(range(256)) * 64)  # now binary: its parse fails
+        report = ingest(kb, embedder, [corpus / "welcome.md"], settings)
+        assert [Path(f.path).name for f in report.failed] == ["welcome.md"]
+        assert kb.get_document(str(corpus / "welcome.md")).groups == ("hr",)  # the old text is no longer public
 
 
 def test_a_broken_acl_file_above_a_file_refuses_it_whichever_path_is_named(corpus: Path) -> None:
