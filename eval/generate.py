@@ -172,11 +172,13 @@ def chunk_questions(
                                        [evidence] if evidence else [], kind)
 
 
-def generate(kb: KnowledgeBase, n: int = 50, seed: int = 0, llm: Any = None, progress: bool = True) -> list[GeneratedQuestion]:
-    """Up to ``n`` questions, at most one per chunk, from chunks sampled with ``seed``."""
+def generate(kb: KnowledgeBase, n: int = 50, seed: int = 0, llm: Any = None, user: User | None = None,
+             progress: bool = True) -> list[GeneratedQuestion]:
+    """Up to ``n`` questions, at most one per chunk, from chunks sampled with ``seed`` (of the
+    documents ``user`` may see, when given)."""
     out: list[GeneratedQuestion] = []
     with tqdm(total=n, desc="generate", unit="q", disable=not progress, leave=False) as bar:
-        for _, question in chunk_questions(kb, seed, llm):
+        for _, question in chunk_questions(kb, seed, llm, user):
             if len(out) >= n:
                 break
             out.append(question)
