@@ -356,9 +356,6 @@ def ingest(
 
     todo: list[tuple[SourceFile, str, os.stat_result]] = []
     for source in found.files:
-        # New groups apply before any parse: a stored version stays under them if the file now fails.
-        if (before := kb.set_groups(str(source.path), source.groups)) is not None:
-            report.regrouped.append(Regrouped(str(source.path), before, source.groups))
         try:
             stat = source.path.stat()
             digest = file_hash(source.path)
@@ -367,6 +364,8 @@ def ingest(
             continue
         if stored.get(str(source.path)) == digest:
             report.unchanged += 1
+            if (before := kb.set_groups(str(source.path), source.groups)) is not None:
+                report.regrouped.append(Regrouped(str(source.path), before, source.groups))
         else:
             todo.append((source, digest, stat))
 

@@ -83,19 +83,6 @@ def test_acl_edit_updates_groups_without_reembedding(corpus: Path, tmp_path: Pat
         assert (kb.vectors_of(chunk_ids) == vectors).all()
 
 
-def test_a_tightened_acl_applies_to_the_stored_version_even_when_the_changed_file_fails_to_parse(
-    corpus: Path, tmp_path: Path, embedder
-) -> None:
-    settings = Settings(kb=tmp_path / "kb", workers=1)
-    with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb:
-        ingest(kb, embedder, [corpus / "welcome.md"], settings)
-        write(corpus, "zhiku-acl.toml", '"welcome.md" = ["hr"]\n')
-        (corpus / "welcome.md").write_bytes(bytes(range(256)) * 64)  # now binary: its parse fails
-        report = ingest(kb, embedder, [corpus / "welcome.md"], settings)
-        assert [Path(f.path).name for f in report.failed] == ["welcome.md"]
-        assert kb.get_document(str(corpus / "welcome.md")).groups == ("hr",)  # the old text is no longer public
-
-
 def test_a_broken_acl_file_above_a_file_refuses_it_whichever_path_is_named(corpus: Path) -> None:
     write(corpus, "zhiku-acl.toml", '"hr/**" = "hr"\n')
     for paths in ([corpus], [corpus / "hr"], [corpus / "hr" / "bands.md"]):
