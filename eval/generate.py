@@ -31,7 +31,7 @@ from tqdm import tqdm
 from eval.text import normalize, sentences
 from zhiku.kb import KnowledgeBase
 from zhiku.records import Chunk, Triple, User
-from zhiku.text import has_cjk
+from zhiku.text import CJK_CHARS, has_cjk
 from zhiku.prompts import WRITE_QUESTION
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ _ZH_TERMS = (
     re.compile(r"(?:人民币)?(?:\d[\d,.]*|[零一二三四五六七八九十百千万两]+)\s*(?:%|万元|元|个|天|年|月|周|小时|分钟|人|名|次|台|项|件|套|托|米|kg)"),
 )
 #: Relations extracted from tables and nouns read as "the <relation> of <subject>"; verb phrases do not.
-_NOUN_RELATION = re.compile(r"^[A-Z\u3400-\u9fff]")
+_NOUN_RELATION = re.compile(f"^[A-Z{CJK_CHARS}]")
 BLANK = "____"
 #: Relations that make no question (aliases restate the subject).
 _SKIPPED_RELATIONS = {"also known as"}
@@ -172,11 +172,13 @@ def chunk_questions(
                                        [evidence] if evidence else [], kind)
 
 
-def generate(kb: KnowledgeBase, n: int = 50, seed: int = 0, llm: Any = None, progress: bool = True) -> list[GeneratedQuestion]:
-    """Up to ``n`` questions, at most one per chunk, from chunks sampled with ``seed``."""
+def generate(kb: KnowledgeBase, n: int = 50, seed: int = 0, llm: Any = None, user: User | None = None,
+             progress: bool = True) -> list[GeneratedQuestion]:
+    """Up to ``n`` questions, at most one per chunk, from chunks sampled with ``seed`` (of the
+    documents ``user`` may see, when given)."""
     out: list[GeneratedQuestion] = []
     with tqdm(total=n, desc="generate", unit="q", disable=not progress, leave=False) as bar:
-        for _, question in chunk_questions(kb, seed, llm):
+        for _, question in chunk_questions(kb, seed, llm, user):
             if len(out) >= n:
                 break
             out.append(question)

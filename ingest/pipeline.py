@@ -71,6 +71,15 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Regrouped:
+    """A stored document whose access groups this run changed (an ACL edit): for the audit log."""
+
+    source: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+
 @dataclass
 class IngestReport:
     added: int = 0
@@ -81,9 +90,11 @@ class IngestReport:
     skipped: list[Skipped] = field(default_factory=list)
     documents: int = 0  # in the knowledge base after the run
     chunks: int = 0
+    regrouped: list[Regrouped] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        """The ``zhiku ingest --json`` contract (group changes go to the audit log, not into it)."""
+        return {k: v for k, v in asdict(self).items() if k != "regrouped"}
 
 
 @dataclass(frozen=True)
@@ -353,7 +364,8 @@ def ingest(
             continue
         if stored.get(str(source.path)) == digest:
             report.unchanged += 1
-            kb.set_groups(str(source.path), source.groups)
+            if (before := kb.set_groups(str(source.path), source.groups)) is not None:
+                report.regrouped.append(Regrouped(str(source.path), before, source.groups))
         else:
             todo.append((source, digest, stat))
 

@@ -31,6 +31,7 @@ from retrieval.local_models import best_installed, ct2_folder, default_cache_dir
 from zhiku.errors import LLMError
 from zhiku.pii import PiiMasker
 from zhiku.settings import Settings
+from zhiku.text import count_cjk
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def token_counter(llm: LLM | None) -> Callable[[str], int]:
 
 def estimate_tokens(text: str) -> int:
     """An upper-bound guess for unknown tokenizers: one token per CJK character, one per 3 other characters."""
-    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff")
+    cjk = count_cjk(text)
     return cjk + (len(text) - cjk + 2) // 3
 
 

@@ -12,23 +12,15 @@ import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from zhiku.models import ModelError
-from zhiku.protocols import Retriever
+from zhiku.protocols import Reranker, Retriever
 from zhiku.records import Hit, User
 from zhiku.settings import Settings, SettingsError
 from zhiku.prompts import JUDGE_RELEVANCE
 
 log = logging.getLogger(__name__)
-
-
-class Reranker(Protocol):
-    """Reorders hits for ``query`` and keeps the best ``k``; hits' ``found_by`` and facts are kept."""
-
-    name: str
-
-    def rerank(self, query: str, hits: Sequence[Hit], k: int) -> list[Hit]: ...
 
 
 def _rescored(hits: Sequence[Hit], scores: Sequence[float], k: int) -> list[Hit]:

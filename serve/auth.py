@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from zhiku.accounts import has_users, key_hash, user_for_key
+from zhiku.errors import ZhikuError
 from zhiku.kb import KnowledgeBase
 from zhiku.records import LOCAL_USER, User
 
@@ -26,11 +27,11 @@ Clock = Callable[[], float]
 UNAUTHORIZED = "a valid API key is required: send `Authorization: Bearer KEY` (`zhiku user token create NAME`)"
 
 
-class Unauthorized(Exception):
+class Unauthorized(ZhikuError):
     """No key, a malformed header, or a key that does not authenticate (deliberately not told apart)."""
 
 
-class RateLimited(Exception):
+class RateLimited(ZhikuError):
     """The key used up its bucket; ``retry_after_s`` says when the next request would be accepted."""
 
     def __init__(self, retry_after_s: float) -> None:

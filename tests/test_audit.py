@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from leak_probe import build_leak_corpus
 from zhiku import audit
 from zhiku.accounts import authenticate
 from zhiku.errors import UsageError
@@ -111,3 +112,19 @@ def test_question_text_is_left_out_when_audit_questions_is_off(
     [record] = audit_json(capsys, monkeypatch, kb_path)
     assert (record["event"], record["user"], record["detail"]) == (
         "question", "local", {"mode": "hybrid", "surface": "search"})
+
+
+def test_an_acl_edit_picked_up_by_an_ingest_records_each_documents_groups_before_and_after(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = build_leak_corpus(tmp_path / "corpus")
+    kb = tmp_path / "kb"
+    ingest = ("ingest", str(corpus), "--no-graph", "--workers", "1", "--kb", str(kb), "--json")
+    assert zhiku(capsys, monkeypatch, *ingest)[0] == 0
+    (corpus / "zhiku-acl.toml").write_text('"hr/**" = ["legal"]\n"finance/**" = ["finance"]\n', encoding="utf-8")
+    assert zhiku(capsys, monkeypatch, *ingest)[0] == 0
+    records = audit_json(capsys, monkeypatch, kb)
+    assert [r["event"] for r in records] == ["ingest", "ingest", "acl_change"]
+    assert records[2]["detail"] == {"source": str((corpus / "hr" / "salary_bands.md").resolve()),
+                                    "before": ["hr"], "after": ["legal"]}
+    assert records[2]["user"] == records[1]["user"]

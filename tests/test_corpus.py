@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from zhiku.text import has_cjk
+
 ROOT = Path(__file__).resolve().parents[1]
 FORMATS = {".md", ".txt", ".html", ".csv", ".json", ".eml", ".docx", ".pptx", ".xlsx", ".pdf"}
-CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_every_listed_document_is_written_in_every_format(make_corpus, sample_co
 def test_restricted_folders_and_chinese_documents_exist(sample_corpus, documents):
     folders = {p.relative_to(sample_corpus).parts[0] for p in documents}
     assert {"hr", "finance", "engineering", "sales", "zh"} <= folders
-    chinese = [p for p in documents if p.suffix in {".md", ".txt", ".html"} and CJK.search(p.read_text("utf-8"))]
+    chinese = [p for p in documents if p.suffix in {".md", ".txt", ".html"} and has_cjk(p.read_text("utf-8"))]
     chinese += [p for p in documents if p.suffix == ".docx" and "zh" in p.parts]
     assert len(chinese) >= 6
 

@@ -59,3 +59,11 @@ def test_the_web_app_shows_user_errors_as_they_are_and_bugs_by_reference():
     assert friendly_message(errors.AssistantError("no document named x")) == "No document named x"
     shown = friendly_message(ValueError("an internal invariant"))
     assert "reference" in shown and "invariant" not in shown
+
+
+def test_the_service_api_errors_belong_to_the_family_too():
+    from serve.app import NotFound
+    from serve.auth import RateLimited, Unauthorized
+    from serve.openai_api import UnknownModel
+
+    assert all(issubclass(c, ZhikuError) for c in (NotFound, RateLimited, Unauthorized, UnknownModel))

@@ -1,6 +1,7 @@
 """Language and CJK handling: one detector and one sentence splitter, and every stage agrees on them."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,12 @@ def test_no_sentence_is_dropped_and_lines_stay_inside_sentences():
 def test_chinese_joins_without_a_space_and_everything_else_with_one():
     assert joiner("年假。", "员工") == "" and joiner("leave.", "员工") == "" and joiner("leave.", "It") == " "
     assert has_cjk("Shanghai 上海") and not has_cjk("Shanghai")
+
+
+def test_no_module_but_zhiku_text_spells_out_a_cjk_range():
+    """One character class: a range typed out anywhere else drifts from it (issue 17 found five)."""
+    root = Path(__file__).resolve().parents[1]
+    spelled = re.compile(r"\\u(?:3400|4dbf|4e00|9fff|f900|faff)", re.IGNORECASE)
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                 if p != root / "zhiku" / "text.py" and spelled.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []

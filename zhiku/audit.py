@@ -1,4 +1,5 @@
-"""The audit log: who signed in, asked, downloaded, ingested or changed an account, and when.
+"""The audit log: who signed in, asked, downloaded, ingested, changed an account or (through an ACL
+edit picked up by an ingest) a document's groups, and when.
 
 Rows live in the knowledge base's ``audit`` table (``kb.sqlite``), so the log travels with the
 knowledge base and spans every process that serves it (CLI, UI, API). A row holds the time, the
@@ -23,8 +24,8 @@ from zhiku.kb import KnowledgeBase
 from zhiku.settings import Settings
 
 #: The event kinds.
-SIGN_IN, QUESTION, DOWNLOAD, INGEST, USER_ADD, USER_REMOVE, USER_GROUPS = (
-    "sign_in", "question", "download", "ingest", "user_add", "user_remove", "user_groups")
+SIGN_IN, QUESTION, DOWNLOAD, INGEST, USER_ADD, USER_REMOVE, USER_GROUPS, ACL_CHANGE = (
+    "sign_in", "question", "download", "ingest", "user_add", "user_remove", "user_groups", "acl_change")
 #: The service API's kinds: a key made or revoked, and one row per request (route, status, time taken).
 TOKEN_CREATE, TOKEN_REVOKE, API_REQUEST = "token_create", "token_revoke", "api_request"
 
@@ -67,10 +68,18 @@ def ensure_table(conn: sqlite3.Connection) -> None:
 def record(kb: KnowledgeBase, user: str, event: str, clock: Callable[[], float] = time.time,
            **detail: Any) -> None:
     """Append one event; a bookkeeping write, so it never forces the derived indexes to rebuild."""
+    record_many(kb, user, [(event, detail)], clock)
+
+
+def record_many(kb: KnowledgeBase, user: str, rows: Sequence[tuple[str, dict[str, Any]]],
+                clock: Callable[[], float] = time.time) -> None:
+    """Append ``(event, detail)`` rows in one transaction (an ACL edit can regroup thousands of documents)."""
+    when = clock()
     with kb.transaction(content=False) as conn:
         ensure_table(conn)
-        conn.execute("INSERT INTO audit (time, user, event, detail) VALUES (?,?,?,?)",
-                     (clock(), user, event, json.dumps(detail, ensure_ascii=False, default=str)))
+        conn.executemany("INSERT INTO audit (time, user, event, detail) VALUES (?,?,?,?)",
+                         [(when, user, event, json.dumps(detail, ensure_ascii=False, default=str))
+                          for event, detail in rows])
 
 
 def record_question(kb: KnowledgeBase, settings: Settings, user: str, question: str, mode: str,
@@ -84,9 +93,14 @@ def record_question(kb: KnowledgeBase, settings: Settings, user: str, question: 
 
 def record_ingest(kb: KnowledgeBase, user: str, paths: Sequence[object], groups: Sequence[str] | None,
                   report: Any) -> None:
-    """An ingest run: what was asked for (paths, groups) and the counts of its ``IngestReport``."""
-    record(kb, user, INGEST, paths=[str(p) for p in paths], groups=list(groups or ()), added=report.added,
-           updated=report.updated, unchanged=report.unchanged, removed=report.removed, failed=len(report.failed))
+    """An ingest run: what was asked for (paths, groups) and the counts of its ``IngestReport``, then
+    one ``acl_change`` per stored document whose groups it changed (the groups before and after)."""
+    run = {"paths": [str(p) for p in paths], "groups": list(groups or ()), "added": report.added,
+           "updated": report.updated, "unchanged": report.unchanged, "removed": report.removed,
+           "failed": len(report.failed)}
+    changes = [(ACL_CHANGE, {"source": r.source, "before": list(r.before), "after": list(r.after)})
+               for r in report.regrouped]
+    record_many(kb, user, [(INGEST, run), *changes])
 
 
 def operator() -> str:

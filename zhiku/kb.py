@@ -624,15 +624,16 @@ class KnowledgeBase:
                 conn.execute("DELETE FROM triples WHERE doc_id = ?", (doc_id,))
                 self._insert_triples(conn, doc_id, [(t.chunk_id, t) for t in triples])
 
-    def set_groups(self, source: str, groups: Sequence[str]) -> bool:
-        """Change a stored document's access groups (an ACL edit needs no re-embedding)."""
+    def set_groups(self, source: str, groups: Sequence[str]) -> tuple[str, ...] | None:
+        """Change a stored document's access groups (an ACL edit needs no re-embedding); returns the
+        groups it had, or None when it is not stored or already has these."""
         encoded = json.dumps(list(groups))
         rows = self.query("SELECT groups FROM documents WHERE source = ?", (source,))
         if not rows or rows[0][0] == encoded:
-            return False
+            return None
         with self.transaction() as conn:
             conn.execute("UPDATE documents SET groups = ? WHERE source = ?", (encoded, source))
-        return True
+        return tuple(json.loads(rows[0][0]))
 
     def remove_document(self, source: str) -> bool:
         """Delete a document and everything derived from it; False when it was not stored."""

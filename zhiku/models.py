@@ -22,10 +22,11 @@ import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from zhiku.errors import ModelError
+from zhiku.protocols import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +34,6 @@ log = logging.getLogger(__name__)
 #: quantised to int8 (faster, slightly different vectors), or plain PyTorch.
 BACKENDS = ("onnx", "onnx-int8", "torch")
 
-
-
-class Embedder(Protocol):
-    #: The name recorded in the knowledge base manifest.
-    name: str
-    dimension: int
-    #: The longest input, in the model's tokens, that is embedded without truncation.
-    max_tokens: int
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 class SentenceTransformerEmbedder:

@@ -7,7 +7,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
+
 from zhiku.records import Chunk, Hit, Triple, User
+
+
+class Embedder(Protocol):
+    """Turns texts into unit vectors: ingest embeds chunks, retrieval embeds questions and graph names."""
+
+    #: The name recorded in the knowledge base manifest.
+    name: str
+    dimension: int
+    #: The longest input, in the model's tokens, that is embedded without truncation.
+    max_tokens: int
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 class Extractor(Protocol):
@@ -31,3 +47,11 @@ class Retriever(Protocol):
     name: str
 
     def retrieve(self, query: str, k: int, user: User) -> list[Hit]: ...
+
+
+class Reranker(Protocol):
+    """Reorders hits for ``query`` and keeps the best ``k``; hits' ``found_by`` and facts are kept."""
+
+    name: str
+
+    def rerank(self, query: str, hits: Sequence[Hit], k: int) -> list[Hit]: ...

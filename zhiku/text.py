@@ -49,7 +49,7 @@ def joiner(left: str, right: str) -> str:
     return "" if left and right and (_NO_SPACE.match(left[-1]) or _NO_SPACE.match(right[0])) else " "
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9\u3400-\u9fff])|(?<=[。！？；])")
+_SENTENCE_END = re.compile(rf"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9{CJK_CHARS}])|(?<=[。！？；])")
 _ABBREVIATION = re.compile(
     r"(?:\b(?:Dr|Mr|Mrs|Ms|Prof|St|No|Nr|vs|etc|e\.g|i\.e|Inc|Ltd|Co|Corp|Jr|Sr|Fig|approx|Dept)|\b[A-Z])\.$", re.I
 )

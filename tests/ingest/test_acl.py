@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingest.acl import AclRefusal, AclResolver
-from ingest.pipeline import discover, ingest
+from ingest.pipeline import Regrouped, discover, ingest
 from zhiku.kb import KnowledgeBase
 from zhiku.settings import Settings
 
@@ -76,6 +76,7 @@ def test_acl_edit_updates_groups_without_reembedding(corpus: Path, tmp_path: Pat
         write(corpus, "zhiku-acl.toml", '"hr/**" = ["hr", "executives"]\n')
         report = ingest(kb, embedder, [corpus / "hr" / "bands.md"], settings)
         assert (report.unchanged, report.added, report.updated) == (1, 0, 0)
+        assert report.regrouped == [Regrouped(str(corpus / "hr" / "bands.md"), ("hr",), ("hr", "executives"))]
         after = kb.get_document(str(corpus / "hr" / "bands.md"))
         assert after.groups == ("hr", "executives")
         assert [c.id for c in kb.chunks_of(after.id)] == chunk_ids

@@ -1,7 +1,8 @@
 """Leak probes for the web app and the audit log, on the leak-probe corpus (``tests/leak_probe.py``).
 
 Signed in through ``AppTest`` as an account with the probe users' groups, the Chat page (answers,
-source cards, graph facts) and the Documents page (table, summary, entities, chunks) never show a
+source cards, graph facts), the Documents page (table, summary, entities, chunks) and the Graph
+explorer (entities, the drawn neighbourhood, the passage behind each relation) never show a
 marker of a group the user lacks, and do show the markers of the user's own groups. The audit log
 keeps questions as typed, never the passages they found.
 """
@@ -16,7 +17,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from leak_probe import FINANCE_MARKER, FINANCE_USER, HR_MARKER, HR_USER, MARKERS, PUBLIC_USER, assert_no_marker
+from leak_probe import (
+    FINANCE_ENTITY, FINANCE_MARKER, FINANCE_USER, HR_MARKER, HR_USER, MARKERS, PUBLIC_USER, assert_no_marker,
+)
 from zhiku.accounts import add_user
 from zhiku.cli import main
 from zhiku.kb import KnowledgeBase
@@ -85,6 +88,21 @@ def documents_text(user: User, kb: Path) -> str:
     return "\n".join(shown)
 
 
+def graph_text(user: User) -> str:
+    """The Graph explorer: every entity it offers, then Kestrel Robotics' 2-hop neighbourhood drawn and
+    the passage behind each of its relations opened."""
+    at = signed_in(user).switch_page("views/graph.py").run()
+    shown = [page_text(at)]
+    at.slider(key="graph_hops").set_value(2)
+    at.selectbox(key="graph_entity").set_value("kestrel robotics").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown += [chart.proto.spec for chart in at.get("graphviz_chart")]
+    for edge in range(len(at.selectbox(key="graph_edge").options)):
+        at.selectbox(key="graph_edge").set_value(edge).run()
+        shown.append(page_text(at))
+    return "\n".join(shown)
+
+
 def own_markers(user: User) -> list[str]:
     return [marker for group, marker in MARKERS.items() if group in user.groups]
 
@@ -105,6 +123,14 @@ def test_the_documents_page_shows_markers_only_to_their_groups(kb_path: Path, us
     assert_no_marker(text, user)
     for marker in own_markers(user):
         assert marker in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("user", USERS, ids=lambda u: u.name)
+def test_the_graph_explorer_shows_finance_entities_only_to_the_finance_group(kb_path: Path, user: User) -> None:
+    text = graph_text(user)
+    assert_no_marker(text, user)
+    assert "Kestrel Robotics" in text and (FINANCE_ENTITY in text) == ("finance" in user.groups)
 
 
 @pytest.mark.slow

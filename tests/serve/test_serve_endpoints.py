@@ -123,6 +123,35 @@ def test_a_failure_mid_stream_ends_it_with_an_error_event() -> None:
         "partial ", {"error": {"type": "LLMError", "message": "the LLM server went away; check openai_base_url"}}]
 
 
+def test_a_bug_mid_stream_ends_it_with_a_reference_never_its_detail(caplog: pytest.LogCaptureFixture) -> None:
+    from serve.sse import guarded
+
+    def items():
+        yield "partial "
+        raise KeyError("an internal invariant")
+
+    with caplog.at_level(logging.ERROR):
+        *_, last = guarded(items(), logging.getLogger("test"))
+    assert last["error"]["type"] == "InternalError" and "invariant" not in last["error"]["message"]
+    assert last["error"]["message"].split("reference ")[1].split(")")[0] in caplog.text
+
+
+def test_a_bug_behind_a_route_is_a_500_with_a_reference_never_its_detail(
+        client: TestClient, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("an internal invariant")
+
+    monkeypatch.setattr(client.app.state.zhiku.assistant.kb, "documents", broken)
+    with caplog.at_level(logging.ERROR):  # a client of its own: the session's re-raises server errors
+        response = TestClient(client.app, raise_server_exceptions=False).get("/v1/documents",
+                                                                              headers=bearer(keys["pat"]))
+    error = response.json()["error"]
+    assert response.status_code == 500 and error["type"] == "InternalError"
+    assert "invariant" not in error["message"] and "bug" in error["message"]
+    assert error["message"].split("reference ")[1].split(")")[0] in caplog.text
+
+
 # ------------------------------------------------------------------ documents
 def test_documents_filter_and_page(client: TestClient, keys: dict[str, str]) -> None:
     everything = client.get("/v1/documents", headers=bearer(keys["finn"])).json()

@@ -1,4 +1,4 @@
-"""``zhiku audit``: print the audit log (sign-ins, questions, downloads, ingests, account changes)."""
+"""``zhiku audit``: print the audit log (sign-ins, questions, downloads, ingests, account and ACL changes)."""
 from __future__ import annotations
 
 import argparse

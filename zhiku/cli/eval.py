@@ -12,7 +12,9 @@ from eval.datasets import DatasetError
 from eval.generate import generate, write_jsonl
 from eval.report import summary_table, to_json
 from eval.runner import DEFAULT_CACHE, RunConfig, run
-from zhiku.cli.common import FAILED, OK, UsageError, add_common, emit, open_existing, settings_from
+from zhiku.cli.common import (
+    FAILED, OK, UsageError, add_common, add_user_flags, emit, open_existing, settings_from, user_from_args,
+)
 
 DEFAULT_MODES = "vector,keyword,graph,hybrid,hybrid+rerank"
 
@@ -61,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     gen.add_argument("--llm", choices=("extractive", "local", "openai"),
                      help="question writer: an LLM backend, or 'extractive' for the template generator")
+    add_user_flags(gen, "generate")  # a dataset handed to someone holds only what they may read
     add_common(gen)
     gen.set_defaults(func=run_generate)
 
@@ -109,7 +112,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
         llm = load_llm(settings)
     with open_existing(settings) as kb:
-        questions = generate(kb, n=args.n, seed=args.seed, llm=llm, progress=not args.json)
+        questions = generate(kb, n=args.n, seed=args.seed, llm=llm, user=user_from_args(args, kb),
+                             progress=not args.json)
     write_jsonl(questions, args.out)
     kinds = sorted({q.type for q in questions})
     emit({"out": str(args.out), "questions": len(questions), "types": kinds}, args.json,
