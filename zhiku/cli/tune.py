@@ -6,7 +6,12 @@ One table of actions (``ACTIONS``), each with its options and the function that 
   stored in its zhiku.toml (``tune.fusion``);
 - ``llm`` — a LoRA adapter for the local LLM trained on examples built from the knowledge base's
   public documents, merged, converted to CTranslate2 and kept only if it cites and refuses better
-  on held-out examples (``tune.llm``).
+  on held-out examples (``tune.llm``);
+- ``reranker`` — a cross-encoder trained on the knowledge base's generated pairs, exported to ONNX,
+  kept as its ``reranker`` only if ``hybrid+rerank`` beats ``hybrid`` on held-out pairs (``tune.reranker``).
+
+A bare ``zhiku tune`` runs the whole pipeline (``tune.pipeline``): pairs, embedder (and reindex),
+reranker, then the before/after evaluation on the held-out pairs.
 
 Tuning reads the knowledge base as its local administrator and writes the models into the
 knowledge base's private ``models`` folder.
@@ -17,7 +22,13 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from zhiku.cli.common import OK, UsageError, add_common, emit, open_existing, settings_from
+
+if TYPE_CHECKING:
+    from tune.pipeline import PipelineConfig
+    from tune.reranker import RerankerConfig
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,97 @@ def _run_fusion(args: argparse.Namespace) -> int:
     return OK
 
 
+# ------------------------------------------------------------------------------------ reranker
+def _reranker_config_options(parser: argparse.ArgumentParser) -> None:
+    from tune.reranker import RerankerConfig
+
+    defaults = RerankerConfig()
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, metavar="N",
+                        help=f"reranker: passes over the training pairs (default: {defaults.epochs})")
+    parser.add_argument("--max-steps", type=int, default=defaults.max_steps, metavar="N",
+                        help="reranker: stop after N batches (default: 0, no limit)")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, metavar="N",
+                        help=f"reranker: examples per batch (default: {defaults.batch_size})")
+    parser.add_argument("--margin", type=float, default=defaults.margin, metavar="D",
+                        help=f"nDCG@10 the new reranker must gain on the held-out pairs (default: {defaults.margin})")
+
+
+def _reranker_config(args: argparse.Namespace) -> RerankerConfig:
+    from tune.reranker import RerankerConfig
+
+    if args.epochs < 1 or args.max_steps < 0 or args.batch_size < 1:
+        raise UsageError("--epochs and --batch-size must be 1 or more, --max-steps 0 or more")
+    return RerankerConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
+                          margin=args.margin)
+
+
+def _reranker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, metavar="N",
+                        help="generate N new pairs first (default: the saved <kb>/tune/pairs.jsonl, else 300 new)")
+    parser.add_argument("--seed", type=int, default=0, help="pair sampling seed (default: 0)")
+    _reranker_config_options(parser)
+    parser.add_argument("--dry-run", action="store_true", help="measure and print the decision; keep nothing")
+
+
+def _run_reranker(args: argparse.Namespace) -> int:
+    from tune.pairs import build_pairs, load_pairs, save_pairs
+    from tune.pipeline import runs_path
+    from tune.reranker import tune_reranker
+    from zhiku.models import load_embedder
+
+    if args.n is not None and args.n < 1:
+        raise UsageError("--n must be 1 or more")
+    config = _reranker_config(args)
+    settings = settings_from(args)
+    embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
+    with open_existing(settings) as kb:
+        saved = runs_path(kb.root).with_name("pairs.jsonl")
+        if args.n is None and saved.is_file():
+            pairs = load_pairs(kb.root)
+        else:
+            pairs = build_pairs(kb, settings, n=args.n or 300, seed=args.seed, progress=not args.json)
+            save_pairs(kb.root, pairs)
+        report = tune_reranker(kb, embedder, settings, pairs, config, progress=not args.json,
+                               record=not args.dry_run)
+    emit(report.to_json(), args.json, report.table())
+    return OK
+
+
+# ------------------------------------------------------------------------------------ the whole pipeline
+def _pipeline_options(parser: argparse.ArgumentParser) -> None:
+    from tune.pipeline import STAGES
+
+    parser.add_argument("--n", type=int, default=300, metavar="N", help="generated pairs to make (default: 300)")
+    parser.add_argument("--seed", type=int, default=0, help="pair sampling seed (default: 0)")
+    parser.add_argument("--stages", default=",".join(STAGES), metavar="S1,S2",
+                        help=f"stages to run, in their order (default: {','.join(STAGES)})")
+    _reranker_config_options(parser)
+
+
+def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    """The ``PipelineConfig`` of ``zhiku tune``'s (or ``zhiku eval --tune``'s) options."""
+    from tune.pipeline import STAGES, PipelineConfig
+
+    if args.n < 1:
+        raise UsageError("--n must be 1 or more")
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        raise UsageError(f"--stages takes some of {','.join(STAGES)}; got {args.stages!r}")
+    return PipelineConfig(pairs=args.n, seed=args.seed, stages=stages, reranker=_reranker_config(args))
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
+    from tune.pipeline import run
+
+    config = pipeline_config(args)
+    settings = settings_from(args)
+    open_existing(settings).close()  # a missing knowledge base fails here, before any model loads
+    record = run(settings, config, progress=not args.json)
+    emit(record.to_json(), args.json, record.table())
+    return OK
+
+
 # ------------------------------------------------------------------------------------ llm
 def _llm_options(parser: argparse.ArgumentParser) -> None:
     from tune.llm import TuneConfig
@@ -135,16 +237,31 @@ ACTIONS: dict[str, Action] = {
         "least as good and one is better.",
         _llm_options, _run_llm,
     ),
+    "reranker": Action(
+        "train a cross-encoder reranker on this knowledge base; keep it if hybrid+rerank beats hybrid",
+        "Train a CrossEncoder from the shipped MiniLM on the knowledge base's generated pairs (the saved "
+        "<kb>/tune/pairs.jsonl, or --n new ones) with their hard negatives, export it to ONNX (int8 when "
+        "it loses under 0.005 nDCG@10), save it as <kb>/models/reranker-N and set reranker to it in "
+        "<kb>/zhiku.toml only if hybrid+rerank beats hybrid (and the current reranker) on the held-out "
+        "pairs by the margin. Questions and passages are not printed.",
+        _reranker_options, _run_reranker,
+    ),
 }
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     tune = subparsers.add_parser(
-        "tune", help="adapt fusion weights or the local LLM to this knowledge base (measured before and after)",
+        "tune", help="adapt the embedder, a reranker, fusion weights or the local LLM to this knowledge base "
+        "(measured before and after)",
         description="Fit a setting or train a model on data built from the knowledge base itself (no labels), "
-        "measure it against the current one, and keep it only if it is better.",
+        "measure it against the current one, and keep it only if it is better. Without an ACTION: the "
+        "whole pipeline (pairs, embedder and reindex, reranker, evaluation before/after on held-out "
+        "pairs), its record appended to <kb>/tune/runs.jsonl.",
     )
-    actions = tune.add_subparsers(dest="tune_action", metavar="ACTION", required=True)
+    _pipeline_options(tune)
+    add_common(tune)
+    tune.set_defaults(func=_run_pipeline)
+    actions = tune.add_subparsers(dest="tune_action", metavar="ACTION")
     for name, action in ACTIONS.items():
         parser = actions.add_parser(name, help=action.help, description=action.description)
         action.add_options(parser)
