@@ -6,7 +6,11 @@ One table of actions (``ACTIONS``), each with its options and the function that 
   stored in its zhiku.toml (``tune.fusion``);
 - ``llm`` — a LoRA adapter for the local LLM trained on examples built from the knowledge base's
   public documents, merged, converted to CTranslate2 and kept only if it cites and refuses better
-  on held-out examples (``tune.llm``).
+  on held-out examples (``tune.llm``);
+- ``pairs`` — (query, chunk, hard negatives) training pairs made from the knowledge base without
+  labels, saved in ``<kb>/tune/pairs.jsonl`` (``tune.pairs``);
+- ``embedder`` — the knowledge base's sentence-transformers embedder fine-tuned on those pairs,
+  kept (and the chunks re-embedded) only if it finds the held-out pairs' chunks better (``tune.embedder``).
 
 Tuning reads the knowledge base as its local administrator and writes the models into the
 knowledge base's private ``models`` folder.
@@ -17,7 +21,14 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from zhiku.cli.common import OK, UsageError, add_common, emit, open_existing, settings_from
+
+if TYPE_CHECKING:
+    from tune.pairs import PairSet
+    from zhiku.kb import KnowledgeBase
+    from zhiku.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,58 @@ def _run_llm(args: argparse.Namespace) -> int:
     return OK
 
 
+# ------------------------------------------------------------------------------------ pairs
+def _audience_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--all-documents", action="store_true",
+                        help="draw pairs from every document, restricted ones too (default: only documents every "
+                        "user may see, since the tuned model serves everyone)")
+
+
+def _pairs_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=1000, metavar="N", help="generated pairs to make (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="chunk sampling seed (default: 0)")
+    parser.add_argument("--llm", choices=("extractive", "local", "openai"),
+                        help="question writer: an LLM backend, or 'extractive' for the offline kinds "
+                        "(default: the llm setting when it is local or openai, else offline)")
+    _audience_option(parser)
+
+
+def _make_pairs(args: argparse.Namespace, settings: Settings, kb: KnowledgeBase, n: int) -> PairSet:
+    """The pairs ``zhiku tune pairs`` and ``zhiku tune embedder --n`` build, saved in the knowledge base."""
+    from tune.fusion import LOCAL_ADMIN
+    from tune.pairs import PUBLIC_READER, build_pairs, save_pairs
+
+    if n < 1:
+        raise UsageError("--n must be 1 or more")
+    audience = LOCAL_ADMIN if args.all_documents else PUBLIC_READER
+    pairs = build_pairs(kb, settings, n=n, seed=args.seed, progress=not args.json, audience=audience)
+    save_pairs(kb.root, pairs)
+    return pairs
+
+
+def _run_pairs(args: argparse.Namespace) -> int:
+    from tune.pairs import pairs_path
+
+    if args.n < 1:
+        raise UsageError("--n must be 1 or more")
+    settings = settings_from(args, llm=args.llm)
+    with open_existing(settings) as kb:
+        pairs = _make_pairs(args, settings, kb, args.n)
+    counts = pairs.counts()
+    payload = {**counts, "saved_to": str(pairs_path(settings.kb)),
+               "documents": "all" if args.all_documents else "public"}
+
+    def line(side: str) -> str:
+        kinds = ", ".join(f"{k} {v}" for k, v in counts[side].items() if k != "pairs")
+        return f"  {side:<8} {counts[side]['pairs']:>6} pairs  ({kinds or 'none'})"
+
+    emit(payload, args.json, "\n".join([
+        f"training pairs from {'every document' if args.all_documents else 'documents every user may see'}:",
+        line("train"), line("holdout"), f"saved to {payload['saved_to']}",
+    ]))
+    return OK
+
+
 #: The tuning actions, in the order ``zhiku tune --help`` lists them.
 ACTIONS: dict[str, Action] = {
     "fusion": Action(
@@ -134,6 +197,16 @@ ACTIONS: dict[str, Action] = {
         "before and after, and keep it (recorded as llm_model in <kb>/zhiku.toml) only if both are at "
         "least as good and one is better.",
         _llm_options, _run_llm,
+    ),
+    "pairs": Action(
+        "make (query, chunk, hard negatives) training pairs from this knowledge base, without labels",
+        "Sample chunks and ask about each: an LLM-written question when --llm local|openai (or the llm "
+        "setting) asks for one, else offline queries (section heading or title, a question from an "
+        "extracted fact, an inverse-cloze sentence). A pair is kept only if BM25 or the current embedder "
+        "finds its chunk in the top 20; hard negatives come from both, never from the chunk's own "
+        "document. Thumbs up/down from the chat are added as real pairs. A fifth of the documents is "
+        "held out. Saved in <kb>/tune/pairs.jsonl; only counts are printed.",
+        _pairs_options, _run_pairs,
     ),
 }
 
