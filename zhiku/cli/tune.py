@@ -179,6 +179,61 @@ def _run_pairs(args: argparse.Namespace) -> int:
     return OK
 
 
+# ------------------------------------------------------------------------------------ embedder
+def _embedder_options(parser: argparse.ArgumentParser) -> None:
+    from tune.embedder import EmbedderConfig
+
+    d = EmbedderConfig()
+    parser.add_argument("--n", type=int, metavar="N",
+                        help="make N new pairs first (default: use <kb>/tune/pairs.jsonl, made with 1000 if missing)")
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"sampling and training seed (default: {d.seed})")
+    _audience_option(parser)
+    parser.add_argument("--steps", type=int, default=d.steps, metavar="N", help=f"training steps (default: {d.steps})")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, metavar="N",
+                        help=f"pairs per step; the others' passages are each pair's in-batch negatives (default: {d.batch_size})")
+    parser.add_argument("--lr", type=float, default=d.learning_rate, metavar="LR",
+                        help=f"peak learning rate, after a {d.warmup:.0%} warm-up (default: {d.learning_rate})")
+    parser.add_argument("--negatives", type=int, default=d.negatives, metavar="N",
+                        help=f"hard negatives per pair fed to the loss (default: {d.negatives})")
+    parser.add_argument("--max-tokens", type=int, default=d.max_tokens, metavar="N",
+                        help=f"tokens per input while training, for speed (default: {d.max_tokens})")
+    parser.add_argument("--alphas", default=",".join(str(a) for a in d.alphas), metavar="A1,A2",
+                        help="shares of tuned weights averaged with the base model's, each measured "
+                        f"(default: {','.join(str(a) for a in d.alphas)})")
+    parser.add_argument("--margin", type=float, default=d.margin, metavar="D",
+                        help=f"held-out MRR@{d.k} a tuned model must gain to replace the current one (default: {d.margin})")
+    parser.add_argument("--cached", action="store_true", help="CachedMultipleNegativesRankingLoss (bigger batches, slower)")
+    parser.add_argument("--dry-run", action="store_true", help="train and measure, but never switch models")
+
+
+def _run_embedder(args: argparse.Namespace) -> int:
+    from tune.embedder import EmbedderConfig, tune_embedder
+    from tune.pairs import load_pairs, pairs_path
+
+    try:
+        alphas = tuple(float(a) for a in args.alphas.split(",") if a.strip())
+    except ValueError:
+        raise UsageError("--alphas takes comma-separated shares, e.g. --alphas 0.5,1") from None
+    if not alphas or not all(0 < a <= 1 for a in alphas):
+        raise UsageError("--alphas needs shares above 0 and at most 1, e.g. --alphas 0.5,1")
+    if args.steps < 1 or args.batch_size < 2 or args.negatives < 0 or args.max_tokens < 8:
+        raise UsageError("--steps must be 1 or more, --batch-size 2 or more, --negatives 0 or more, --max-tokens 8 or more")
+    if not 0 < args.lr < 1:
+        raise UsageError("--lr is a learning rate between 0 and 1, e.g. 1e-5")
+    config = EmbedderConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
+                            negatives=args.negatives, max_tokens=args.max_tokens, alphas=alphas, margin=args.margin,
+                            cached=args.cached, seed=args.seed)
+    settings = settings_from(args)
+    with open_existing(settings) as kb:
+        if args.n is not None or not pairs_path(kb.root).exists():
+            pairs = _make_pairs(args, settings, kb, 1000 if args.n is None else args.n)
+        else:
+            pairs = load_pairs(kb.root)
+        report = tune_embedder(kb, settings, pairs, config, progress=not args.json, dry_run=args.dry_run)
+    emit(report.to_json(), args.json, report.table())
+    return OK
+
+
 #: The tuning actions, in the order ``zhiku tune --help`` lists them.
 ACTIONS: dict[str, Action] = {
     "fusion": Action(
@@ -208,12 +263,22 @@ ACTIONS: dict[str, Action] = {
         "held out. Saved in <kb>/tune/pairs.jsonl; only counts are printed.",
         _pairs_options, _run_pairs,
     ),
+    "embedder": Action(
+        "fine-tune this knowledge base's embedder on its training pairs; switch only if it is better",
+        "Train the knowledge base's sentence-transformers model on <kb>/tune/pairs.jsonl (made first when "
+        "missing, or with --n) with MultipleNegativesRankingLoss and hard negatives, average the tuned "
+        "weights with the base model's, and measure recall@10 and MRR@10 on the held-out pairs before and "
+        "after. Only a model that is better (MRR up, recall not down) is saved as <kb>/models/embedder-N "
+        "and switched to: every chunk is re-embedded in one transaction (the old model stays until it "
+        "commits), the manifest and <kb>/zhiku.toml record the folder. The decision is printed.",
+        _embedder_options, _run_embedder,
+    ),
 }
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     tune = subparsers.add_parser(
-        "tune", help="adapt fusion weights or the local LLM to this knowledge base (measured before and after)",
+        "tune", help="adapt fusion weights, the embedder or the local LLM to this knowledge base (measured before and after)",
         description="Fit a setting or train a model on data built from the knowledge base itself (no labels), "
         "measure it against the current one, and keep it only if it is better.",
     )
