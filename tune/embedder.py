@@ -195,9 +195,10 @@ def _encode(model: Any, texts: Sequence[str], batch_size: int, progress: bool) -
 def training_rows(pairs: Sequence[TrainingPair], texts: dict[int, str], doc_of: dict[int, int], negatives: int,
                   seed: int) -> dict[str, list[str]]:
     """The trainer's columns: anchor, positive, negative_1..n. A pair with fewer mined negatives
-    is topped up with seeded random chunks of other documents (every row needs every column)."""
+    is topped up with seeded random chunks of other documents among the training pairs' own
+    (every row needs every column)."""
     rng = random.Random(seed)
-    pool = sorted(texts)
+    pool = sorted({i for p in pairs for i in (p.positive, *p.negatives) if i in texts})  # no held-out chunk
     columns: dict[str, list[str]] = {"anchor": [], "positive": [], **{f"negative_{i + 1}": [] for i in range(negatives)}}
     for pair in pairs:
         chosen = [n for n in pair.negatives if n in texts][:negatives]

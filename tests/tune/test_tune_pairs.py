@@ -11,8 +11,9 @@ import pytest
 from pair_corpus import SECRET, build_pair_kb
 
 from cli_runner import run_zhiku
+from tune.fusion import LOCAL_ADMIN
 from tune.pairs import (
-    FILTER_K, LOCAL_ADMIN, PairSet, TrainingPair, build_pairs, chunk_texts, load_pairs, pairs_path, positive_text,
+    FILTER_K, PairSet, TrainingPair, build_pairs, chunk_texts, load_pairs, pairs_path, positive_text,
     save_pairs,
 )
 from zhiku.errors import TuneError
