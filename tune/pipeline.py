@@ -29,6 +29,8 @@ from typing import Any
 from tqdm import tqdm
 
 from tune import holdout
+from tune.embedder import EmbedderConfig, tune_embedder
+from tune.pairs import build_pairs, load_pairs, save_pairs
 from tune.reranker import RerankerConfig, current_reranker, tune_reranker
 from zhiku.errors import TuneError
 from zhiku.kb import KnowledgeBase, atomic_write
@@ -46,12 +48,11 @@ MODES = ("vector", "hybrid", "hybrid+rerank")
 @dataclass(frozen=True)
 class PipelineConfig:
     #: Generated pairs asked for (a held-out slice of them is what everything is measured on).
-    pairs: int = 300
+    pairs: int = 1000
     seed: int = 0
     stages: tuple[str, ...] = STAGES
     reranker: RerankerConfig = RerankerConfig()
-    #: Passed to ``tune.embedder`` as its configuration (its defaults when empty).
-    embedder: dict[str, Any] = field(default_factory=dict)
+    embedder: EmbedderConfig = EmbedderConfig()
 
 
 @dataclass
@@ -147,8 +148,6 @@ def _figures(settings: Settings, pairs: Sequence[Any], progress: bool) -> dict[s
 
 
 def _pairs_stage(settings: Settings, config: PipelineConfig, progress: bool) -> tuple[Any, StageRecord]:
-    from tune.pairs import build_pairs, save_pairs
-
     with KnowledgeBase.open(settings.kb, settings.embedding_model) as kb:
         pairs = build_pairs(kb, settings, n=config.pairs, seed=config.seed, progress=progress)
     if not pairs.train or not pairs.holdout:
@@ -160,18 +159,15 @@ def _pairs_stage(settings: Settings, config: PipelineConfig, progress: bool) -> 
 
 def _embedder_stage(settings: Settings, pairs: Any, config: PipelineConfig,
                     progress: bool) -> tuple[Settings, StageRecord]:
-    """``tune.embedder`` trains, decides and (when kept) re-embeds the chunks itself."""
-    try:
-        from tune.embedder import tune_embedder
-    except ImportError as exc:
-        return settings, StageRecord("embedder", "skipped", f"embedder tuning is not available ({exc})", 0.0)
+    """``tune.embedder`` trains, decides and (when kept) re-embeds the chunks itself (the reindex)."""
     with KnowledgeBase.open(settings.kb, settings.embedding_model) as kb:
-        report = tune_embedder(kb, settings, pairs, progress=progress, **config.embedder)
-    data = report.to_json()
-    kept = bool(data.get("kept"))
-    if kept:
+        report = tune_embedder(kb, settings, pairs, config.embedder, progress=progress)
+    if report.kept:
         settings = settings.replace(embedding_model=KnowledgeBase.resolve_model(settings.kb, ""))
-    return settings, StageRecord("embedder", "kept" if kept else "not kept", str(data.get("reason", "")), 0.0, data)
+        detail = f"{report.reason}; {report.reembedded} chunks re-embedded"
+    else:
+        detail = report.reason
+    return settings, StageRecord("embedder", "kept" if report.kept else "not kept", detail, 0.0, report.to_json())
 
 
 def _reranker_stage(settings: Settings, pairs: Any, config: PipelineConfig,
@@ -205,8 +201,6 @@ def run(settings: Settings, config: PipelineConfig = PipelineConfig(), progress:
             pairs, stage = _timed(lambda: _pairs_stage(settings, config, progress), bar, "pairs")
             record.stages.append(stage)
         else:
-            from tune.pairs import load_pairs
-
             pairs = load_pairs(settings.kb)
         record.train_pairs, record.held_out = len(pairs.train), len(pairs.holdout)
         bar.set_description("tune: measure before")

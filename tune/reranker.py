@@ -32,6 +32,7 @@ from tqdm import tqdm
 from retrieval.rerank import ONNX_MANIFEST, CrossEncoderReranker, load_reranker
 from tune import holdout
 from tune.llm import next_version
+from tune.pairs import PairSet, TrainingPair, chunk_texts, positive_text
 from zhiku.errors import SettingsError, TuneError
 from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder, minilm_path, quantized
@@ -102,15 +103,15 @@ class RerankerReport:
 
 
 # ------------------------------------------------------------------------------------ training
-def examples(kb: KnowledgeBase, pairs: Sequence[Any], negatives: int) -> list[tuple[str, str, float]]:
-    """(question, passage, label) rows: each pair's positive, then up to ``negatives`` hard negatives."""
-    ids = {i for p in pairs for i in (p.positive, *p.negatives[:negatives])}
-    texts = {i: c.text for i, c in kb.chunks_by_ids(sorted(ids)).items()}
+def examples(kb: KnowledgeBase, pairs: Sequence[TrainingPair], negatives: int) -> list[tuple[str, str, float]]:
+    """(question, passage, label) rows: each pair's positive (without the query's own words for
+    inverse-cloze and heading pairs, ``positive_text``), then up to ``negatives`` hard negatives."""
+    texts = chunk_texts(kb, [i for p in pairs for i in (p.positive, *p.negatives[:negatives])])
     rows: list[tuple[str, str, float]] = []
     for p in pairs:
         if p.positive not in texts:
             continue
-        rows.append((p.query, texts[p.positive], 1.0))
+        rows.append((p.query, positive_text(p, texts[p.positive]), 1.0))
         rows += [(p.query, texts[n], 0.0) for n in p.negatives[:negatives] if n in texts]
     return rows
 
@@ -265,10 +266,10 @@ def current_reranker(settings: Settings) -> CrossEncoderReranker | None:
 
 
 # ------------------------------------------------------------------------------------ the whole loop
-def tune_reranker(kb: KnowledgeBase, embedder: Embedder, settings: Settings, pairs: Any,
+def tune_reranker(kb: KnowledgeBase, embedder: Embedder, settings: Settings, pairs: PairSet,
                   config: RerankerConfig = RerankerConfig(), progress: bool = False,
                   record: bool = True) -> RerankerReport:
-    """Train, export and measure a reranker on ``pairs`` (a ``tune.pairs.PairSet``); keep it only if better.
+    """Train, export and measure a reranker on ``pairs``; keep it only if better.
 
     ``record``: write ``reranker`` into the knowledge base's zhiku.toml when kept (``zhiku tune``
     does; a dry run does not, and then removes the model too).

@@ -41,7 +41,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tune", action="store_true",
                         help="first tune a copy of the dataset's corpus knowledge base as `zhiku tune` does (its "
                         "chunks only, never the dataset's questions or labels), then measure with what it kept")
-    parser.add_argument("--tune-n", type=int, default=300, metavar="N", help="--tune: generated pairs (default: 300)")
+    parser.add_argument("--tune-n", type=int, default=1000, metavar="N", help="--tune: generated pairs (default: 1000)")
     parser.add_argument("--tune-stages", default="pairs,embedder,reranker,evaluate", metavar="S1,S2",
                         help="--tune: stages to run (default: all)")
     parser.add_argument("--tune-max-steps", type=int, default=0, metavar="N",
