@@ -181,11 +181,13 @@ def _reranker_stage(settings: Settings, pairs: Any, config: PipelineConfig,
                                  report.to_json())
 
 
-def run(settings: Settings, config: PipelineConfig = PipelineConfig(), progress: bool = False) -> RunRecord:
+def run(settings: Settings, config: PipelineConfig = PipelineConfig(), progress: bool = False,
+        on_step: Callable[[str, int, int], None] | None = None) -> RunRecord:
     """Run ``config.stages`` on the knowledge base ``settings.kb`` and append the run's record there.
 
     ``settings`` are the knowledge base's (its zhiku.toml read): the "before" models. Pairs come
-    from ``<kb>/tune/pairs.jsonl`` when the ``pairs`` stage is not run.
+    from ``<kb>/tune/pairs.jsonl`` when the ``pairs`` stage is not run. ``progress`` draws tqdm
+    bars; ``on_step(step, done, total)`` is told each step as it starts (the UI's progress bar).
     """
     unknown = [s for s in config.stages if s not in STAGES]
     if unknown:
@@ -194,7 +196,7 @@ def run(settings: Settings, config: PipelineConfig = PipelineConfig(), progress:
     record = RunRecord(started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                        models_before={"embedding_model": settings.embedding_model, "reranker": settings.reranker})
     stages = [s for s in STAGES if s in config.stages]
-    bar = tqdm(total=len(stages) + 1, desc="tune", unit="stage", disable=not progress)
+    bar = _Steps(len(stages) + 1, progress, on_step)
     pairs = None
     try:
         if "pairs" in stages:
@@ -203,9 +205,8 @@ def run(settings: Settings, config: PipelineConfig = PipelineConfig(), progress:
         else:
             pairs = load_pairs(settings.kb)
         record.train_pairs, record.held_out = len(pairs.train), len(pairs.holdout)
-        bar.set_description("tune: measure before")
+        bar.start("measure before")
         record.before = _figures(settings, pairs.holdout, progress)
-        bar.update()
         steps: dict[str, Callable[[Settings], tuple[Settings, StageRecord]]] = {
             "embedder": lambda s: _embedder_stage(s, pairs, config, progress),
             "reranker": lambda s: _reranker_stage(s, pairs, config, progress),
@@ -214,12 +215,11 @@ def run(settings: Settings, config: PipelineConfig = PipelineConfig(), progress:
             settings, stage = _timed(lambda: steps[name](settings), bar, name)
             record.stages.append(stage)
         if "evaluate" in stages:
-            bar.set_description("tune: evaluate")
+            bar.start("evaluate")
             t = time.perf_counter()
             record.after = _figures(settings, pairs.holdout, progress)
             record.stages.append(StageRecord("evaluate", "done", "held-out pairs, before and after",
                                              round(time.perf_counter() - t, 1)))
-            bar.update()
     finally:
         bar.close()
     record.models_after = {"embedding_model": settings.embedding_model, "reranker": settings.reranker}
@@ -228,10 +228,31 @@ def run(settings: Settings, config: PipelineConfig = PipelineConfig(), progress:
     return record
 
 
-def _timed(stage: Callable[[], tuple[Any, StageRecord]], bar: Any, name: str) -> tuple[Any, StageRecord]:
-    bar.set_description(f"tune: {name}")
+class _Steps:
+    """One tqdm bar over the run's steps, and the caller's ``on_step`` told of each."""
+
+    def __init__(self, total: int, progress: bool, on_step: Callable[[str, int, int], None] | None) -> None:
+        self.bar = tqdm(total=total, desc="tune", unit="step", disable=not progress)
+        self.on_step = on_step
+        self.started = False
+
+    def start(self, name: str) -> None:
+        if self.started:
+            self.bar.update()
+        self.started = True
+        self.bar.set_description(f"tune: {name}")
+        if self.on_step:
+            self.on_step(name, self.bar.n, int(self.bar.total))
+
+    def close(self) -> None:
+        if self.started:
+            self.bar.update()
+        self.bar.close()
+
+
+def _timed(stage: Callable[[], tuple[Any, StageRecord]], bar: _Steps, name: str) -> tuple[Any, StageRecord]:
+    bar.start(name)
     t = time.perf_counter()
     value, record = stage()
     record.seconds = round(time.perf_counter() - t, 1)
-    bar.update()
     return value, record

@@ -123,6 +123,7 @@ def train(rows: Sequence[tuple[str, str, float]], config: RerankerConfig, progre
     from sentence_transformers import CrossEncoder
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from transformers.trainer_callback import PrinterCallback
     from transformers.utils import logging as hf_logging
 
     torch.manual_seed(config.seed)
@@ -141,6 +142,7 @@ def train(rows: Sequence[tuple[str, str, float]], config: RerankerConfig, progre
         )
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=loss,
                                       callbacks=[_progress_callback(progress)])
+        trainer.remove_callback(PrinterCallback)  # it prints log dicts on stdout, where --json goes
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer.train()

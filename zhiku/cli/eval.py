@@ -53,13 +53,14 @@ def _tune_config(args: argparse.Namespace) -> PipelineConfig | None:
     """The pipeline ``--tune`` runs, from the ``--tune-*`` options (as ``zhiku tune`` takes them)."""
     if not args.tune:
         return None
+    from tune.embedder import EmbedderConfig
     from tune.reranker import RerankerConfig
     from zhiku.cli.tune import pipeline_config
 
     defaults = RerankerConfig()
     return pipeline_config(argparse.Namespace(
         n=args.tune_n, seed=0, stages=args.tune_stages, epochs=defaults.epochs, max_steps=args.tune_max_steps,
-        batch_size=defaults.batch_size, margin=defaults.margin))
+        batch_size=defaults.batch_size, margin=defaults.margin, embedder_steps=EmbedderConfig().steps))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -151,6 +151,7 @@ def _run_reranker(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ the whole pipeline
 def _pipeline_options(parser: argparse.ArgumentParser) -> None:
+    from tune.embedder import EmbedderConfig
     from tune.pipeline import STAGES
 
     parser.add_argument("--n", type=int, default=1000, metavar="N",
@@ -158,20 +159,25 @@ def _pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="pair sampling seed (default: 0)")
     parser.add_argument("--stages", default=",".join(STAGES), metavar="S1,S2",
                         help=f"stages to run, in their order (default: {','.join(STAGES)})")
+    parser.add_argument("--embedder-steps", type=int, default=EmbedderConfig().steps, metavar="N",
+                        help=f"embedder: training steps (default: {EmbedderConfig().steps}; "
+                        "`zhiku tune embedder` has every option)")
     _reranker_config_options(parser)
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     """The ``PipelineConfig`` of ``zhiku tune``'s (or ``zhiku eval --tune``'s) options."""
+    from tune.embedder import EmbedderConfig
     from tune.pipeline import STAGES, PipelineConfig
 
-    if args.n < 1:
-        raise UsageError("--n must be 1 or more")
+    if args.n < 1 or args.embedder_steps < 1:
+        raise UsageError("--n and --embedder-steps must be 1 or more")
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     unknown = [s for s in stages if s not in STAGES]
     if unknown or not stages:
         raise UsageError(f"--stages takes some of {','.join(STAGES)}; got {args.stages!r}")
-    return PipelineConfig(pairs=args.n, seed=args.seed, stages=stages, reranker=_reranker_config(args))
+    return PipelineConfig(pairs=args.n, seed=args.seed, stages=stages, reranker=_reranker_config(args),
+                          embedder=EmbedderConfig(steps=args.embedder_steps, seed=args.seed))
 
 
 def _run_pipeline(args: argparse.Namespace) -> int:
