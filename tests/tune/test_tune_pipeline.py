@@ -98,3 +98,14 @@ def test_eval_tune_never_reads_the_datasets_questions_or_labels(tmp_path: Path, 
     right_ndcg = results["right"].mode("hybrid").doc["ndcg@5"].mean
     wrong_ndcg = results["wrong"].mode("hybrid").doc["ndcg@5"].mean
     assert right_ndcg > wrong_ndcg
+
+
+@pytest.mark.slow
+def test_zhiku_tune_reranker_dry_run_prints_the_table_and_keeps_nothing(tmp_path: Path, embedder, capsys, monkeypatch):
+    root = build_pair_kb(tmp_path / "kb", embedder)
+    code, out, err = run_zhiku(capsys, monkeypatch, "tune", "reranker", "--kb", str(root), "--n", "40",
+                               "--max-steps", "1", "--batch-size", "4", "--dry-run")
+    assert code == 0, err
+    assert "| hybrid |" in out and "| onnx-int8 |" in out and "decision: not kept" in out
+    assert (root / "tune" / "pairs.jsonl").is_file() and not any((root / "models").iterdir())
+    assert not (root / "zhiku.toml").exists() and SECRET not in out
