@@ -6,7 +6,7 @@ folder written by ``zhiku tune reranker`` (MiniLM-L6 cross-encoder in ONNX Runti
 engines (``onnx`` float, ``onnx-int8``) is timed. The questions are the first words of sampled
 chunks of the knowledge base (latency depends on passage lengths, not on the questions' quality).
 
-    python bench/rerank.py --kb KB --reranker KB/models/reranker-1 [--queries 100] [--threads 2]
+    python -m bench.rerank --kb KB --reranker KB/models/reranker-1 [--queries 100] [--threads 2]
 
 Target (issue 12): ``hybrid+rerank`` of the top 20 under 150 ms p95 on 2 cores. Writes
 ``bench/results/rerank.json`` and ``rerank.md``.
