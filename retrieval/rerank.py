@@ -8,8 +8,8 @@ or a CrossEncoder folder path.
 
 A folder holding ``zhiku-reranker.json`` (what ``tune.reranker`` writes) names an ONNX export of
 the network in it: that file is run in ONNX Runtime with the folder's fast tokenizer, so loading
-imports neither torch nor sentence-transformers (well under a second) and scoring the top 20 fits
-the query latency budget (bench/rerank.py). Any other folder is loaded as a ``CrossEncoder``.
+imports neither torch nor sentence-transformers (under a second); bench/rerank.py times scoring the
+top 20. Any other folder is loaded as a ``CrossEncoder``.
 """
 from __future__ import annotations
 
