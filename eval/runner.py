@@ -10,9 +10,9 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eval.datasets import corpus_files, corpus_folder, load_dataset, prepare_kb
+from eval.datasets import DatasetError, corpus_files, corpus_folder, load_dataset, prepare_kb
 from eval.gold import Judgement, resolve
 from eval.harness import EVALUATOR, EvalResult, evaluate
 from eval.report import write
@@ -20,6 +20,9 @@ from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder, load_embedder
 from zhiku.protocols import Retriever
 from zhiku.settings import Settings
+
+if TYPE_CHECKING:
+    from tune.pipeline import PipelineConfig, RunRecord
 
 DEFAULT_CACHE = Path("~/.cache/zhiku/eval")
 
@@ -39,6 +42,9 @@ class RunConfig:
     answers: bool = False
     answer_mode: str = "hybrid"
     progress: bool = True
+    #: Tune a copy of the dataset's corpus knowledge base first (``zhiku eval --tune``): its chunks
+    #: only, never the dataset's questions or labels (``tune_corpus``).
+    tune: PipelineConfig | None = None
 
 
 def product_retrievers(
@@ -94,6 +100,12 @@ def run(
         settings = settings.replace(kb=prepare_kb(dataset, cache, settings, embedder, config.progress))
         if dataset.records is not None:
             files = corpus_files(dataset, corpus_folder(dataset, cache, settings))
+    tuned = None
+    if config.tune is not None:
+        if files is None and dataset.corpus_dir is None:
+            raise DatasetError(f"{config.dataset}: --tune needs a dataset with its own corpus (a BEIR or MultiHop "
+                               "folder, or a JSONL with --corpus); tune your own knowledge base with `zhiku tune`")
+        settings, embedder, tuned = tune_corpus(settings, config.tune, config.progress)
     with KnowledgeBase.open(settings.kb, embedder.name, ann_threshold=settings.ann_threshold) as kb:
         judgements = resolve(dataset, kb, files)
         retrievers = product_retrievers(kb, embedder, settings, config.modes)
@@ -105,6 +117,12 @@ def run(
             "fusion_adapt": settings.fusion_adapt, "reranker": settings.reranker,
             "llm": settings.llm,
         })
+        if tuned is not None:
+            result.setup["tuning"] = {"stages": {s.name: s.status for s in tuned.stages},
+                                      "models": tuned.models_after, "train_pairs": tuned.train_pairs}
+            result.notes.append("tuned first on the corpus knowledge base (generated pairs from its chunks, no "
+                                "question or label of the dataset): " + "; ".join(
+                                    f"{s.name} {s.status}" for s in tuned.stages))
         if config.limit:
             result.notes.append(f"--limit {config.limit}: the first {len(dataset.queries)} queries only")
         if config.max_docs and dataset.records is not None:
@@ -114,6 +132,25 @@ def run(
             answer_quality(result, judgements, settings, kb, embedder, config)
         paths = write(result, judgements, config.out, config.depth or 2 * max(config.ks))
     return result, judgements, paths
+
+
+def tune_corpus(settings: Settings, config: PipelineConfig, progress: bool) -> tuple[Settings, Embedder, RunRecord]:
+    """Tune a fresh copy of the corpus knowledge base ``settings.kb`` (``<kb>-tuned``) with ``zhiku tune``'s
+    pipeline; returns the settings and embedder to measure with, and the run's record.
+
+    It is given the knowledge base alone, so the dataset's questions and labels cannot reach it; the
+    cached corpus stays untuned for plain runs.
+    """
+    import shutil
+
+    from tune.pipeline import run as tune
+
+    target = settings.kb.with_name(settings.kb.name + "-tuned")
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(settings.kb, target)
+    record = tune(settings.replace(kb=target), config, progress)
+    settings = settings.replace(kb=target, **record.models_after)
+    return settings, load_embedder(settings.embedding_model, settings.embed_batch_size), record
 
 
 def answer_quality(

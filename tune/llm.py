@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 
 #: Ignored in the labels: the prompt's tokens are context, not something to learn to write.
 IGNORE = -100
-_VERSION = re.compile(r"^llm-(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -232,10 +231,11 @@ def train_adapter(folder: Path, examples: Sequence[Example], config: TuneConfig,
     return merged, tokenizer, losses
 
 
-def next_version(models: Path) -> Path:
-    """``models/llm-N``: one more than the highest version there."""
-    versions = [int(m.group(1)) for p in models.iterdir() if (m := _VERSION.match(p.name))] if models.exists() else []
-    return models / f"llm-{max(versions, default=0) + 1}"
+def next_version(models: Path, prefix: str = "llm") -> Path:
+    """``models/<prefix>-N`` (``llm-N``, ``reranker-N``): one more than the highest version there."""
+    pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)$")
+    versions = [int(m.group(1)) for p in models.iterdir() if (m := pattern.match(p.name))] if models.exists() else []
+    return models / f"{prefix}-{max(versions, default=0) + 1}"
 
 
 def save_merged(model: Any, tokenizer: Any, target: Path) -> Path:

@@ -127,7 +127,7 @@ def export_onnx(model: Any, path: Path, cache: Path | None = None, int8: bool = 
                       *(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in weights)])
     target = (cache or onnx_cache_dir()) / f"{path.name}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.onnx"
     if int8:
-        return _quantized(export_onnx(model, path, cache), target.with_suffix(".int8.onnx"))
+        return quantized(export_onnx(model, path, cache), target.with_suffix(".int8.onnx"))
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +157,7 @@ def export_onnx(model: Any, path: Path, cache: Path | None = None, int8: bool = 
     return target
 
 
-def _quantized(source: Path, target: Path) -> Path:
+def quantized(source: Path, target: Path) -> Path:
     """``source`` with int8 weights (per channel), written atomically once."""
     if target.exists():
         return target

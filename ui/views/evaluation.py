@@ -5,6 +5,11 @@ mean with a 95% bootstrap interval), ``report.md`` and PNG plots. The page finds
 a root the admin gives (default: ``eval-out`` and the knowledge base's ``reports`` folder). The page is
 for admins only, and like server-folder ingest it reads only inside the ``ui_ingest_roots`` allow-list
 (report folders may also lie under the default roots), checked after resolving symlinks and ``..``.
+
+The page also lists the knowledge base's tuning runs (``<kb>/tune/runs.jsonl``, written by
+``zhiku tune``): each run's stages with their decisions, and the before/after table on its held-out
+generated questions. An admin may start a run from here; it trains on the documents every user may
+see, and the record holds figures and model names only.
 """
 from __future__ import annotations
 
@@ -104,6 +109,53 @@ def run_form(ctx: Context) -> None:
         st.session_state["eval_report"] = out.resolve()
 
 
+def start_tuning(ctx: Context) -> None:
+    """The admin's form to run ``zhiku tune``'s pipeline on this knowledge base, with a progress bar."""
+    from tune.pipeline import STAGES, PipelineConfig, run
+
+    with st.expander("Start a tuning run"):
+        st.caption("Generates questions from the documents every user may see, fine-tunes the embedder and "
+                   "trains a reranker on them, and keeps each new model only if it is better on held-out "
+                   "questions. Minutes to an hour on a CPU; the page waits for it.")
+        with st.form("tune_run"):
+            n = st.number_input("Generated pairs", 20, 20_000, 1000, key="tune_n")
+            stages = st.multiselect("Stages", STAGES, default=list(STAGES), key="tune_stages")
+            if not st.form_submit_button("Start tuning"):
+                return
+        if not stages:
+            st.error("Pick at least one stage.")
+            return
+        bar = st.progress(0.0, text="Starting…")
+
+        def step(name: str, done: int, total: int) -> None:
+            bar.progress(done / total, text=f"Tuning: {name} (step {done + 1} of {total})")
+
+        record = run(ctx.settings, PipelineConfig(pairs=int(n), stages=tuple(stages)), on_step=step)
+        bar.progress(1.0, text=f"Done in {record.seconds:.0f} s")
+        st.success("Tuning run recorded; it is shown below. Kept models apply from the next page load.")
+
+
+def tuning_runs(ctx: Context) -> None:
+    """The knowledge base's tuning runs, newest first: stages and decisions, then before/after."""
+    from tune.pipeline import load_runs
+
+    st.subheader("Tuning runs")
+    start_tuning(ctx)
+    runs = load_runs(ctx.kb.root)
+    if not runs:
+        st.info("No tuning run yet: start one above, or run `zhiku tune` on the server.")
+        return
+    index = st.selectbox("Tuning run", range(len(runs)), key="tune_run_pick",
+                         format_func=lambda i: f"{runs[i].started} ({runs[i].held_out} held-out questions)")
+    record = runs[index]
+    st.dataframe(pd.DataFrame([{"stage": s.name, "decision": s.status, "seconds": s.seconds, "detail": s.detail}
+                               for s in record.stages]), hide_index=True)
+    st.dataframe(pd.DataFrame(record.rows()).set_index(["mode", "metric"]))
+    models = " · ".join(f"{k}: {safe_markdown(record.models_before.get(k, '?'))} → {safe_markdown(v)}"
+                        for k, v in record.models_after.items())
+    st.caption(f"Means with 95% bootstrap intervals on held-out generated questions · {models}")
+
+
 def report_roots(ctx: Context, text: str) -> list[Path]:
     """The typed roots (``;``-separated) that exist, resolved; each must lie under a default root or
     ``ui_ingest_roots``."""
@@ -122,6 +174,8 @@ def render(ctx: Context) -> None:
     else:
         st.caption("Evaluation runs from the page are off: an administrator lists the folders datasets may "
                    "come from in the setting `ui_ingest_roots` (or runs `zhiku eval`).")
+    tuning_runs(ctx)
+    st.subheader("Evaluation reports")
     roots_text = st.text_input("Report folders under", value="; ".join(map(str, default_roots(ctx))),
                                key="eval_roots",
                                help="Folders holding reports written by `zhiku eval --out DIR`, separated by ';'")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eval.datasets import DatasetError
 from eval.generate import generate, write_jsonl
@@ -15,6 +16,9 @@ from eval.runner import DEFAULT_CACHE, RunConfig, run
 from zhiku.cli.common import (
     FAILED, OK, UsageError, add_common, add_user_flags, emit, open_existing, settings_from, user_from_args,
 )
+
+if TYPE_CHECKING:
+    from tune.pipeline import PipelineConfig
 
 DEFAULT_MODES = "vector,keyword,graph,hybrid,hybrid+rerank"
 
@@ -36,7 +40,29 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", type=int, metavar="N", help="chunks retrieved per query (default: 2 x largest k)")
     parser.add_argument("--answers", action="store_true",
                         help="also generate answers (hybrid mode) and score them: exact match, F1, citations, refusals")
+    parser.add_argument("--tune", action="store_true",
+                        help="first tune a copy of the dataset's corpus knowledge base as `zhiku tune` does (its "
+                        "chunks only, never the dataset's questions or labels), then measure with what it kept")
+    parser.add_argument("--tune-n", type=int, default=1000, metavar="N", help="--tune: generated pairs (default: 1000)")
+    parser.add_argument("--tune-stages", default="pairs,embedder,reranker,evaluate", metavar="S1,S2",
+                        help="--tune: stages to run (default: all)")
+    parser.add_argument("--tune-max-steps", type=int, default=0, metavar="N",
+                        help="--tune: reranker training batches at most (default: 0, one pass)")
     add_common(parser)
+
+
+def _tune_config(args: argparse.Namespace) -> PipelineConfig | None:
+    """The pipeline ``--tune`` runs, from the ``--tune-*`` options (as ``zhiku tune`` takes them)."""
+    if not args.tune:
+        return None
+    from tune.embedder import EmbedderConfig
+    from tune.reranker import RerankerConfig
+    from zhiku.cli.tune import pipeline_config
+
+    defaults = RerankerConfig()
+    return pipeline_config(argparse.Namespace(
+        n=args.tune_n, seed=0, stages=args.tune_stages, epochs=defaults.epochs, max_steps=args.tune_max_steps,
+        batch_size=defaults.batch_size, margin=defaults.margin, embedder_steps=EmbedderConfig().steps))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,7 +117,7 @@ def run_eval(args: argparse.Namespace) -> int:
     config = RunConfig(
         dataset=args.dataset, modes=modes, ks=_numbers(args.k, "--k"), out=out, limit=args.limit,
         corpus=args.corpus, cache_dir=args.cache, depth=args.depth, max_docs=args.max_docs,
-        answers=args.answers, progress=not args.json,
+        answers=args.answers, progress=not args.json, tune=_tune_config(args),
     )
     try:
         result, judgements, paths = run(config, settings)

@@ -6,7 +6,16 @@ One table of actions (``ACTIONS``), each with its options and the function that 
   stored in its zhiku.toml (``tune.fusion``);
 - ``llm`` — a LoRA adapter for the local LLM trained on examples built from the knowledge base's
   public documents, merged, converted to CTranslate2 and kept only if it cites and refuses better
-  on held-out examples (``tune.llm``).
+  on held-out examples (``tune.llm``);
+- ``pairs`` — (query, chunk, hard negatives) training pairs made from the knowledge base without
+  labels, saved in ``<kb>/tune/pairs.jsonl`` (``tune.pairs``);
+- ``embedder`` — the knowledge base's sentence-transformers embedder fine-tuned on those pairs,
+  kept (and the chunks re-embedded) only if it finds the held-out pairs' chunks better (``tune.embedder``);
+- ``reranker`` — a cross-encoder trained on the knowledge base's generated pairs, exported to ONNX,
+  kept as its ``reranker`` only if ``hybrid+rerank`` beats ``hybrid`` on held-out pairs (``tune.reranker``).
+
+A bare ``zhiku tune`` runs the whole pipeline (``tune.pipeline``): pairs, embedder (and reindex),
+reranker, then the before/after evaluation on the held-out pairs.
 
 Tuning reads the knowledge base as its local administrator and writes the models into the
 knowledge base's private ``models`` folder.
@@ -17,7 +26,16 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from zhiku.cli.common import OK, UsageError, add_common, emit, open_existing, settings_from
+
+if TYPE_CHECKING:
+    from tune.pairs import PairSet
+    from zhiku.kb import KnowledgeBase
+    from zhiku.settings import Settings
+    from tune.pipeline import PipelineConfig
+    from tune.reranker import RerankerConfig
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,100 @@ def _run_fusion(args: argparse.Namespace) -> int:
     return OK
 
 
+# ------------------------------------------------------------------------------------ reranker
+def _reranker_config_options(parser: argparse.ArgumentParser) -> None:
+    from tune.reranker import RerankerConfig
+
+    defaults = RerankerConfig()
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, metavar="N",
+                        help=f"reranker: passes over the training pairs (default: {defaults.epochs})")
+    parser.add_argument("--max-steps", type=int, default=defaults.max_steps, metavar="N",
+                        help="reranker: stop after N batches (default: 0, no limit)")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, metavar="N",
+                        help=f"reranker: examples per batch (default: {defaults.batch_size})")
+    parser.add_argument("--margin", type=float, default=defaults.margin, metavar="D",
+                        help=f"nDCG@10 the new reranker must gain on the held-out pairs (default: {defaults.margin})")
+
+
+def _reranker_config(args: argparse.Namespace) -> RerankerConfig:
+    from tune.reranker import RerankerConfig
+
+    if args.epochs < 1 or args.max_steps < 0 or args.batch_size < 1:
+        raise UsageError("--epochs and --batch-size must be 1 or more, --max-steps 0 or more")
+    return RerankerConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
+                          margin=args.margin)
+
+
+def _reranker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, metavar="N",
+                        help="make N new pairs first (default: the saved <kb>/tune/pairs.jsonl, else 1000 new)")
+    parser.add_argument("--seed", type=int, default=0, help="pair sampling seed (default: 0)")
+    _audience_option(parser)
+    _reranker_config_options(parser)
+    parser.add_argument("--dry-run", action="store_true", help="measure and print the decision; keep nothing")
+
+
+def _run_reranker(args: argparse.Namespace) -> int:
+    from tune.pairs import load_pairs, pairs_path
+    from tune.reranker import tune_reranker
+    from zhiku.models import load_embedder
+
+    config = _reranker_config(args)
+    settings = settings_from(args)
+    embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
+    with open_existing(settings) as kb:
+        if args.n is not None or not pairs_path(kb.root).exists():
+            pairs = _make_pairs(args, settings, kb, 1000 if args.n is None else args.n)
+        else:
+            pairs = load_pairs(kb.root)
+        report = tune_reranker(kb, embedder, settings, pairs, config, progress=not args.json,
+                               record=not args.dry_run)
+    emit(report.to_json(), args.json, report.table())
+    return OK
+
+
+# ------------------------------------------------------------------------------------ the whole pipeline
+def _pipeline_options(parser: argparse.ArgumentParser) -> None:
+    from tune.embedder import EmbedderConfig
+    from tune.pipeline import STAGES
+
+    parser.add_argument("--n", type=int, default=1000, metavar="N",
+                        help="generated pairs to make, from the documents every user may see (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="pair sampling seed (default: 0)")
+    parser.add_argument("--stages", default=",".join(STAGES), metavar="S1,S2",
+                        help=f"stages to run, in their order (default: {','.join(STAGES)})")
+    parser.add_argument("--embedder-steps", type=int, default=EmbedderConfig().steps, metavar="N",
+                        help=f"embedder: training steps (default: {EmbedderConfig().steps}; "
+                        "`zhiku tune embedder` has every option)")
+    _reranker_config_options(parser)
+
+
+def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    """The ``PipelineConfig`` of ``zhiku tune``'s (or ``zhiku eval --tune``'s) options."""
+    from tune.embedder import EmbedderConfig
+    from tune.pipeline import STAGES, PipelineConfig
+
+    if args.n < 1 or args.embedder_steps < 1:
+        raise UsageError("--n and --embedder-steps must be 1 or more")
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        raise UsageError(f"--stages takes some of {','.join(STAGES)}; got {args.stages!r}")
+    return PipelineConfig(pairs=args.n, seed=args.seed, stages=stages, reranker=_reranker_config(args),
+                          embedder=EmbedderConfig(steps=args.embedder_steps, seed=args.seed))
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
+    from tune.pipeline import run
+
+    config = pipeline_config(args)
+    settings = settings_from(args)
+    open_existing(settings).close()  # a missing knowledge base fails here, before any model loads
+    record = run(settings, config, progress=not args.json)
+    emit(record.to_json(), args.json, record.table())
+    return OK
+
+
 # ------------------------------------------------------------------------------------ llm
 def _llm_options(parser: argparse.ArgumentParser) -> None:
     from tune.llm import TuneConfig
@@ -116,6 +228,113 @@ def _run_llm(args: argparse.Namespace) -> int:
     return OK
 
 
+# ------------------------------------------------------------------------------------ pairs
+def _audience_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--all-documents", action="store_true",
+                        help="draw pairs from every document, restricted ones too (default: only documents every "
+                        "user may see, since the tuned model serves everyone)")
+
+
+def _pairs_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=1000, metavar="N", help="generated pairs to make (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="chunk sampling seed (default: 0)")
+    parser.add_argument("--llm", choices=("extractive", "local", "openai"),
+                        help="question writer: an LLM backend, or 'extractive' for the offline kinds "
+                        "(default: the llm setting when it is local or openai, else offline)")
+    _audience_option(parser)
+
+
+def _make_pairs(args: argparse.Namespace, settings: Settings, kb: KnowledgeBase, n: int) -> PairSet:
+    """The pairs ``zhiku tune pairs`` and ``zhiku tune embedder --n`` build, saved in the knowledge base."""
+    from tune.fusion import LOCAL_ADMIN
+    from tune.pairs import PUBLIC_READER, build_pairs, save_pairs
+
+    if n < 1:
+        raise UsageError("--n must be 1 or more")
+    audience = LOCAL_ADMIN if args.all_documents else PUBLIC_READER
+    pairs = build_pairs(kb, settings, n=n, seed=args.seed, progress=not args.json, audience=audience)
+    save_pairs(kb.root, pairs)
+    return pairs
+
+
+def _run_pairs(args: argparse.Namespace) -> int:
+    from tune.pairs import pairs_path
+
+    if args.n < 1:
+        raise UsageError("--n must be 1 or more")
+    settings = settings_from(args, llm=args.llm)
+    with open_existing(settings) as kb:
+        pairs = _make_pairs(args, settings, kb, args.n)
+    counts = pairs.counts()
+    payload = {**counts, "saved_to": str(pairs_path(settings.kb)),
+               "documents": "all" if args.all_documents else "public"}
+
+    def line(side: str) -> str:
+        kinds = ", ".join(f"{k} {v}" for k, v in counts[side].items() if k != "pairs")
+        return f"  {side:<8} {counts[side]['pairs']:>6} pairs  ({kinds or 'none'})"
+
+    emit(payload, args.json, "\n".join([
+        f"training pairs from {'every document' if args.all_documents else 'documents every user may see'}:",
+        line("train"), line("holdout"), f"saved to {payload['saved_to']}",
+    ]))
+    return OK
+
+
+# ------------------------------------------------------------------------------------ embedder
+def _embedder_options(parser: argparse.ArgumentParser) -> None:
+    from tune.embedder import EmbedderConfig
+
+    d = EmbedderConfig()
+    parser.add_argument("--n", type=int, metavar="N",
+                        help="make N new pairs first (default: use <kb>/tune/pairs.jsonl, made with 1000 if missing)")
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"sampling and training seed (default: {d.seed})")
+    _audience_option(parser)
+    parser.add_argument("--steps", type=int, default=d.steps, metavar="N", help=f"training steps (default: {d.steps})")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, metavar="N",
+                        help=f"pairs per step; the others' passages are each pair's in-batch negatives (default: {d.batch_size})")
+    parser.add_argument("--lr", type=float, default=d.learning_rate, metavar="LR",
+                        help=f"peak learning rate, after a {d.warmup:.0%} warm-up (default: {d.learning_rate})")
+    parser.add_argument("--negatives", type=int, default=d.negatives, metavar="N",
+                        help=f"hard negatives per pair fed to the loss (default: {d.negatives})")
+    parser.add_argument("--max-tokens", type=int, default=d.max_tokens, metavar="N",
+                        help=f"tokens per input while training, for speed (default: {d.max_tokens})")
+    parser.add_argument("--alphas", default=",".join(str(a) for a in d.alphas), metavar="A1,A2",
+                        help="shares of tuned weights averaged with the base model's, each measured "
+                        f"(default: {','.join(str(a) for a in d.alphas)})")
+    parser.add_argument("--margin", type=float, default=d.margin, metavar="D",
+                        help=f"held-out MRR@{d.k} a tuned model must gain to replace the current one (default: {d.margin})")
+    parser.add_argument("--cached", action="store_true", help="CachedMultipleNegativesRankingLoss (bigger batches, slower)")
+    parser.add_argument("--dry-run", action="store_true", help="train and measure, but never switch models")
+
+
+def _run_embedder(args: argparse.Namespace) -> int:
+    from tune.embedder import EmbedderConfig, tune_embedder
+    from tune.pairs import load_pairs, pairs_path
+
+    try:
+        alphas = tuple(float(a) for a in args.alphas.split(",") if a.strip())
+    except ValueError:
+        raise UsageError("--alphas takes comma-separated shares, e.g. --alphas 0.5,1") from None
+    if not alphas or not all(0 < a <= 1 for a in alphas):
+        raise UsageError("--alphas needs shares above 0 and at most 1, e.g. --alphas 0.5,1")
+    if args.steps < 1 or args.batch_size < 2 or args.negatives < 0 or args.max_tokens < 8:
+        raise UsageError("--steps must be 1 or more, --batch-size 2 or more, --negatives 0 or more, --max-tokens 8 or more")
+    if not 0 < args.lr < 1:
+        raise UsageError("--lr is a learning rate between 0 and 1, e.g. 1e-5")
+    config = EmbedderConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
+                            negatives=args.negatives, max_tokens=args.max_tokens, alphas=alphas, margin=args.margin,
+                            cached=args.cached, seed=args.seed)
+    settings = settings_from(args)
+    with open_existing(settings) as kb:
+        if args.n is not None or not pairs_path(kb.root).exists():
+            pairs = _make_pairs(args, settings, kb, 1000 if args.n is None else args.n)
+        else:
+            pairs = load_pairs(kb.root)
+        report = tune_embedder(kb, settings, pairs, config, progress=not args.json, dry_run=args.dry_run)
+    emit(report.to_json(), args.json, report.table())
+    return OK
+
+
 #: The tuning actions, in the order ``zhiku tune --help`` lists them.
 ACTIONS: dict[str, Action] = {
     "fusion": Action(
@@ -135,16 +354,51 @@ ACTIONS: dict[str, Action] = {
         "least as good and one is better.",
         _llm_options, _run_llm,
     ),
+    "pairs": Action(
+        "make (query, chunk, hard negatives) training pairs from this knowledge base, without labels",
+        "Sample chunks and ask about each: an LLM-written question when --llm local|openai (or the llm "
+        "setting) asks for one, else offline queries (section heading or title, a question from an "
+        "extracted fact, an inverse-cloze sentence). A pair is kept only if BM25 or the current embedder "
+        "finds its chunk in the top 20; hard negatives come from both, never from the chunk's own "
+        "document. Thumbs up/down from the chat are added as real pairs. A fifth of the documents is "
+        "held out. Saved in <kb>/tune/pairs.jsonl; only counts are printed.",
+        _pairs_options, _run_pairs,
+    ),
+    "embedder": Action(
+        "fine-tune this knowledge base's embedder on its training pairs; switch only if it is better",
+        "Train the knowledge base's sentence-transformers model on <kb>/tune/pairs.jsonl (made first when "
+        "missing, or with --n) with MultipleNegativesRankingLoss and hard negatives, average the tuned "
+        "weights with the base model's, and measure recall@10 and MRR@10 on the held-out pairs before and "
+        "after. Only a model that is better (MRR up, recall not down) is saved as <kb>/models/embedder-N "
+        "and switched to: every chunk is re-embedded in one transaction (the old model stays until it "
+        "commits), the manifest and <kb>/zhiku.toml record the folder. The decision is printed.",
+        _embedder_options, _run_embedder,
+    ),
+    "reranker": Action(
+        "train a cross-encoder reranker on this knowledge base; keep it if hybrid+rerank beats hybrid",
+        "Train a CrossEncoder from the shipped MiniLM on the knowledge base's generated pairs (the saved "
+        "<kb>/tune/pairs.jsonl, or --n new ones) with their hard negatives, export it to ONNX (int8 when "
+        "it loses under 0.005 nDCG@10), save it as <kb>/models/reranker-N and set reranker to it in "
+        "<kb>/zhiku.toml only if hybrid+rerank beats hybrid (and the current reranker) on the held-out "
+        "pairs by the margin. Questions and passages are not printed.",
+        _reranker_options, _run_reranker,
+    ),
 }
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     tune = subparsers.add_parser(
-        "tune", help="adapt fusion weights or the local LLM to this knowledge base (measured before and after)",
+        "tune", help="adapt the embedder, a reranker, fusion weights or the local LLM to this knowledge base "
+        "(measured before and after)",
         description="Fit a setting or train a model on data built from the knowledge base itself (no labels), "
-        "measure it against the current one, and keep it only if it is better.",
+        "measure it against the current one, and keep it only if it is better. Without an ACTION: the "
+        "whole pipeline (pairs, embedder and reindex, reranker, evaluation before/after on held-out "
+        "pairs), its record appended to <kb>/tune/runs.jsonl.",
     )
-    actions = tune.add_subparsers(dest="tune_action", metavar="ACTION", required=True)
+    _pipeline_options(tune)
+    add_common(tune)
+    tune.set_defaults(func=_run_pipeline)
+    actions = tune.add_subparsers(dest="tune_action", metavar="ACTION")
     for name, action in ACTIONS.items():
         parser = actions.add_parser(name, help=action.help, description=action.description)
         action.add_options(parser)
