@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
+from typing import Sequence
 
 from zhiku.errors import AclError
 from zhiku.records import PUBLIC
@@ -126,3 +127,18 @@ class AclResolver:
             except AclError as exc:
                 self._folders[folder] = AclRefusal(folder / ACL_FILE, str(exc))
         return self._folders[folder]
+
+
+def narrowest(old: Sequence[str], new: Sequence[str]) -> tuple[str, ...]:
+    """The groups that only users allowed by both ``old`` and ``new`` belong to.
+
+    A stored version whose file changed its ACL but could not be read again keeps these until the
+    new version is stored: a tightened ACL takes effect at once, a loosened one never exposes the
+    old text to the newly allowed. Empty means only those who see everything (admins).
+    """
+    if PUBLIC in old:
+        return tuple(new)
+    if PUBLIC in new:
+        return tuple(old)
+    return tuple(g for g in old if g in set(new))
+

@@ -34,7 +34,7 @@ from typing import Literal
 
 import numpy as np
 
-from ingest.acl import ACL_FILE, AclRefusal, AclResolver, glob_regex
+from ingest.acl import ACL_FILE, AclRefusal, AclResolver, glob_regex, narrowest
 from ingest.chunk import ChunkPolicy, chunk_elements
 from ingest.parse import ParsedFile
 from ingest.workers import ParseLimits, ParserPool
@@ -388,6 +388,8 @@ def ingest(
                     if isinstance(pending, Failure):
                         report.failed.append(pending)
                         run.tell(pending.path, "failed")
+                        if replaces:
+                            _narrow_stored(kb, report, source)
                         continue
                     batch.append(pending)
                     batch_chunks += len(pending.chunks)
@@ -400,6 +402,17 @@ def ingest(
         kb.save_vectors()
         if masking:
             _discard_uploads(kb, found.files)
+
+
+def _narrow_stored(kb: KnowledgeBase, report: IngestReport, source: SourceFile) -> None:
+    """A changed file that failed keeps its stored version, under the groups both its old and its
+    new ACL allow (`ingest.acl.narrowest`), so an ACL tightened in the same edit holds at once."""
+    stored = kb.get_document(str(source.path))
+    if stored is None:
+        return
+    groups = narrowest(stored.groups, source.groups)
+    if (before := kb.set_groups(str(source.path), groups)) is not None:
+        report.regrouped.append(Regrouped(str(source.path), before, groups))
 
 
 def _finish(
@@ -483,7 +496,10 @@ def _store(run: _Run, batch: list[_Pending]) -> None:
             language=parsed.language, groups=pending.source.groups,
             metadata={"relative_path": pending.source.relative, **parsed.metadata},
         )
+        previous = run.kb.get_document(document.source) if pending.replaces else None
         run.kb.put_document(document, pending.chunks, np.asarray(doc_vectors), triples)
+        if previous is not None and previous.groups != document.groups:
+            run.report.regrouped.append(Regrouped(document.source, previous.groups, document.groups))
         if pending.replaces:
             run.report.updated += 1
         else:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.acl import AclRefusal, AclResolver
+from ingest.acl import AclRefusal, AclResolver, narrowest
 from ingest.pipeline import Regrouped, discover, ingest
 from zhiku.kb import KnowledgeBase
 from zhiku.settings import Settings
@@ -81,6 +81,46 @@ def test_acl_edit_updates_groups_without_reembedding(corpus: Path, tmp_path: Pat
         assert after.groups == ("hr", "executives")
         assert [c.id for c in kb.chunks_of(after.id)] == chunk_ids
         assert (kb.vectors_of(chunk_ids) == vectors).all()
+
+
+def test_a_file_that_breaks_in_the_same_edit_as_its_acl_keeps_its_old_text_under_the_narrower_groups(
+    corpus: Path, tmp_path: Path, embedder
+) -> None:
+    settings = Settings(kb=tmp_path / "kb", workers=1)
+    bands = str(corpus / "hr" / "bands.md")
+    with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb:
+        write(corpus, "zhiku-acl.toml", '"hr/**" = ["hr", "managers"]\n')
+        ingest(kb, embedder, [corpus / "hr"], settings)
+        (corpus / "hr" / "bands.md").write_bytes(bytes(range(256)) * 64)  # the new version cannot be read
+        write(corpus, "zhiku-acl.toml", '"hr/**" = ["hr"]\n')  # ...and the ACL is tightened in the same edit
+        report = ingest(kb, embedder, [corpus / "hr"], settings)
+        assert [f.path for f in report.failed] == [bands]
+        assert kb.get_document(bands).groups == ("hr",)  # tightened at once; the old text is kept
+        assert report.regrouped == [Regrouped(bands, ("hr", "managers"), ("hr",))]
+        write(corpus, "zhiku-acl.toml", '"hr/**" = ["hr", "board"]\n')  # loosened while still unreadable
+        ingest(kb, embedder, [corpus / "hr"], settings)
+        assert kb.get_document(bands).groups == ("hr",)  # the board never sees the old text
+
+
+def test_a_file_whose_text_and_acl_change_together_is_reported_as_regrouped(
+    corpus: Path, tmp_path: Path, embedder
+) -> None:
+    settings = Settings(kb=tmp_path / "kb", workers=1)
+    bands = str(corpus / "hr" / "bands.md")
+    with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb:
+        ingest(kb, embedder, [corpus / "hr"], settings)
+        write(corpus, "hr/bands.md", "# Bands\n\nThe L6 band pays 110,000 EUR a year.")
+        write(corpus, "zhiku-acl.toml", '"hr/**" = ["hr", "executives"]\n')
+        report = ingest(kb, embedder, [corpus / "hr" / "bands.md"], settings)
+        assert report.updated == 1
+        assert report.regrouped == [Regrouped(bands, ("hr",), ("hr", "executives"))]  # so the audit log has it
+
+
+def test_the_narrowest_groups_are_those_both_acls_allow() -> None:
+    assert narrowest(("*",), ("hr",)) == ("hr",)
+    assert narrowest(("hr",), ("*",)) == ("hr",)
+    assert narrowest(("hr", "managers"), ("managers", "board")) == ("managers",)
+    assert narrowest(("sales",), ("legal",)) == ()  # nobody but those who see everything
 
 
 def test_a_broken_acl_file_above_a_file_refuses_it_whichever_path_is_named(corpus: Path) -> None:
