@@ -81,9 +81,12 @@ class Workspace:
             return ["ingest", str(self.ingest_file), "--json", "--kb", str(self.root / f"ingest-{run_id}")]
         raise ValueError(command)
 
-    def env(self, code: Path) -> dict[str, str]:
-        return dict(os.environ, PYTHONPATH=str(code), ZHIKU_LLM_MODEL=self.llm_model, ZHIKU_LLM_MAX_NEW_TOKENS="16",
-                    TOKENIZERS_PARALLELISM="false")
+    def env(self, code: Path, command: str) -> dict[str, str]:
+        """The checkout ``code`` on the path; only ``ask-local`` names an LLM (the UI shows its default)."""
+        env = dict(os.environ, PYTHONPATH=str(code))
+        if command == "ask-local":
+            env.update(ZHIKU_LLM_MODEL=self.llm_model, ZHIKU_LLM_MAX_NEW_TOKENS="16")
+        return env
 
 
 def prepare(root: Path, llm_model: str) -> Workspace:
@@ -160,7 +163,7 @@ def run_ui(kb: Path, env: dict[str, str], cwd: Path, timeout: float = 300) -> tu
 
 
 def measure(ws: Workspace, command: str, version: str, code: Path, run_id: int) -> Run:
-    env = ws.env(code)
+    env = ws.env(code, command)
     if command == "ui":
         wall, peak = run_ui(ws.kb, env, ws.root)
     else:
