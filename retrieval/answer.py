@@ -12,14 +12,16 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-
-from llama_index.core.llms import LLM
+from typing import TYPE_CHECKING
 
 from retrieval.citations import CITATION, validate_citations
 from retrieval.extractive import SentenceScorer, extractive_answer
 from retrieval.llm import ReplyStream, describe_failure, token_counter
 from retrieval.prompt import build_prompt, gather_facts, prompt_budget
 from zhiku.records import Answer, Hit, Timing
+
+if TYPE_CHECKING:  # llama-index takes seconds to import: only code that has an LLM needs it
+    from llama_index.core.llms import LLM
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-from llama_index.core.llms import LLM
+from typing import TYPE_CHECKING, Any
 
 from retrieval.answer import answer_stream, final_answer
 from retrieval.catalog import visible_hits
@@ -39,6 +37,9 @@ from zhiku.pii import PiiMasker
 from zhiku.records import LOCAL_USER, Answer, Chunk, Document, Hit, User
 from zhiku.settings import Settings, check_mode
 from zhiku.errors import AssistantError
+
+if TYPE_CHECKING:  # llama-index takes seconds to import: only code that has an LLM needs it
+    from llama_index.core.llms import LLM
 
 _UNSET: Any = object()
 

@@ -13,8 +13,6 @@ import faiss
 
 from retrieval.catalog import Catalog
 from retrieval.fusion import FusedRetriever
-from retrieval.graph import GraphRetriever
-from retrieval.keyword import KeywordRetriever
 from retrieval.rerank import Reranker, RerankedRetriever
 from retrieval.vector import QueryEmbedder, VectorRetriever
 from zhiku.kb import KnowledgeBase
@@ -79,11 +77,18 @@ def build_retriever(
     catalog = Catalog(kb)
     queries = QueryEmbedder(embedder)
     dense = VectorRetriever(kb, queries, catalog)  # graph mode seeds its walk with the same search
-    single: dict[str, Any] = {  # keys: FUSED
-        "vector": lambda: dense,
-        "keyword": lambda: KeywordRetriever(kb, catalog),
-        "graph": lambda: GraphRetriever(kb, queries, graph=graph, catalog=catalog, dense=dense),
-    }
+
+    def keyword() -> Retriever:
+        from retrieval.keyword import KeywordRetriever  # bm25s and Numba load only for modes with BM25
+
+        return KeywordRetriever(kb, catalog)
+
+    def graph_walk() -> Retriever:
+        from retrieval.graph import GraphRetriever  # NetworkX and SciPy load only for modes with the graph
+
+        return GraphRetriever(kb, queries, graph=graph, catalog=catalog, dense=dense)
+
+    single: dict[str, Any] = {"vector": lambda: dense, "keyword": keyword, "graph": graph_walk}  # keys: FUSED
     if mode in single:
         return single[mode]()
     try:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-
-from llama_index.core.base.llms.types import ChatMessage
-from llama_index.core.llms import LLM
+from typing import TYPE_CHECKING
 
 from retrieval.llm import ReplyStream, describe_failure
 from zhiku.prompts import REWRITE_FOLLOWUP
 from zhiku.records import Answer
 from zhiku.text import count_cjk, detect_language
+
+if TYPE_CHECKING:  # llama-index takes seconds to import: only code that has an LLM needs it
+    from llama_index.core.llms import LLM
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ def _llm_rewrite(question: str, history: Sequence[Answer], llm: LLM, timeout_s: 
         turns.append(f"User: {earlier.question}")
         turns.append(f"Assistant: {earlier.text[:300]}")
     user = "Conversation:\n" + "\n".join(turns) + f"\n\nLast question: {question}\nStandalone question:"
+    from llama_index.core.base.llms.types import ChatMessage
+
     messages = [ChatMessage(role="system", content=REWRITE_FOLLOWUP), ChatMessage(role="user", content=user)]
     reply = ReplyStream(
         llm, messages, timeout_s, enough=lambda text: "\n" in text.strip() or len(text) > 4 * len(question) + 200

@@ -3,7 +3,7 @@
 Text is split into runs of Chinese characters and runs of everything else. Chinese runs are
 segmented with ``jieba.lcut_for_search`` (which also emits the sub-words of long words, so a query
 word matches inside a longer document word); other runs are lower-cased words with English stop
-words dropped and a Snowball stem, so "policies" finds "policy". Mixed text gets both.
+words dropped and a Snowball stem (NLTK's, ``retrieval.stem``), so "policies" finds "policy". Mixed text gets both.
 
 The index is derived from SQLite: built once per corpus signature (see ``retrieval.catalog``),
 kept in the retriever instance and saved as ``bm25.npz`` in the knowledge-base folder, stamped
@@ -12,28 +12,32 @@ replaced atomically; one that is torn, damaged or inconsistent is rebuilt from S
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
+import sys
 import threading
 import zipfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import bm25s
 import jieba
 import numpy as np
-from bm25s.stopwords import STOPWORDS_CHINESE, STOPWORDS_EN_PLUS
-from nltk.stem.snowball import EnglishStemmer
 
 from retrieval.catalog import Catalog
+from retrieval.stem import stem as english_stem
 from zhiku.kb import KnowledgeBase, atomic_write
 from zhiku.records import Hit, User
 from zhiku.text import CJK_RUN
 
+if TYPE_CHECKING:
+    import bm25s
+
 log = logging.getLogger(__name__)
-# bm25s sets its own logger to DEBUG on import, which prints index-building chatter in the CLI.
-logging.getLogger("bm25s").setLevel(logging.WARNING)
 jieba.setLogLevel(logging.WARNING)  # jieba logs its dictionary loading at DEBUG to stderr
 
 INDEX_FILE = "bm25.npz"
@@ -41,14 +45,39 @@ _CJK_SPLIT = re.compile(f"({CJK_RUN.pattern})")  # the runs are kept by split
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
+def _bm25s() -> ModuleType:
+    """bm25s, imported when an index is built or loaded: its ``__init__`` imports Numba (about
+    half a second and 70 MiB), which tokenising text (citations, extractive answers) never needs."""
+    import bm25s
+
+    # bm25s sets its own logger to DEBUG on import, which prints index-building chatter in the CLI.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+@cache
+def _stopwords() -> tuple[frozenset[str], frozenset[str]]:
+    """bm25s's English (``STOPWORDS_EN_PLUS``) and Chinese stop words, without importing bm25s:
+    its ``stopwords`` module is plain data, loaded from its file when bm25s is not loaded yet."""
+    module = sys.modules.get("bm25s.stopwords")
+    if module is None:
+        package = importlib.util.find_spec("bm25s")
+        if package is None or not package.submodule_search_locations:
+            raise ImportError("retrieval.keyword needs the package bm25s==0.3.16")
+        path = Path(next(iter(package.submodule_search_locations))) / "stopwords.py"
+        spec = importlib.util.spec_from_file_location("_zhiku_bm25s_stopwords", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return frozenset(module.STOPWORDS_EN_PLUS), frozenset(module.STOPWORDS_CHINESE)
+
+
 class Tokenizer:
     """Text -> BM25 terms. Keeps a stem cache: corpora repeat words, stemming is the slow part."""
 
     def __init__(self) -> None:
-        self._stemmer = EnglishStemmer()
         self._stems: dict[str, str] = {}
-        self._en_stop = frozenset(STOPWORDS_EN_PLUS)
-        self._zh_stop = frozenset(STOPWORDS_CHINESE)
+        self._en_stop, self._zh_stop = _stopwords()
 
     def __call__(self, text: str) -> list[str]:
         terms: list[str] = []
@@ -61,7 +90,7 @@ class Tokenizer:
                         continue
                     stem = self._stems.get(word)
                     if stem is None:
-                        stem = self._stems[word] = self._stemmer.stem(word)
+                        stem = self._stems[word] = english_stem(word)
                     terms.append(stem)
         return terms
 
@@ -123,7 +152,7 @@ class KeywordRetriever:
         for chunk in self.kb.iter_chunks(batch=5000):
             ids.append(chunk.id)
             corpus.append(self.tokenize(f"{chunk.section}\n{chunk.text}" if chunk.heading_path else chunk.text))
-        model = bm25s.BM25()
+        model = _bm25s().BM25()
         if corpus:
             model.index(corpus, show_progress=False)
         log.info("built BM25 index over %d chunks", len(ids))
@@ -156,7 +185,7 @@ class KeywordRetriever:
             with np.load(self._path, allow_pickle=False) as saved:
                 if str(saved["signature"]) != signature:
                     return None
-                model = bm25s.BM25()
+                model = _bm25s().BM25()
                 chunk_ids = saved["chunk_ids"]
                 if len(chunk_ids):
                     model.scores = {

@@ -21,17 +21,19 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llama_index.core.base.llms.types import ChatMessage
-from llama_index.core.llms import LLM
-
-from retrieval.local_llm import LocalLLM
 from retrieval.local_models import best_installed, ct2_folder, default_cache_dir, resolve_local_model
 from zhiku.errors import LLMError
 from zhiku.pii import PiiMasker
 from zhiku.settings import Settings
 from zhiku.text import count_cjk
+
+if TYPE_CHECKING:  # llama-index takes seconds to import: only code that has an LLM needs it
+    from llama_index.core.base.llms.types import ChatMessage
+    from llama_index.core.llms import LLM
+
+    from retrieval.local_llm import LocalLLM
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ def _load_local(settings: Settings, masker: PiiMasker | None = None) -> LocalLLM
     With ``llm_runtime = "auto"`` a model CTranslate2 cannot convert falls back to transformers
     (logged); asking for ``ctranslate2`` explicitly makes that an error instead.
     """
+    from retrieval.local_llm import LocalLLM
+
     cache = Path(settings.model_cache or default_cache_dir()).expanduser()
     name = settings.llm_model or best_installed() or ""
     folder = resolve_local_model(name, cache)
@@ -120,6 +124,8 @@ def describe_llm(llm: LLM | None) -> dict[str, str]:
     """Which backend, model and runtime answer: shown in the UI sidebar and ``zhiku ask --json``."""
     if llm is None:
         return {"backend": "extractive", "model": "", "runtime": ""}
+    from retrieval.local_llm import LocalLLM  # loaded already: an LLM exists
+
     if isinstance(llm, LocalLLM):
         return {"backend": "local", "model": llm.model_name, "runtime": llm.runtime_name}
     return {"backend": "openai", "model": getattr(llm, "model", ""), "runtime": getattr(llm, "api_base", "")}

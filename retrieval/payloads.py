@@ -8,12 +8,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kg.graph import KnowledgeGraph
 from retrieval.prompt import describe_source
-from retrieval.summary import Summary
 from zhiku.records import PUBLIC, Answer, Document, Hit, Triple
+
+if TYPE_CHECKING:  # the JSON shapes need neither the graph (NetworkX) nor the summariser loaded
+    from kg.graph import KnowledgeGraph
+    from retrieval.summary import Summary
 
 
 def doc_name(hit: Hit) -> str:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-from llama_index.core.base.llms.types import ChatMessage
-from llama_index.core.llms import LLM
+from typing import TYPE_CHECKING
 
 from zhiku.prompts import ANSWER_HEADINGS, ANSWER_INSTRUCTIONS, SOURCE_LABEL
 from zhiku.records import Hit, Triple
 from zhiku.text import detect_language
+
+if TYPE_CHECKING:  # llama-index takes seconds to import: only code that has an LLM needs it
+    from llama_index.core.base.llms.types import ChatMessage
+    from llama_index.core.llms import LLM
 
 #: Tokens kept free besides the answer: chat-template markup and tokenizer disagreements.
 PROMPT_RESERVE = 64
@@ -111,6 +113,8 @@ def build_prompt(
     body = h_passages + "\n" + "\n\n".join(blocks)
     if fact_lines:
         body += f"\n\n{h_facts}\n" + "\n".join(fact_lines)
+    from llama_index.core.base.llms.types import ChatMessage
+
     messages = [ChatMessage(role="system", content=system), ChatMessage(role="user", content=body + tail)]
     return Prompt(messages, kept, listed, used, language, dropped=len(hits) - len(kept))
 

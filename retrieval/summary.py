@@ -19,10 +19,9 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from llama_index.core.base.llms.types import ChatMessage
-from llama_index.core.llms import LLM
 
 from kg.resolve import resolve
 from retrieval.extractive import statements
@@ -35,6 +34,9 @@ from zhiku.models import Embedder
 from zhiku.prompts import SUMMARY
 from zhiku.records import Chunk, Document
 from zhiku.text import detect_language
+
+if TYPE_CHECKING:  # llama-index takes seconds to import: only code that has an LLM needs it
+    from llama_index.core.llms import LLM
 
 EXTRACTIVE = "extractive"
 MAX_ENTITIES = 10
@@ -159,6 +161,8 @@ def _pack(texts: Sequence[str], budget: int, count: Callable[[str], int]) -> lis
 
 
 def _ask(llm: LLM, system: str, user: str) -> str:
+    from llama_index.core.base.llms.types import ChatMessage
+
     response = llm.chat([ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)])
     return (response.message.content or "").strip()
 

@@ -38,7 +38,6 @@ from eval.answers import is_refusal
 from eval.text import contains
 from retrieval.citations import CITATION, validate_citations
 from retrieval.llm import ReplyStream, load_llm
-from retrieval.local_llm import chat_text
 from retrieval.local_models import CT2_SUFFIX, best_installed, ct2_folder, default_cache_dir, resolve_local_model
 from retrieval.prompt import prompt_budget
 from tune.examples import Example, build_examples, split_held_out
@@ -182,6 +181,8 @@ def measure(llm: Any, examples: Sequence[Example], timeout_s: float, progress: b
 def encode(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:
     """(input ids, labels): the chat-templated prompt then the reply and the end token, the labels
     hiding the prompt so only the reply is learnt."""
+    from retrieval.local_llm import chat_text  # llama-index: loaded by training, not by `zhiku tune --help`
+
     prompt = tokenizer(chat_text(tokenizer, example.prompt.messages), add_special_tokens=False)["input_ids"]
     reply = tokenizer(example.reply, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     return list(prompt) + reply, [IGNORE] * len(prompt) + reply

@@ -8,7 +8,10 @@ corpora), or a path to any sentence-transformers folder. Nothing is fetched from
 
 Sentence-transformers models run their transformer through ONNX Runtime by default (exported once
 from the model's own weights into the user's cache): the same vectors as PyTorch (cosine > 0.9999)
-at roughly twice the speed on CPU, which is what ingest spends its time on. ``backend="torch"``
+at roughly twice the speed on CPU, which is what ingest spends its time on. Once exported, a
+process embeds with ONNX Runtime and the folder's own ``tokenizer.json`` alone (``OnnxEncoder``):
+the same ids, the same pooling, and neither torch nor sentence-transformers imported, which is
+most of a search command's start-up. ``backend="torch"``
 keeps plain PyTorch; an export that fails falls back to it with a warning. ``minilm-int8`` is
 MiniLM with int8 weights in ONNX Runtime: about 1.6x faster again, vectors at cosine ~0.99 to the
 float ones, so it is a model of its own in the manifest (never mixed with ``minilm`` vectors).
@@ -16,10 +19,13 @@ float ones, so it is a model of its own in the manifest (never mixed with ``mini
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import json
 import logging
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -40,7 +46,8 @@ class SentenceTransformerEmbedder:
     """Any sentence-transformers model folder; inputs are sorted by length and batched.
 
     The weights load on first use, so commands that find nothing to embed (an unchanged re-ingest)
-    never pay for them. ``backend`` is one of ``BACKENDS`` (see the module docstring).
+    never pay for them. ``backend`` is one of ``BACKENDS`` (see the module docstring). With an ONNX
+    backend and the export already in the cache, sentence-transformers is never loaded at all.
     """
 
     def __init__(self, name: str, path: Path, batch_size: int = 32, backend: str = "onnx") -> None:
@@ -59,18 +66,40 @@ class SentenceTransformerEmbedder:
 
         return SentenceTransformer(str(self.path), device="cpu")
 
+    @cached_property
+    def _light(self) -> OnnxEncoder | None:
+        """The torch-free encoder (``OnnxEncoder``), or None: a torch backend, a folder it does not
+        cover, or no export cached yet (the first embedding exports it through ``_onnx``)."""
+        if not self.backend.startswith("onnx"):
+            return None
+        folder = OnnxFolder.read(self.path)
+        onnx_file = export_path(self.path, int8=self.backend == "onnx-int8")
+        if folder is None or not onnx_file.exists():
+            return None
+        try:
+            return OnnxEncoder(folder, onnx_file)
+        except Exception as exc:  # a damaged cache file or tokenizer: the full path still works
+            log.warning("embedding model %s: %s; loading it with sentence-transformers", self.name, exc)
+            return None
+
     @property
     def dimension(self) -> int:
+        if self._light is not None:
+            return self._light.folder.dimension
         return int(self._model.get_embedding_dimension())
 
     @property
     def max_tokens(self) -> int:
+        if self._light is not None:
+            return self._light.folder.max_seq_length
         return int(self._model.max_seq_length)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens as the model sees them, special tokens included."""
         if not texts:
             return []
+        if self._light is not None:
+            return self._light.count_tokens(list(texts))
         encoded = self._model.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
@@ -92,8 +121,9 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if self._onnx is not None:
-            vectors = self._onnx.encode(list(texts), self.batch_size)
+        encoder = self._light or self._onnx
+        if encoder is not None:
+            vectors = encoder.encode(list(texts), self.batch_size)
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         else:
             vectors = self._model.encode(
@@ -108,26 +138,42 @@ def onnx_cache_dir() -> Path:
     return Path(base) / "zhiku" / "models" / "onnx"
 
 
+def export_path(path: Path, cache: Path | None = None, int8: bool = False) -> Path:
+    """Where the ONNX export of the model folder ``path`` lives (``int8``: its quantised twin).
+
+    The name is keyed by the weights (path, size, mtime) and the torch/transformers versions, so a
+    changed model or library never reuses a stale export. The versions come from the packages'
+    metadata (the same strings as ``torch.__version__``), so finding an export imports neither.
+    """
+    weights = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
+    stamp = "|".join([str(path.resolve()), _version("torch"), _version("transformers"),
+                      *(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in weights)])
+    target = (cache or onnx_cache_dir()) / f"{path.name}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.onnx"
+    return target.with_suffix(".int8.onnx") if int8 else target
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
 def export_onnx(model: Any, path: Path, cache: Path | None = None, int8: bool = False) -> Path:
     """The ONNX file of ``model``'s transformer (its first module), exported on first use.
 
-    The file is keyed by the weights (path, size, mtime) and the torch/transformers versions, so a
-    changed model or library never reuses a stale export; it is written atomically. ``int8``: the
-    same export with its weights quantised to int8 (ONNX Runtime's dynamic quantisation).
+    Written atomically at ``export_path``. ``int8``: the same export with its weights quantised to
+    int8 (ONNX Runtime's dynamic quantisation).
     """
     import torch
-    import transformers
 
     first = model[0]
     network = getattr(first, "model", None) or getattr(first, "auto_model", None)
     if network is None:
         raise ModelError(f"{path}: the first module ({type(first).__name__}) is not a transformers model")
-    weights = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
-    stamp = "|".join([str(path.resolve()), torch.__version__, transformers.__version__,
-                      *(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in weights)])
-    target = (cache or onnx_cache_dir()) / f"{path.name}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.onnx"
     if int8:
-        return quantized(export_onnx(model, path, cache), target.with_suffix(".int8.onnx"))
+        return quantized(export_onnx(model, path, cache), export_path(path, cache, int8=True))
+    target = export_path(path, cache)
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -209,6 +255,104 @@ class OnnxTransformer:
                     features = module(features)
                 out[part] = features["sentence_embedding"].numpy()
         return out
+
+
+#: Pooling modes ``OnnxEncoder`` reproduces, by their key in a sentence-transformers Pooling config.
+_POOLING = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max"}
+_TRANSFORMER, _POOLING_MODULE, _NORMALIZE = (f"sentence_transformers.models.{n}" for n in ("Transformer", "Pooling", "Normalize"))
+
+
+@dataclass(frozen=True)
+class OnnxFolder:
+    """What embedding without sentence-transformers needs from a model folder, read from its files.
+
+    Only the plain layout is covered: a transformer at the folder root, one pooling mode (mean, CLS
+    or max) over its token embeddings, optionally a Normalize, no lower-casing step of its own (the
+    tokenizer's normaliser does that). Anything else (Dense layers, prompts, routers) is ``None``
+    from ``read`` and goes through sentence-transformers.
+    """
+
+    tokenizer: Path
+    max_seq_length: int
+    dimension: int
+    pooling: str
+
+    @classmethod
+    def read(cls, path: Path) -> OnnxFolder | None:
+        try:
+            modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+            config = json.loads((path / "sentence_bert_config.json").read_text(encoding="utf-8"))
+            types = [m["type"] for m in modules]
+            if types not in ([_TRANSFORMER, _POOLING_MODULE], [_TRANSFORMER, _POOLING_MODULE, _NORMALIZE]):
+                return None
+            if modules[0].get("path") or config.get("do_lower_case") or not (path / "tokenizer.json").exists():
+                return None
+            pooling = json.loads((path / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
+            modes = [mode for key, mode in _POOLING.items() if pooling.get(key)]
+            others = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v and k not in _POOLING]
+            if len(modes) != 1 or others or pooling.get("include_prompt") is False:
+                return None
+            return cls(path / "tokenizer.json", int(config["max_seq_length"]),
+                       int(pooling["word_embedding_dimension"]), modes[0])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+class OnnxEncoder:
+    """An exported transformer in ONNX Runtime, tokenised by ``tokenizers`` from ``tokenizer.json``.
+
+    The ids, masks and pooling are those of the sentence-transformers model (truncation at
+    ``max_seq_length``, padding to the longest text of a batch, the same length-sorted batches), so
+    the vectors match ``OnnxTransformer``'s; tests/bench/test_engine.py compares the two.
+    """
+
+    def __init__(self, folder: OnnxFolder, onnx_file: Path) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.folder = folder
+        self._counter = Tokenizer.from_file(str(folder.tokenizer))
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        self._batcher = Tokenizer.from_file(str(folder.tokenizer))
+        pad = self._batcher.padding or {}
+        self._batcher.enable_truncation(max_length=folder.max_seq_length)
+        self._batcher.enable_padding(pad_id=pad.get("pad_id", 0), pad_type_id=pad.get("pad_type_id", 0),
+                                     pad_token=pad.get("pad_token", "[PAD]"))
+        options = onnxruntime.SessionOptions()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in self._counter.encode_batch(texts)]
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Unnormalised sentence vectors, longest texts first in each batch (least padding)."""
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.folder.dimension), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            part = order[start:start + batch_size]
+            encoded = self._batcher.encode_batch([texts[i] for i in part])
+            features = {
+                "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
+            }
+            hidden = self.session.run(None, {n: features[n] for n in self.inputs})[0]
+            out[part] = _pool(hidden, features["attention_mask"], self.folder.pooling)
+        return out
+
+
+def _pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    """Sentence-transformers' Pooling over token embeddings ``hidden`` (batch, tokens, dim)."""
+    if mode == "cls":
+        return hidden[:, 0]
+    weights = mask[..., None].astype(hidden.dtype)
+    if mode == "max":
+        return np.where(weights > 0, hidden, np.float32(-1e9)).max(axis=1)
+    return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
 
 
 class UniversalSentenceEncoder:

@@ -64,3 +64,17 @@ def test_int8_minilm_is_a_model_of_its_own_close_to_the_float_one(embedder):
     int8 = load_embedder("minilm-int8")
     assert int8.name == "minilm-int8" and int8.dimension == embedder.dimension
     assert (int8.embed(TEXTS) * embedder.embed(TEXTS)).sum(axis=1).min() > 0.97
+
+
+def test_the_torch_free_onnx_encoder_matches_sentence_transformers(embedder):
+    """Once the export is cached, a new process embeds with ONNX Runtime and ``tokenizers`` alone:
+    the same token counts, dimension, window and vectors as the sentence-transformers path."""
+    texts = [*TEXTS, "  padded with spaces  ", "word " * 400, "", "émoji 😀 and\ttabs"]
+    embedder.embed(TEXTS)  # the export exists from here on
+    light = load_embedder("minilm")
+    full = load_embedder("minilm")
+    full.__dict__["_light"] = None  # what a first run, before the export, goes through
+    assert light._light is not None and full._onnx is not None
+    assert (light.dimension, light.max_tokens) == (full.dimension, full.max_tokens) == (384, 256)
+    assert light.count_tokens(texts) == full.count_tokens(texts)
+    assert np.abs(light.embed(texts) - full.embed(texts)).max() < 1e-5

@@ -14,19 +14,21 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from kg.extract import load_extractor
-from kg.graph import KnowledgeGraph, UnknownEntityError, load_graph
 from retrieval.payloads import entities_json, entity_json, fact_json, neighbors_json
 from zhiku.cli.common import (
     FAILED, OK, UsageError, add_common, add_user_flags, emit, open_existing, settings_from, user_from_args,
 )
 from zhiku.kb import KnowledgeBase
+from zhiku.errors import UnknownEntityError
 from zhiku.records import Document, Triple, User
 from zhiku.settings import EXTRACTORS
+
+if TYPE_CHECKING:  # kg.graph (NetworkX) and kg.extract (spaCy, jieba) load when a command runs, not on every `zhiku`
+    from kg.graph import KnowledgeGraph
 
 #: Chunks extracted between two writes to the knowledge base during ``graph build``.
 BUILD_BATCH = 512
@@ -87,6 +89,8 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
 
 def _open(args: argparse.Namespace) -> tuple[KnowledgeBase, User, KnowledgeGraph]:
     """The knowledge base, the asking user and the graph as that user may see it."""
+    from kg.graph import load_graph
+
     kb = open_existing(settings_from(args))
     try:
         user = user_from_args(args, kb)
@@ -113,6 +117,8 @@ def _unknown(args: argparse.Namespace, exc: UnknownEntityError) -> int:
 # ------------------------------------------------------------------- commands
 def run_build(args: argparse.Namespace) -> int:
     settings = settings_from(args, extractor=args.extractor)
+    from kg.extract import load_extractor
+    from kg.graph import load_graph
     from retrieval.llm import load_llm
 
     extractor = load_extractor(settings, llm=lambda: load_llm(settings))

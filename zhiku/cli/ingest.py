@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from ingest.pipeline import Filters, IngestReport, ingest
 from zhiku.cli.common import FAILED, OK, UsageError, add_common, emit, open_existing, settings_from
 from zhiku.kb import KnowledgeBase
 from zhiku.models import load_embedder
 from zhiku.protocols import Extractor
 from zhiku.settings import Settings
+
+if TYPE_CHECKING:  # the ingest stage loads when the command runs, not on every `zhiku`
+    from ingest.pipeline import IngestReport
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,6 +60,8 @@ def _extractor(settings: Settings) -> Extractor | None:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
+    from ingest.pipeline import Filters, ingest
+
     overrides = {"workers": args.workers}
     if args.no_graph:
         overrides["extractor"] = "none"
