@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from zhiku.text import CJK_CHARS, CJK_PUNCTUATION
 
 #: A blank run between two characters at least this part of the line's mean character advance is a word gap
 #: (0.45 was best on the generated English pages: bench/results/ocr.md).
@@ -40,6 +43,8 @@ MAX_SIDE = 2000
 #: The recogniser's output column stride in pixels of its 48-pixel-high input (PP-OCRv4 rec).
 _REC_HEIGHT, _REC_STRIDE = 48, 8
 _CELL = " | "
+#: Characters written without spaces between them (Chinese text and its punctuation).
+_WIDE = re.compile(f"[{CJK_CHARS}{CJK_PUNCTUATION}]")
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,7 @@ def _longest_run(flags: np.ndarray) -> int:
 
 
 def _is_cjk(char: str) -> bool:
-    return "\u3000" <= char <= "\u9fff" or "\uff00" <= char <= "\uffef"
+    return _WIDE.fullmatch(char) is not None
 
 
 def _rows(lines: list[OcrLine]) -> list[OcrLine]:
