@@ -53,7 +53,8 @@ CHUNKS_PER_SYNTHETIC_DOC = 3.1
 PROFILES = {
     "full": {"sizes": [1_000, 10_000, 100_000], "ingest_sizes": [1_000, 10_000], "reingest_docs": 2000, "queries": 200},
     "quick": {"sizes": [1_000, 10_000], "ingest_sizes": [1_000], "reingest_docs": 2000, "queries": 100},
-    "tiny": {"sizes": [100], "ingest_sizes": [100], "reingest_docs": 0, "queries": 10},
+    # a smoke test: the int8 ingest variants repeat what the others exercise (the int8 embedder row stays)
+    "tiny": {"sizes": [100], "ingest_sizes": [100], "reingest_docs": 0, "queries": 10, "variants": ["zhiku (no extraction)"]},
 }
 
 
@@ -211,8 +212,15 @@ def one(kind: str, **options: object) -> dict:
 
 
 # ---------------------------------------------------------------------------- the sections
-def ingest_section(corpora: list[tuple[str, Path, bool]], work: Path) -> tuple[list[dict], dict[str, Path]]:
-    """Rows per corpus and system; ``compared`` corpora run every peer, the others Zhiku alone."""
+#: Zhiku's ingest variants beside the default one: system name -> (runner, with extraction).
+VARIANTS = {"zhiku (no extraction)": ("zhiku", False), "zhiku (minilm-int8)": ("zhiku-int8", True),
+            "zhiku (minilm-int8, no extraction)": ("zhiku-int8", False)}
+
+
+def ingest_section(
+    corpora: list[tuple[str, Path, bool]], work: Path, variants: dict[str, tuple[str, bool]] = VARIANTS,
+) -> tuple[list[dict], dict[str, Path]]:
+    """Rows per corpus and system; ``compared`` corpora run every peer and ``variants``, the others Zhiku alone."""
     rows: list[dict] = []
     kbs: dict[str, Path] = {}
     for label, corpus, compared in corpora:
@@ -221,8 +229,6 @@ def ingest_section(corpora: list[tuple[str, Path, bool]], work: Path) -> tuple[l
         print(f"ingest: {label}", flush=True)
         if compared:
             found = compare(corpus, label, work)
-            variants = {"zhiku (no extraction)": ("zhiku", False), "zhiku (minilm-int8)": ("zhiku-int8", True),
-                        "zhiku (minilm-int8, no extraction)": ("zhiku-int8", False)}
             for n, (system, (kind, extract)) in enumerate(variants.items(), 1):
                 flags = {} if extract else {"no_extract": ""}
                 figures = one(kind, corpus=corpus, kb=work / f"kb-{label}-{n}", **flags)
@@ -417,7 +423,7 @@ def main() -> None:
         if reingest:
             folder = write_corpus(work / f"synthetic-docs-{reingest}", reingest)
             corpora.append((f"synthetic-{reingest}-docs", folder, False))
-        ingest_rows, kbs = ingest_section(corpora, work)
+        ingest_rows, kbs = ingest_section(corpora, work, {name: VARIANTS[name] for name in defaults.get("variants", VARIANTS)})
         ingested = {size: kbs[f"synthetic-{size}"] for size in ingest_sizes}
         query_rows, memory = query_section(sizes, ingested, args.workdir, args.real_vectors, n_queries, args.k)
     result = {
