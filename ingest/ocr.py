@@ -8,8 +8,14 @@ packages on every machine; ``bench/ocr.py`` compares the two). Three things are 
   recognised character has a position on the line (its CTC column), and the line image shows where
   the ink is: a run of blank pixel columns between two characters wider than ``GAP_RATIO`` of the
   line height is a word gap, and gets its space back. Two Chinese characters never get one.
-- Orientation. A page fed in sideways yields tall, narrow text boxes; such a page is turned a
-  quarter both ways and the turn whose lines the orientation classifier flips least is kept.
+- Speed. The detector sees the page scaled to at most ``DET_SIDE`` pixels on its longest side (its
+  boxes are mapped back, and lines are cut from the full-resolution page for the recogniser), lines
+  are recognised one at a time (``REC_BATCH``: a batch is padded to its widest line, which cost more
+  than batching saved), and each worker runs one onnxruntime thread, so two workers use two cores
+  without contending (``bench/results/ocr.md`` measures each of these).
+- Orientation. A page fed in sideways yields tall, narrow text boxes, and one upside down makes the
+  orientation classifier flip most lines. The page is detected once: its line images are turned
+  upright and its boxes mapped into the upright page by arithmetic, never detected again.
 - Rows. Boxes are grouped into rows by vertical overlap and read left to right, so a table keeps
   each row on one line (cells joined by `` | `` where the gap between boxes is wide); a two-column
   page is read row by row across both columns (see README, Scanned documents).
@@ -30,16 +36,21 @@ import numpy as np
 from zhiku.text import CJK_CHARS, CJK_PUNCTUATION
 
 #: A blank run between two characters at least this part of the line's mean character advance is a word gap
-#: (0.45 was best on the generated English pages: bench/results/ocr.md).
-GAP_RATIO = 0.45
+#: (0.35 was best on the generated English pages with the detector at ``DET_SIDE``: bench/results/ocr.md).
+GAP_RATIO = 0.35
 #: A pixel column of a line image with at most this part of its height inked counts as blank (specks).
 INK_TOLERANCE = 0.04
 #: Boxes at least this many line heights apart on one row are separate cells.
 CELL_GAP = 1.5
 #: Recognised lines below this confidence are dropped as noise (RapidOCR's own default).
 MIN_CONFIDENCE = 0.5
-#: Longest image side the detector sees (RapidOCR's default); larger pages are scaled down first.
+#: Longest page side the recogniser's line images are cut from (RapidOCR's default); larger pages are scaled down.
 MAX_SIDE = 2000
+#: Longest page side the detector sees: an A4 page at 150 dpi (1240x1754) is detected at 679x960, a
+#: third of the pixels, with the same boxes on the generated pages (bench/results/ocr.md). Never scaled up.
+DET_SIDE = 960
+#: Lines recognised per model call: 1, since a batch is padded to its widest line.
+REC_BATCH = 1
 #: The recogniser's output column stride in pixels of its 48-pixel-high input (PP-OCRv4 rec).
 _REC_HEIGHT, _REC_STRIDE = 48, 8
 _CELL = " | "
@@ -74,64 +85,73 @@ class OcrPage:
 @functools.lru_cache(maxsize=1)
 def reader() -> Any:
     """The RapidOCR engine of this process, loaded once (about a second). ``ZHIKU_OCR_THREADS`` sets
-    its onnxruntime threads (default: the cores, at most 4)."""
+    its onnxruntime threads (default 1: the parser workers are the parallelism, one per core)."""
     from rapidocr_onnxruntime import RapidOCR
 
-    threads = int(os.environ.get("ZHIKU_OCR_THREADS", "0")) or min(4, os.cpu_count() or 1)
-    return RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
+    threads = int(os.environ.get("ZHIKU_OCR_THREADS", "0")) or 1
+    # "max": the detector only rounds a page already within DET_SIDE to its 32-pixel grid, never enlarges it
+    return RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, det_limit_type="max",
+                    det_limit_side_len=DET_SIDE, rec_batch_num=REC_BATCH)
 
 
 def read_page(image: Any) -> OcrPage:
     """OCR one page (a PIL image, any mode), turned upright first when it lies sideways or upside down."""
     rgb = np.asarray(image.convert("RGB"))
-    bgr = np.ascontiguousarray(_fit(rgb)[:, :, ::-1])
+    bgr = np.ascontiguousarray(_scaled(rgb, MAX_SIDE)[:, :, ::-1])
     return OcrPage(_rows(_recognise(*_upright(bgr))))
 
 
-def _fit(rgb: np.ndarray) -> np.ndarray:
+def _scaled(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` shrunk so its longest side is at most ``side`` pixels (never enlarged)."""
     import cv2
 
-    height, width = rgb.shape[:2]
-    scale = MAX_SIDE / max(height, width)
+    height, width = image.shape[:2]
+    scale = side / max(height, width)
     if scale >= 1:
-        return rgb
-    return cv2.resize(rgb, (int(width * scale), int(height * scale)), interpolation=cv2.INTER_AREA)
+        return image
+    return cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
 
 
-def _upright(bgr: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """The page turned so its text reads left to right, its boxes and their (upright) line images.
+def _upright(bgr: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The page's text boxes in upright page coordinates and their upright line images.
 
-    Most boxes standing tall means a page fed in sideways: of the two quarter turns, the one whose
-    lines the orientation classifier finds upside down least often is upright. Most lines flipped means upside down.
-    """
-    boxes, crops, flipped = _detect(bgr)
-    if boxes and sum(h > 1.5 * w for w, h in map(_box_size, boxes)) > len(boxes) / 2:
-        turned = [(k, np.ascontiguousarray(np.rot90(bgr, k))) for k in (1, 3)]
-        readings = [(image, *_detect(image)) for _, image in turned]
-        bgr, boxes, crops, flipped = min(readings, key=lambda r: r[3] / max(len(r[1]), 1))
-    elif boxes and flipped > len(boxes) / 2:
-        bgr = np.ascontiguousarray(np.rot90(bgr, 2))
-        boxes, crops, flipped = _detect(bgr)
-    return bgr, boxes, crops
-
-
-def _detect(bgr: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-    """Text boxes in reading order, their line images and how many of them read upside down.
-
-    The classifier's verdict counts for the page as a whole (``_upright``); its turn of single lines
-    is not used: on upright pages it turned good lines over (a 67-character line read as "S").
+    Most boxes standing tall means a page fed in sideways: RapidOCR already cuts a tall box's line
+    image turned a quarter anticlockwise, which is upright when the page was turned clockwise; the
+    orientation classifier finding most lines upside down says it was turned the other way (or, for
+    a page of wide boxes, that the page is upside down), and every line image is then turned half
+    over. The classifier's verdict counts for the page as a whole: its turn of single lines turned good
+    lines over on upright pages (a 67-character line read as "S").
     """
     engine = reader()
-    boxes, _ = engine.text_det(bgr)
-    if boxes is None or len(boxes) == 0:
-        return [], [], 0
-    boxes = engine.sorted_boxes(boxes)
+    small = _scaled(bgr, DET_SIDE)
+    found, _ = engine.text_det(small)
+    if found is None or len(found) == 0:
+        return [], []
+    scale = np.array([bgr.shape[1] / small.shape[1], bgr.shape[0] / small.shape[0]], dtype=np.float32)
+    boxes = [(box * scale).astype(np.float32) for box in engine.sorted_boxes(found)]
     crops = engine.get_crop_img_list(bgr, boxes)
+    sideways = sum(h > 1.5 * w for w, h in map(_box_size, boxes)) > len(boxes) / 2
+    if sideways:  # the few wide boxes of a sideways page were cut unturned
+        crops = [crop if crop.shape[1] >= crop.shape[0] else np.rot90(crop) for crop in crops]
     _, classes, _ = engine.text_cls(list(crops))
-    return boxes, crops, sum(label == "180" for label, _ in classes)
+    flipped = sum(label == "180" for label, _ in classes) > len(crops) / 2
+    if flipped:
+        crops = [np.rot90(crop, 2) for crop in crops]
+    turns = (1 if sideways else 0) + (2 if flipped else 0)
+    return [_turned(box, bgr.shape[:2], turns) for box in boxes], [np.ascontiguousarray(c) for c in crops]
 
 
-def _recognise(bgr: np.ndarray, boxes: list[np.ndarray], crops: list[np.ndarray]) -> list[OcrLine]:
+def _turned(box: np.ndarray, shape: tuple[int, int], turns: int) -> np.ndarray:
+    """``box`` (x, y points) on a page of ``shape`` (height, width) as it lies on the page turned
+    ``turns`` quarters anticlockwise (``np.rot90``'s sense)."""
+    height, width = shape
+    x, y = box[:, 0], box[:, 1]
+    for _ in range(turns % 4):
+        x, y, height, width = y, width - 1 - x, width, height
+    return np.stack([x, y], axis=1)
+
+
+def _recognise(boxes: list[np.ndarray], crops: list[np.ndarray]) -> list[OcrLine]:
     if not boxes:
         return []
     recognised, _ = reader().text_rec(crops, True)
@@ -195,11 +215,9 @@ def _blank_columns(crop: np.ndarray) -> np.ndarray:
 
 
 def _longest_run(flags: np.ndarray) -> int:
-    best = run = 0
-    for flag in flags:
-        run = run + 1 if flag else 0
-        best = max(best, run)
-    return best
+    """Length of the longest run of True in ``flags``."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.astype(np.int8), [0]))))
+    return int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
 
 
 def _is_cjk(char: str) -> bool:

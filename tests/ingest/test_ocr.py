@@ -56,11 +56,33 @@ def test_a_multi_page_tiff_keeps_its_page_numbers(tmp_path: Path) -> None:
     assert parsed.pages == 2 and set(parsed.metadata["ocr_pages"]) == {"1", "2"}
 
 
-@pytest.mark.slow
-def test_a_page_fed_in_sideways_is_read_upright(tmp_path: Path) -> None:
-    path = tmp_path / "sideways.png"
-    drawn(INVOICE).rotate(90, expand=True, fillcolor=255).save(path)
+@pytest.mark.parametrize("angle", [90, 180, 270])
+def test_a_page_fed_in_sideways_or_upside_down_is_read_upright_from_one_detection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, angle: int) -> None:
+    from ingest import ocr
+
+    detections = []
+    detect = ocr.reader().text_det
+    monkeypatch.setattr(ocr.reader(), "text_det", lambda image: detections.append(image.shape) or detect(image))
+    path = tmp_path / "turned.png"
+    drawn(INVOICE).rotate(angle, expand=True, fillcolor=255).save(path)
     assert texts(parse_file(path)) == INVOICE
+    assert len(detections) == 1  # the upright page is found by arithmetic, not by detecting it again
+
+
+def test_the_detector_sees_a_large_page_shrunk_to_its_limit_and_a_small_one_as_it_is(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest import ocr
+
+    seen = []
+    detect = ocr.reader().text_det
+    monkeypatch.setattr(ocr.reader(), "text_det", lambda image: seen.append(image.shape[:2]) or detect(image))
+    a4 = Image.new("L", (1240, 1754), 255)
+    a4.paste(drawn(INVOICE), (60, 200))
+    assert ocr.read_page(a4).text.splitlines() == INVOICE  # boxes mapped back to the full page for recognition
+    note = drawn(["Room Falcon at 10:00"], width=500)
+    assert max(note.size) < ocr.DET_SIDE and ocr.read_page(note).text == "Room Falcon at 10:00"
+    assert seen == [(ocr.DET_SIDE, round(1240 * ocr.DET_SIDE / 1754)), note.size[::-1]]
 
 
 @pytest.mark.slow
