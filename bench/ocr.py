@@ -8,20 +8,28 @@ ingest reads them (PDF pages rendered at 150 dpi by pypdfium2, image frames by P
   separators (`` | ``, which the truth and the reader both use, count as a space). Engines side by side:
   the product's reader (``ingest.ocr``), the same without the word-gap repair (RapidOCR's own spaces),
   and Tesseract 5 (``eng`` / ``chi_sim``) when its binary is installed.
-- **pages/s** of the product's reader at 150 dpi with ``ZHIKU_OCR_THREADS`` threads (default 2).
+- **speed** at 150 dpi: pages/s wall with 1 and 2 parser-like worker processes (each loads its own
+  reader, as ingest's workers do), CPU seconds per page, and the load average before and after, since
+  other jobs on a shared machine change wall time but hardly CPU time; with ``--baseline REV`` the
+  reader of that git revision (``git show REV:ingest/ocr.py``, with its own thread default) is measured
+  in the same run, side by side.
+- **stages**: seconds per page in detection, orientation, recognition and the rest (word gaps, rows).
 - **retrieval**: the sample corpus plus the scans, and the sample corpus plus the twins (the same text
   as ``.txt``), each ingested by the product's pipeline; the questions of ``eval/data/scanned_qa.jsonl``
   scored by the evaluation harness (nDCG@10 and recall@10 per mode), the twins' relevance mapped by name.
 
-    python bench/ocr.py                  # everything
-    python bench/ocr.py --no-retrieval   # CER and speed only
+    python bench/ocr.py                                    # everything
+    python bench/ocr.py --no-retrieval --baseline 0772aa5  # CER and speed, against the reader before the speed-up
 
 Writes ``bench/results/ocr.json`` and ``ocr.md``.
 """
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import json
+import multiprocessing
 import os
 import platform
 import re
@@ -31,11 +39,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # bench/ingest.py would shadow the ingest package when this file runs as a script
 sys.path[:] = [str(ROOT), str(ROOT / "examples")] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-os.environ.setdefault("ZHIKU_OCR_THREADS", "2")
 
 import scans  # noqa: E402  (examples/scans.py)
 
@@ -77,11 +85,37 @@ def tesseract(image, language: str) -> str:
     return done.stdout
 
 
-def measure_cer(folder: Path) -> list[dict]:
+@functools.lru_cache(maxsize=None)
+def baseline_reader(revision: str) -> Any:
+    """``ingest/ocr.py`` as it was at ``revision``, loaded as a module of its own."""
+    source = subprocess.run(["git", "show", f"{revision}:ingest/ocr.py"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="zhiku-ocr-baseline-")) / "ocr_baseline.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("ocr_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def readers(baseline: str | None) -> dict[str, Any]:
+    """The readers to measure by name: the product's and, with ``--baseline``, that revision's."""
     from ingest import ocr
 
-    ocr.reader()  # loaded before any clock starts
-    engines = {"zhiku (RapidOCR + word gaps)": lambda image, _: ocr.read_page(image).text}
+    out = {"zhiku (RapidOCR + word gaps)": ocr}
+    if baseline:
+        out[f"zhiku at {baseline}"] = baseline_reader(baseline)
+    return out
+
+
+def measure_cer(folder: Path, baseline: str | None) -> list[dict]:
+    from ingest import ocr
+
+    engines = {}
+    for name, module in readers(baseline).items():
+        module.reader()  # loaded before any clock starts
+        engines[name] = lambda image, _, module=module: module.read_page(image).text
 
     def plain(image, _):
         saved, ocr.GAP_RATIO = ocr.GAP_RATIO, float("inf")
@@ -90,7 +124,7 @@ def measure_cer(folder: Path) -> list[dict]:
         finally:
             ocr.GAP_RATIO = saved
 
-    engines["RapidOCR spaces only"] = plain
+    engines["RapidOCR spaces only"] = plain  # the product's reader without the word-gap repair
     if shutil.which("tesseract"):
         engines["Tesseract 5"] = tesseract
     rows = []
@@ -108,6 +142,73 @@ def measure_cer(folder: Path) -> list[dict]:
                              "seconds": round(seconds, 2), "pixels": f"{image.width}x{image.height}"})
                 print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     return rows
+
+
+def scanned_images(folder: Path) -> list:
+    return [image for relative, doc in scans.SCANS.items()
+            for page, image in zip(doc.pages, page_images(folder / relative)) if not page.digital]
+
+
+_worker_reader: Any = None
+
+
+def _load_worker(name: str, baseline: str | None) -> None:
+    global _worker_reader  # one reader per worker process, as ingest's parser workers hold one
+    _worker_reader = readers(baseline)[name]
+    _worker_reader.reader()
+
+
+def _timed_read(image) -> float:
+    start = time.process_time()
+    _worker_reader.read_page(image)
+    return time.process_time() - start
+
+
+def measure_speed(folder: Path, baseline: str | None, rounds: int) -> list[dict]:
+    """Pages/s wall and CPU s/page for each reader with 1 and 2 worker processes."""
+    images = scanned_images(folder) * rounds
+    rows = []
+    for name in readers(baseline):
+        for workers in (1, 2):
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(workers, initializer=_load_worker, initargs=(name, baseline)) as pool:
+                pool.map(_timed_read, images[:workers])  # warm: first inference allocates
+                load = os.getloadavg()[0]
+                start = time.perf_counter()
+                cpu = pool.map(_timed_read, images, chunksize=1)
+                wall = time.perf_counter() - start
+            rows.append({"reader": name, "workers": workers, "pages": len(images),
+                         "pages_per_s": round(len(images) / wall, 2), "cpu_s_per_page": round(sum(cpu) / len(images), 2),
+                         "load_before": round(load, 1), "load_after": round(os.getloadavg()[0], 1)})
+            print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
+    return rows
+
+
+def measure_stages(folder: Path) -> dict[str, float]:
+    """Seconds per page spent in each engine stage of the product's reader (one thread)."""
+    from ingest import ocr
+
+    engine, spent = ocr.reader(), {"detection": 0.0, "orientation": 0.0, "recognition": 0.0}
+    stages = {"detection": "text_det", "orientation": "text_cls", "recognition": "text_rec"}
+    originals = {attribute: getattr(engine, attribute) for attribute in stages.values()}
+    for stage, attribute in stages.items():
+        def timed(*args, call=originals[attribute], stage=stage):
+            start = time.perf_counter()
+            try:
+                return call(*args)
+            finally:
+                spent[stage] += time.perf_counter() - start
+        setattr(engine, attribute, timed)
+    images = scanned_images(folder)
+    start = time.perf_counter()
+    for image in images:
+        ocr.read_page(image)
+    total = time.perf_counter() - start
+    for attribute, call in originals.items():
+        setattr(engine, attribute, call)
+    out = {stage: seconds / len(images) for stage, seconds in spent.items()}
+    out["the rest (scaling, crops, word gaps, rows)"] = total / len(images) - sum(out.values())
+    return {stage: round(seconds, 3) for stage, seconds in out.items()}
 
 
 def measure_retrieval(folder: Path, corpus: Path) -> dict:
@@ -138,7 +239,8 @@ def measure_retrieval(folder: Path, corpus: Path) -> dict:
     return out
 
 
-def markdown(rows: list[dict], retrieval: dict | None, meta: dict) -> str:
+def markdown(rows: list[dict], speed: list[dict], stages: dict[str, float], retrieval: dict | None,
+             meta: dict) -> str:
     lines = ["# OCR: scanned pages read back against their exact text", "",
              f"Machine: {meta['machine']}. {meta['note']}", "",
              "## Character error rate (lower is better)", "",
@@ -157,9 +259,18 @@ def markdown(rows: list[dict], retrieval: dict | None, meta: dict) -> str:
         cells = [next(f"{r['cer']:.1%} ({r['seconds']:.1f} s)" for r in rows
                       if (r["file"], r["page"], r["engine"]) == (file, page, e)) for e in engines]
         lines.append(f"| {file} | {page} | {style} | " + " | ".join(cells) + " |")
-    mine = [r for r in rows if r["engine"] == engines[0]]
-    lines += ["", f"Speed of the product's reader: {len(mine) / sum(r['seconds'] for r in mine):.2f} pages/s "
-              f"({meta['threads']} onnxruntime threads; pages at 150 dpi, A4 1240x1754 or smaller).", ""]
+    lines += ["", "## Speed (150 dpi; A4 pages 1240x1754 or smaller)", "",
+              "Each worker is a process with its own reader, as ingest's parser workers are. CPU s/page is "
+              "the time a page keeps one core busy: on a shared machine wall time depends on the other jobs "
+              "(load average shown), CPU time much less.", "",
+              "| reader | workers | pages/s (wall) | CPU s / page | load before → after |", "|---|---|---|---|---|"]
+    for r in speed:
+        lines.append(f"| {r['reader']} | {r['workers']} | {r['pages_per_s']:.2f} | {r['cpu_s_per_page']:.2f} | "
+                     f"{r['load_before']} → {r['load_after']} |")
+    lines += ["", "Where a page's time goes (product's reader, one thread, seconds per page):", "",
+              "| stage | s / page |", "|---|---|"]
+    lines += [f"| {stage} | {seconds:.3f} |" for stage, seconds in stages.items()]
+    lines.append("")
     if retrieval:
         lines += ["## Retrieval: questions about scanned documents (eval/data/scanned_qa.jsonl)", "",
                   "Sample corpus plus the scans vs the sample corpus plus their born-digital twins "
@@ -179,14 +290,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-retrieval", action="store_true", help="CER and speed only")
     parser.add_argument("--note", default="", help="a line about the machine's load, for the report")
+    parser.add_argument("--baseline", metavar="REV", help="also measure ingest/ocr.py as of this git revision")
+    parser.add_argument("--rounds", type=int, default=2, help="times each scanned page is read in the speed runs")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-            "threads": os.environ["ZHIKU_OCR_THREADS"], "note": args.note}
+            "threads": os.environ.get("ZHIKU_OCR_THREADS", "each reader's default"), "note": args.note,
+            "baseline": args.baseline}
     with tempfile.TemporaryDirectory(prefix="zhiku-bench-ocr-") as tmp:
         folder = Path(tmp)
         scans.build(folder / "scans-only")
-        rows = measure_cer(folder / "scans-only")
+        rows = measure_cer(folder / "scans-only", args.baseline)
+        speed = measure_speed(folder / "scans-only", args.baseline, args.rounds)
+        stages = measure_stages(folder / "scans-only")
         retrieval = None
         if not args.no_retrieval:
             corpus = folder / "corpus"
@@ -194,9 +310,10 @@ def main() -> None:
                            capture_output=True)
             retrieval = measure_retrieval(folder, corpus)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ocr.json").write_text(json.dumps({"meta": meta, "pages": rows, "retrieval": retrieval}, indent=2,
+    (args.out / "ocr.json").write_text(json.dumps({"meta": meta, "pages": rows, "speed": speed, "stages": stages,
+                                                  "retrieval": retrieval}, indent=2,
                                                   ensure_ascii=False), encoding="utf-8")
-    report = markdown(rows, retrieval, meta)
+    report = markdown(rows, speed, stages, retrieval, meta)
     (args.out / "ocr.md").write_text(report, encoding="utf-8")
     print(report)
 

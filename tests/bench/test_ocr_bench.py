@@ -27,3 +27,13 @@ def test_every_scan_is_written_the_same_bytes_twice_with_its_text_as_twin(tmp_pa
     assert list(first) == list(scans.SCANS) and first == digests(tmp_path / "b")
     twin = scans.build_twins(tmp_path / "a")[0].read_text(encoding="utf-8")
     assert "1,870 EUR per month" in twin and "\f" in twin
+
+
+def test_a_baseline_revision_is_measured_as_its_own_reader_beside_the_products() -> None:
+    from bench.ocr import readers
+    from ingest import ocr
+
+    measured = readers("HEAD")
+    assert measured["zhiku (RapidOCR + word gaps)"] is ocr
+    baseline = measured["zhiku at HEAD"]
+    assert baseline is not ocr and baseline.__file__ != ocr.__file__ and callable(baseline.read_page)
