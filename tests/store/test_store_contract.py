@@ -19,7 +19,7 @@ from retrieval import build_retriever
 from retrieval.summary import Summary, cached_summary, store_summary
 from zhiku import accounts, audit
 from zhiku.kb import KnowledgeBase
-from zhiku.records import LOCAL_USER, User
+from zhiku.records import LOCAL_USER, Chunk, Document, User
 from zhiku.settings import MODES, Settings
 
 SEARCH_MODES = [m for m in MODES if m != "hybrid+rerank"]
@@ -152,3 +152,16 @@ def test_a_second_writer_is_refused_while_one_holds_the_lock(kb, settings, embed
         with pytest.raises(KnowledgeBaseBusyError, match="another ingest is running"):
             with other.writer(wait=False):
                 pass
+
+
+def test_a_snapshot_never_sees_a_commit_made_after_it_began(kb, settings, embedder):
+    vector = embedder.embed(["a note written meanwhile"])
+    doc = Document(source=str(settings.kb.parent / "meanwhile.md"), content_hash="x", title="meanwhile")
+    with KnowledgeBase.open(settings.kb, embedder.name, store=settings.store) as other:
+        with kb.snapshot():
+            before = kb.stats()
+            other.put_document(doc, [Chunk(id=0, doc_id=0, position=0, text="a note written meanwhile",
+                                           n_tokens=5)], vector)
+            assert kb.stats() == before and kb.get_document(doc.source) is None
+        assert kb.stats()["documents"] == before["documents"] + 1
+        assert other.remove_document(doc.source)
