@@ -17,6 +17,7 @@ from ingest.pipeline import ingest
 from kg.extract import load_extractor
 from retrieval import build_retriever
 from retrieval.summary import Summary, cached_summary, store_summary
+from retrieval.vector import VectorRetriever
 from zhiku import accounts, audit
 from zhiku.kb import KnowledgeBase
 from zhiku.records import LOCAL_USER, Chunk, Document, User
@@ -165,3 +166,23 @@ def test_a_snapshot_never_sees_a_commit_made_after_it_began(kb, settings, embedd
             assert kb.stats() == before and kb.get_document(doc.source) is None
         assert kb.stats()["documents"] == before["documents"] + 1
         assert other.remove_document(doc.source)
+
+
+def test_reembed_switches_model_and_dimension_and_search_follows(request, tmp_path, store):
+    rng = np.random.default_rng(0)
+
+    def unit(n: int, d: int) -> np.ndarray:
+        v = rng.standard_normal((n, d)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    setting = fresh_store(request, store)
+    with KnowledgeBase.open(tmp_path / "kb", "small", 4, store=setting) as kb:
+        for name in ("a", "b"):
+            kb.put_document(Document(source=f"/{name}.md", content_hash=name), [
+                Chunk(id=0, doc_id=0, position=i, text=f"{name} {i}", n_tokens=2) for i in range(3)], unit(3, 4))
+        kb.reembed("wider", 6, lambda texts: unit(len(texts), 6))
+        assert kb.manifest.dimension == 6
+        target = kb.vectors_of([2])[0]
+        assert VectorRetriever(kb, embedder=None).search(target, 1, LOCAL_USER)[0].tolist() == [2]
+    with pytest.raises(Exception, match="built with embedding model 'wider'"):
+        KnowledgeBase.open(tmp_path / "kb", "small", store=setting)
