@@ -125,7 +125,8 @@ def hnsw_recall(settings: Settings, n_queries: int, mixture: Mixture) -> dict[st
         visible = np.isin(ids, [c for d in kb.documents(RESTRICTED) for c in
                                 (r[0] for r in kb.query("SELECT id FROM chunks WHERE doc_id = ?", (d.id,)))])
         recall = {}
-        for name, user, mask in (("all-seeing", EVERYONE, np.ones(len(ids), bool)), ("restricted", RESTRICTED, visible)):
+        everyone = np.ones(len(ids), bool)
+        for name, user, mask in (("all-seeing", EVERYONE, everyone), ("restricted", RESTRICTED, visible)):
             hits = []
             for q in queries:
                 scores = np.where(mask, vectors @ q, -np.inf)
@@ -175,7 +176,8 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     mixture = Mixture()
     folder = Settings(kb=workdir / "folder", embedding_model="minilm")
-    result: dict = {"chunks": args.chunks, "queries": args.queries, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    result: dict = {"chunks": args.chunks, "queries": args.queries,
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     result["folder_build_s"] = build_folder(folder.kb, args.chunks, mixture)
     server, uri = pg_database(workdir)
     result["migrate_s"] = migrate(folder.kb, uri).seconds

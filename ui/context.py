@@ -54,7 +54,8 @@ def load_settings() -> Settings:
             f"no knowledge base at {settings.kb.resolve()}: build one with `zhiku ingest examples/corpus "
             f"--kb {settings.kb}` (or your own folder), then reload this page"
         )
-    return settings.replace(embedding_model=KnowledgeBase.resolve_model(settings.kb, settings.embedding_model, store=settings.store))
+    return settings.replace(embedding_model=KnowledgeBase.resolve_model(settings.kb, settings.embedding_model,
+                                                                        store=settings.store))
 
 
 @st.cache_resource(show_spinner="Opening the knowledge base and loading models…", max_entries=4)

@@ -22,6 +22,11 @@ connections, and ``snapshot()`` makes several reads see one committed state (WAL
 transaction its own snapshot while a writer commits). ``writer()`` is the cross-process lock one
 ingest, reindex or re-embed session holds. Files are private to their owner: folders 0700, files
 0600, whatever the umask.
+
+Stores: everything above is the folder store (``_FolderStore``, the default). The ``store``
+setting may name a PostgreSQL database instead (``zhiku.pg_store.PgStore``): the same class and
+the same SQL (written for SQLite, translated there), with vectors searched in SQL (``nearest``)
+instead of a FAISS file, an advisory lock as the writer lock and REPEATABLE READ snapshots.
 """
 from __future__ import annotations
 
@@ -547,8 +552,9 @@ class KnowledgeBase:
         """Hold the knowledge base's writer lock: one ingest, reindex or re-embed session at a time.
 
         The lock (``ingest.lock`` under ``flock`` in a folder, an advisory lock in PostgreSQL) spans
-        processes and threads alike and is released when the holder exits, however it exits. Taken by another session, it is waited for (``notify``
-        is told, by default on stderr) or, with ``wait=False``, refused with ``KnowledgeBaseBusyError``.
+        processes and threads alike and is released when the holder exits, however it exits. Taken
+        by another session, it is waited for (``notify`` is told, by default on stderr) or, with
+        ``wait=False``, refused with ``KnowledgeBaseBusyError``.
         """
         with self._store.writer(wait, notify or _to_stderr):
             yield

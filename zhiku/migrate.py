@@ -59,7 +59,8 @@ def migrate(source: Path, target: str, progress: Callable[[int, int], None] = la
         raise KnowledgeBaseError(f"no knowledge base at {source}: --from names a knowledge base folder")
     store = PgStore(target)
     report = MigrateReport(str(source), store.location)
-    with KnowledgeBase.open(source, KnowledgeBase.resolve_model(source, "")) as kb:  # migrates an older folder schema first
+    # Opening it migrates an older folder schema first (the copy reads the current one).
+    with KnowledgeBase.open(source, KnowledgeBase.resolve_model(source, "")) as kb:
         manifest = kb.manifest
     src = sqlite3.connect(f"{(source / DATABASE).resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
     dst = store.connect()

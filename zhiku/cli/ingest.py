@@ -118,7 +118,8 @@ def run_reindex(args: argparse.Namespace) -> int:
         emit({"vectors": n, "embedding_model": current}, args.json, f"rebuilt the vector index: {n} vectors")
         return OK
     embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
-    with KnowledgeBase.open(settings.kb, current, ann_threshold=settings.ann_threshold, store=settings.store) as kb, kb.writer():
+    with KnowledgeBase.open(settings.kb, current,
+                            ann_threshold=settings.ann_threshold, store=settings.store) as kb, kb.writer():
         with tqdm(total=kb.stats()["chunks"], desc="re-embed", unit="chunk", disable=args.json) as bar:
             kb.reembed(embedder.name, embedder.dimension, embedder.embed, progress=bar.update)
         n = kb.reindex()

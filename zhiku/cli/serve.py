@@ -68,7 +68,8 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"zhiku serve: no knowledge base at {settings.kb.resolve()}; build one first with "
               f"`zhiku ingest PATH --kb {settings.kb}`", file=sys.stderr)
         return FAILED
-    with KnowledgeBase.open(settings.kb, settings.embedding_model, ann_threshold=settings.ann_threshold, store=settings.store) as kb:
+    with KnowledgeBase.open(settings.kb, settings.embedding_model,
+                            ann_threshold=settings.ann_threshold, store=settings.store) as kb:
         users = has_users(kb)
     problem = refusal(args.host, users) or self_call(settings, args.host, args.port)
     if problem:

@@ -80,7 +80,8 @@ def _ui(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return FAILED
-    with KnowledgeBase.open(settings.kb, settings.embedding_model, ann_threshold=settings.ann_threshold, store=settings.store) as kb:
+    with KnowledgeBase.open(settings.kb, settings.embedding_model,
+                            ann_threshold=settings.ann_threshold, store=settings.store) as kb:
         users = has_users(kb)
     refusal = open_access_refusal(args.host, users, settings.require_sign_in, args.allow_anonymous)
     if refusal:
