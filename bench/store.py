@@ -135,7 +135,7 @@ def hnsw_recall(settings: Settings, n_queries: int, mixture: Mixture) -> dict[st
                 hits.append(len(exact & found) / K)
             recall[name] = float(np.mean(hits))
         for name, restricted in (("all-seeing", False), ("restricted", True)):
-            params = [queries[0], *([[PUBLIC, *RESTRICTED.groups]] if restricted else []), queries[0], K]
+            params = [queries[0], queries[0], *([4 * K, [PUBLIC, *RESTRICTED.groups]] if restricted else []), K]
             with kb._reader() as conn:
                 plan = conn.raw.execute("EXPLAIN " + kb._store.nearest_sql(DIM, restricted), params).fetchall()
             recall[f"{name} plan uses HNSW"] = any("chunks_hnsw" in row[0] for row in plan)

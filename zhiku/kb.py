@@ -871,17 +871,21 @@ class KnowledgeBase:
         first, searched in the store's SQL with the access check inside the query (``vectors_in_sql``
         stores only; a folder's retriever searches ``vector_index()``)."""
         assert self.vectors_in_sql, "a folder store searches vector_index()"
-        restricted = not user.sees_all
-        sql = self._store.nearest_sql(self.manifest.dimension, restricted)
-        query = self._store.vector_param(np.asarray(vector, dtype=np.float32).reshape(-1))
-        params: list[object] = [query, *([sorted({PUBLIC, *user.groups})] if restricted else []), query, int(k)]
+        groups = None if user.sees_all else sorted({PUBLIC, *user.groups})
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        def search(conn: object) -> list[tuple[int, float]]:
+            return self._store.nearest(conn, vector, int(k), groups, self.manifest.dimension)
+
         conn = getattr(self._local, "conn", None)
         if conn is not None:
-            rows = conn.raw.execute(sql, params).fetchall()
+            rows = search(conn)
+        elif groups is not None:  # a restricted search may take several queries: one snapshot
+            with self.snapshot():
+                rows = search(self._local.conn)
         else:
             with self._reader() as conn:
-                rows = conn.raw.execute(sql, params).fetchall()
-        return (np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float32))
+                rows = search(conn)
+        return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float32)
 
     def _load_index(self, epoch: int) -> faiss.Index | None:
         """vectors.faiss if its stamp says ``epoch`` and it is whole (a torn file is rebuilt, not fatal)."""
