@@ -13,7 +13,7 @@ What differs on purpose:
 
 - chunk vectors are a pgvector ``vector`` column with an HNSW index on inner product (vectors are
   normalised, so it is cosine); ``PgStore.nearest`` searches in SQL with the access check in the
-  WHERE clause, and no FAISS file is kept (``KnowledgeBase.vectors_in_sql``);
+  same query, and no FAISS file is kept (``KnowledgeBase.vectors_in_sql``);
 - the writer lock is a PostgreSQL advisory lock (it spans machines, and is released when its
   holder's connection goes, however the holder exits);
 - reads in ``KnowledgeBase.snapshot`` run in REPEATABLE READ transactions, so a search never sees
