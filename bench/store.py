@@ -20,7 +20,7 @@ no semantic meaning, only the real cost.
     python bench/store.py                 # 100k chunks, 300 queries: about 10 minutes here
     python bench/store.py --tiny          # 2k chunks, 20 queries: a smoke run
 
-Writes ``bench/results/store.json`` and ``store.md`` (``--tiny``: ``store-tiny.*``).
+Writes ``bench/results/store.json`` and ``store.md`` (``--tiny``: ``store-tiny.*`` in the work folder).
 """
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ def main() -> None:
     result["folder"] = measure(folder, args.queries, mixture)
     result["postgresql"] = measure(pg, args.queries, mixture)
     result["recall"] = hnsw_recall(pg, min(args.queries, 200), mixture)
-    out = ROOT / "bench" / "results" / ("store-tiny" if args.tiny else "store")
+    out = workdir / "store-tiny" if args.tiny else ROOT / "bench" / "results" / "store"
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     out.with_suffix(".md").write_text(report(result))
     print(report(result))
