@@ -30,6 +30,8 @@ TABLES = ("documents", "chunks", "triples", "summaries", "users", "api_tokens", 
 #: Tables made on first use by their owner module: created in the target when the source has them.
 _LAZY_SCHEMA = {"api_tokens": accounts._ensure_tokens, "audit": audit.ensure_table}
 BATCH = 1000
+#: Memory the HNSW index build may use (enough for the graph of about 250k 384-d vectors).
+INDEX_BUILD_MEMORY = "512MB"
 
 
 @dataclass
@@ -92,7 +94,10 @@ def migrate(source: Path, target: str, progress: Callable[[int, int], None] = la
                                     f"coalesce(max(id), 0) + 1, false) FROM {table}")
             for key, value in src.execute("SELECT key, value FROM meta WHERE key IN ('manifest', 'epoch')"):
                 dst.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-            store.sync_manifest(dst, manifest)  # the HNSW index, built over every row at once
+            # The HNSW index, built over every row at once; much faster while its graph fits in
+            # maintenance_work_mem (PostgreSQL's default, 64 MB, holds about 30k 384-d vectors).
+            dst.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+            store.sync_manifest(dst, manifest)
             dst.execute("COMMIT")
         except BaseException:
             dst.execute("ROLLBACK")
