@@ -186,14 +186,19 @@ class PgStore:
         return self._connect()
 
     def _connect(self) -> PgConnection:
-        import psycopg
-        from pgvector.psycopg import register_vector
+        try:
+            import psycopg
+            from pgvector.psycopg import register_vector
+        except ImportError as exc:
+            raise KnowledgeBaseError(
+                f"the store {self.location} needs {exc.name}: install Zhiku's postgres extra "
+                "(`pip install -e '.[postgres]'`), or set store = \"folder\"") from exc
 
         try:
             raw = psycopg.connect(self.uri, autocommit=True, application_name=f"zhiku pid {os.getpid()}")
         except psycopg.Error as exc:
             raise KnowledgeBaseError(
-                f"cannot connect to the store {self.location}: {str(exc).strip()}; check the `store` setting "
+                f"cannot connect to the store {self.location}: {' '.join(str(exc).split())}; check the `store` setting "
                 "(ZHIKU_STORE) and that the server runs and the database exists") from exc
         try:
             if raw.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is None:
@@ -216,7 +221,7 @@ class PgStore:
         except psycopg.Error as exc:
             raise KnowledgeBaseError(
                 f"{self.location}: the pgvector extension is missing and cannot be created by this role "
-                f"({str(exc).strip()}); ask the database owner to run `CREATE EXTENSION vector` in it") from exc
+                f"({' '.join(str(exc).split())}); ask the database owner to run `CREATE EXTENSION vector` in it") from exc
 
     def _prepare(self, raw: Any) -> None:
         """The tables, created once (serialised across processes by an advisory lock)."""
