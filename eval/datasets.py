@@ -439,7 +439,8 @@ def ingest_corpus(settings: Settings, embedder: Embedder, paths: list[Path], pro
     from retrieval.llm import load_llm
 
     extractor = load_extractor(settings, llm=lambda: load_llm(settings))
-    with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension, ann_threshold=settings.ann_threshold) as kb, \
+    with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension,
+                            ann_threshold=settings.ann_threshold, store=settings.store) as kb, \
             tqdm(desc="ingest corpus", unit="file", disable=not progress, leave=False) as bar:
         def tell(done: int, total: int, path: str, outcome: str) -> None:
             bar.total, bar.n = total, done

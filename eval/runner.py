@@ -106,7 +106,8 @@ def run(
             raise DatasetError(f"{config.dataset}: --tune needs a dataset with its own corpus (a BEIR or MultiHop "
                                "folder, or a JSONL with --corpus); tune your own knowledge base with `zhiku tune`")
         settings, embedder, tuned = tune_corpus(settings, config.tune, config.progress)
-    with KnowledgeBase.open(settings.kb, embedder.name, ann_threshold=settings.ann_threshold) as kb:
+    with KnowledgeBase.open(settings.kb, embedder.name,
+                            ann_threshold=settings.ann_threshold, store=settings.store) as kb:
         judgements = resolve(dataset, kb, files)
         retrievers = product_retrievers(kb, embedder, settings, config.modes)
         result = evaluate(judgements, retrievers, config.ks, depth=config.depth, dataset=dataset.name,

@@ -347,7 +347,8 @@ def ingest(
     """
     masking = settings.pii == "mask-ingest"
     report = IngestReport()
-    kb.vector_index()  # load it now so each commit updates it in memory, not a rebuild at the end
+    if not kb.vectors_in_sql:
+        kb.vector_index()  # load it now so each commit updates it in memory, not a rebuild at the end
     found = discover(paths, filters, tuple(groups) if groups else (PUBLIC,), follow_symlinks)
     report.failed.extend(found.failed)
     report.skipped.extend(found.skipped)

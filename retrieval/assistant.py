@@ -71,8 +71,8 @@ class Assistant:
     @classmethod
     def open(cls, settings: Settings) -> Assistant:
         """Open the knowledge base ``settings.kb`` with its embedding model (the manifest's by default)."""
-        model = KnowledgeBase.resolve_model(settings.kb, settings.embedding_model)
-        kb = KnowledgeBase.open(settings.kb, model, ann_threshold=settings.ann_threshold)
+        model = KnowledgeBase.resolve_model(settings.kb, settings.embedding_model, store=settings.store)
+        kb = KnowledgeBase.open(settings.kb, model, ann_threshold=settings.ann_threshold, store=settings.store)
         try:
             embedder = load_embedder(model, settings.embed_batch_size)
         except BaseException:

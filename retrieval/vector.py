@@ -1,4 +1,5 @@
-"""Dense retrieval: the query's embedding against the knowledge base's FAISS index of chunks.
+"""Dense retrieval: the query's embedding against the knowledge base's FAISS index of chunks
+(or, for a store that keeps vectors in SQL, its own search: ``KnowledgeBase.nearest``).
 
 The index holds every chunk, whoever may read it, so the retriever over-fetches and drops chunks
 of documents the user cannot see before returning: it asks FAISS for ``4k`` neighbours, and
@@ -103,6 +104,8 @@ class VectorRetriever:
         return ids, scores
 
     def _search(self, vector: np.ndarray, k: int, user: User) -> tuple[np.ndarray, np.ndarray]:
+        if self.kb.vectors_in_sql:  # the store filters by access inside its own query
+            return self.kb.nearest(vector, k, user)
         index = self.kb.vector_index()
         total = int(index.ntotal)
         if total == 0 or k <= 0:

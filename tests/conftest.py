@@ -13,6 +13,8 @@ from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder, load_embedder
 from zhiku.settings import Settings
 
+from pg_server import pg_server, pg_uri  # noqa: F401 - the embedded PostgreSQL fixtures
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -77,3 +77,11 @@ def test_pii_masking_is_off_unless_chosen(tmp_path: Path) -> None:
     assert Settings.load(env={"ZHIKU_PII": "mask-ingest"}, cwd=tmp_path).pii == "mask-ingest"
     with pytest.raises(SettingsError, match="off, mask-answers, mask-ingest; got 'on'"):
         Settings.load(env={"ZHIKU_PII": "on"}, cwd=tmp_path)
+
+
+def test_the_store_is_the_folder_unless_a_postgresql_uri_is_given(tmp_path: Path) -> None:
+    assert Settings.load(env={}, cwd=tmp_path).store == "folder"
+    uri = "postgresql://zhiku:secret@db/kb"
+    assert Settings.load(env={"ZHIKU_STORE": uri}, cwd=tmp_path).store == uri
+    with pytest.raises(SettingsError, match="ZHIKU_STORE.*postgresql://"):
+        Settings.load(env={"ZHIKU_STORE": "mysql://db/kb"}, cwd=tmp_path)

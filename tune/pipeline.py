@@ -141,14 +141,16 @@ def _figures(settings: Settings, pairs: Sequence[Any], progress: bool) -> dict[s
     """vector, hybrid and (with the configured cross-encoder, when there is one) hybrid+rerank."""
     embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
     reranker = current_reranker(settings)
-    with KnowledgeBase.open(settings.kb, embedder.name, ann_threshold=settings.ann_threshold) as kb:
+    with KnowledgeBase.open(settings.kb, embedder.name,
+                            ann_threshold=settings.ann_threshold, store=settings.store) as kb:
         figures = holdout.measure(kb, embedder, settings, pairs,
                                   {"hybrid+rerank": reranker} if reranker else None, progress)
     return holdout.as_json(figures)
 
 
 def _pairs_stage(settings: Settings, config: PipelineConfig, progress: bool) -> tuple[Any, StageRecord]:
-    with KnowledgeBase.open(settings.kb, settings.embedding_model, ann_threshold=settings.ann_threshold) as kb:
+    with KnowledgeBase.open(settings.kb, settings.embedding_model,
+                            ann_threshold=settings.ann_threshold, store=settings.store) as kb:
         pairs = build_pairs(kb, settings, n=config.pairs, seed=config.seed, progress=progress)
     if not pairs.train or not pairs.holdout:
         raise TuneError(f"{settings.kb}: {len(pairs.train)} training and {len(pairs.holdout)} held-out pairs "
@@ -160,10 +162,11 @@ def _pairs_stage(settings: Settings, config: PipelineConfig, progress: bool) -> 
 def _embedder_stage(settings: Settings, pairs: Any, config: PipelineConfig,
                     progress: bool) -> tuple[Settings, StageRecord]:
     """``tune.embedder`` trains, decides and (when kept) re-embeds the chunks itself (the reindex)."""
-    with KnowledgeBase.open(settings.kb, settings.embedding_model, ann_threshold=settings.ann_threshold) as kb:
+    with KnowledgeBase.open(settings.kb, settings.embedding_model,
+                            ann_threshold=settings.ann_threshold, store=settings.store) as kb:
         report = tune_embedder(kb, settings, pairs, config.embedder, progress=progress)
     if report.kept:
-        settings = settings.replace(embedding_model=KnowledgeBase.resolve_model(settings.kb, ""))
+        settings = settings.replace(embedding_model=KnowledgeBase.resolve_model(settings.kb, "", store=settings.store))
         detail = f"{report.reason}; {report.reembedded} chunks re-embedded"
     else:
         detail = report.reason
@@ -173,7 +176,8 @@ def _embedder_stage(settings: Settings, pairs: Any, config: PipelineConfig,
 def _reranker_stage(settings: Settings, pairs: Any, config: PipelineConfig,
                     progress: bool) -> tuple[Settings, StageRecord]:
     embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
-    with KnowledgeBase.open(settings.kb, embedder.name, ann_threshold=settings.ann_threshold) as kb:
+    with KnowledgeBase.open(settings.kb, embedder.name,
+                            ann_threshold=settings.ann_threshold, store=settings.store) as kb:
         report = tune_reranker(kb, embedder, settings, pairs, config.reranker, progress)
     if report.kept and report.model_path:
         settings = settings.replace(reranker=report.model_path)

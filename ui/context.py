@@ -49,12 +49,13 @@ class Context:
 def load_settings() -> Settings:
     """Settings from ``zhiku.toml`` and ``ZHIKU_*`` (``zhiku ui`` passes the knowledge base as ``ZHIKU_KB``)."""
     settings = Settings.load()
-    if not KnowledgeBase.exists(settings.kb):
+    if not KnowledgeBase.exists(settings.kb, settings.store):
         raise KnowledgeBaseError(
             f"no knowledge base at {settings.kb.resolve()}: build one with `zhiku ingest examples/corpus "
             f"--kb {settings.kb}` (or your own folder), then reload this page"
         )
-    return settings.replace(embedding_model=KnowledgeBase.resolve_model(settings.kb, settings.embedding_model))
+    return settings.replace(embedding_model=KnowledgeBase.resolve_model(settings.kb, settings.embedding_model,
+                                                                        store=settings.store))
 
 
 @st.cache_resource(show_spinner="Opening the knowledge base and loading models…", max_entries=4)

@@ -22,6 +22,11 @@ connections, and ``snapshot()`` makes several reads see one committed state (WAL
 transaction its own snapshot while a writer commits). ``writer()`` is the cross-process lock one
 ingest, reindex or re-embed session holds. Files are private to their owner: folders 0700, files
 0600, whatever the umask.
+
+Stores: everything above is the folder store (``_FolderStore``, the default). The ``store``
+setting may name a PostgreSQL database instead (``zhiku.pg_store.PgStore``): the same class and
+the same SQL (written for SQLite, translated there), with vectors searched in SQL (``nearest``)
+instead of a FAISS file, an advisory lock as the writer lock and REPEATABLE READ snapshots.
 """
 from __future__ import annotations
 
@@ -38,14 +43,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 
 from zhiku import vector_index
-from zhiku.records import Chunk, Document, Triple, User
+from zhiku.records import PUBLIC, Chunk, Document, Triple, User
 from zhiku.settings import Settings
 from zhiku.errors import KnowledgeBaseBusyError, KnowledgeBaseError, ModelMismatchError
+
+if TYPE_CHECKING:
+    from zhiku.pg_store import PgStore
 
 SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
@@ -280,6 +289,130 @@ def _migrate_v1(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
+class _FolderStore:
+    """``kb.sqlite`` in the knowledge base folder, with its FAISS file beside it: the default store.
+
+    The SQLite-specific half of the knowledge base (connections, the schema's creation and
+    migration, the manifest file, the ``flock`` writer lock); ``zhiku.pg_store.PgStore`` is its
+    PostgreSQL counterpart, chosen by the ``store`` setting.
+    """
+
+    vectors_in_sql = False
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.location = str(root)
+        #: What a damaged manifest is reported in.
+        self.truth = root / DATABASE
+
+    def connect(self) -> sqlite3.Connection:
+        """The write connection, the database created 0600 first (its -wal/-shm files inherit the mode).
+
+        Only a missing file is created here: opening and closing a descriptor of a database this
+        process already has open would drop the process's SQLite locks on it (POSIX locks belong to
+        the process and go with any descriptor's close), and another process closing last would
+        then delete the WAL and shared-memory files under this one ("disk I/O error").
+        """
+        root = self.root
+        path = root / DATABASE
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE))
+        except FileExistsError:
+            pass
+        for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm"):
+            _restrict(root / name, FILE_MODE)
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            _prepare_schema(conn, path)
+            conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def read_connection(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.root / DATABASE, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+
+    def recorded_manifest(self) -> Manifest | None:
+        """The manifest the folder records: ``meta``'s when SQLite has one (the truth), else the file's."""
+        path = self.root / DATABASE
+        if path.exists():
+            try:
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+                try:
+                    row = conn.execute("SELECT value FROM meta WHERE key='manifest'").fetchone()
+                finally:
+                    conn.close()
+            except sqlite3.OperationalError:  # no meta table yet (a version 1 or an empty database)
+                row = None
+            if row is not None:
+                return _parse_manifest(row[0], path)
+        path = self.root / MANIFEST
+        return _parse_manifest(path.read_text(encoding="utf-8"), path) if path.exists() else None
+
+    def sync_manifest(self, conn: sqlite3.Connection, truth: Manifest) -> None:
+        """Rewrite manifest.json when it disagrees with ``truth`` (``meta``'s manifest)."""
+        path = self.root / MANIFEST
+        try:
+            on_disk = _parse_manifest(path.read_text(encoding="utf-8"), path)
+        except (OSError, KnowledgeBaseError):
+            on_disk = None
+        if on_disk != truth:
+            _write_text(path, json.dumps(asdict(truth), indent=2))
+
+    @staticmethod
+    def drop_vector_index(conn: sqlite3.Connection) -> None:
+        """Nothing to drop: the FAISS index is rebuilt after a re-embed (``_IndexChange.reset``)."""
+
+    @staticmethod
+    def vector_param(vector: np.ndarray) -> bytes:
+        return vector.tobytes()
+
+    @staticmethod
+    def vector_value(stored: bytes) -> np.ndarray:
+        return np.frombuffer(stored, dtype=np.float32)
+
+    @contextmanager
+    def writer(self, wait: bool, notify: Callable[[str], None]) -> Iterator[None]:
+        """``ingest.lock`` under ``flock``: released when the holder exits, however it exits."""
+        fd = os.open(self.root / WRITER_LOCK, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            _restrict(self.root / WRITER_LOCK, FILE_MODE)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                if not wait:
+                    raise KnowledgeBaseBusyError(
+                        f"another ingest is running on {self.root} (pid {holder}); try again when it has "
+                        "finished, or leave out --no-wait to wait for it"
+                    ) from None
+                notify(f"another ingest is running on {self.root} (pid {holder}); waiting…")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def open_store(root: Path, store: str = "folder") -> _FolderStore | PgStore:
+    """The store the ``store`` setting names for the knowledge base whose local folder is ``root``."""
+    if store == "folder":
+        return _FolderStore(root)
+    from zhiku.pg_store import PgStore, is_uri
+
+    if not is_uri(store):
+        raise KnowledgeBaseError(
+            f"store {store!r} is neither 'folder' nor a postgresql:// connection string; fix the `store` "
+            "setting or ZHIKU_STORE")
+    return PgStore(store)
+
+
 @dataclass
 class _IndexChange:
     """What one write transaction did to the set of chunk vectors (applied once it commits)."""
@@ -298,11 +431,18 @@ class KnowledgeBase:
     """An open knowledge base folder. Thread-safe: writes serialised by a lock, reads pooled."""
 
     def __init__(self, root: Path, manifest: Manifest, conn: sqlite3.Connection,
-                 ann_threshold: int = Settings.ann_threshold) -> None:
+                 ann_threshold: int = Settings.ann_threshold, store: _FolderStore | PgStore | None = None) -> None:
+        #: The local folder: the whole knowledge base for the folder store; for a PostgreSQL store
+        #: only what is derived from it and rebuildable (keyword and graph indexes, uploads, reports).
         self.root = root
         self.manifest = manifest
         #: Chunks from which the vector index is approximate (``zhiku.vector_index``).
         self.ann_threshold = ann_threshold
+        self._store = store or _FolderStore(root)
+        #: Where the truth lives, for messages: the folder, or the database (password redacted).
+        self.location = self._store.location
+        #: Whether vectors are searched in the store's SQL (``nearest``) rather than a FAISS index.
+        self.vectors_in_sql = self._store.vectors_in_sql
         self._conn = conn
         self._write_lock = threading.RLock()
         self._readers: list[sqlite3.Connection] = []  # every read connection, to close them
@@ -322,73 +462,50 @@ class KnowledgeBase:
     # ----------------------------------------------------------------- opening
     @classmethod
     def open(cls, root: Path | str, embedding_model: str, dimension: int | None = None,
-             ann_threshold: int = Settings.ann_threshold) -> KnowledgeBase:
+             ann_threshold: int = Settings.ann_threshold, store: str = "folder") -> KnowledgeBase:
         """Open (or create, when ``dimension`` is given) the knowledge base at ``root``.
 
         ``ann_threshold``: the ``ann_threshold`` setting (chunks from which the vector index is approximate).
+        ``store``: the ``store`` setting: ``folder`` (SQLite in ``root``) or a ``postgresql://``
+        connection string (then ``root`` only holds the derived indexes).
 
-        Refuses a folder built with another embedding model, naming both and the fix. Migrates an
-        older schema in place.
+        Refuses a knowledge base built with another embedding model, naming both and the fix.
+        Migrates an older schema in place.
         """
         root = Path(root)
-        recorded = cls._recorded_manifest(root)
+        backend = open_store(root, store)
+        where = backend.location
+        recorded = backend.recorded_manifest()
         if recorded is None and dimension is None:
             raise KnowledgeBaseError(
-                f"no knowledge base at {root}: ingest something first (`zhiku ingest PATH --kb {root}`)"
+                f"no knowledge base at {where}: ingest something first (`zhiku ingest PATH --kb {root}`)"
             )
         if recorded is not None:
-            cls._check_model(root, recorded, embedding_model)
+            cls._check_model(where, recorded, embedding_model)
         private_folder(root)
-        conn = cls._connect(root)
+        conn = backend.connect()
         try:
             fresh = Manifest(SCHEMA_VERSION, embedding_model, int(dimension or 0), time.time())
-            manifest = cls._settle_manifest(conn, root, recorded or fresh)
-            cls._check_model(root, manifest, embedding_model)  # another process may have created it first
+            manifest = cls._settle_manifest(conn, backend, recorded or fresh)
+            cls._check_model(where, manifest, embedding_model)  # another process may have created it first
         except BaseException:
             conn.close()
             raise
-        return cls(root, manifest, conn, ann_threshold)
+        return cls(root, manifest, conn, ann_threshold, backend)
 
     @staticmethod
-    def _check_model(root: Path, manifest: Manifest, embedding_model: str) -> None:
+    def _check_model(where: str, manifest: Manifest, embedding_model: str) -> None:
         if manifest.embedding_model != embedding_model:
             raise ModelMismatchError(
-                f"knowledge base {root} was built with embedding model "
+                f"knowledge base {where} was built with embedding model "
                 f"{manifest.embedding_model!r} ({manifest.dimension}-d), but the settings ask for "
                 f"{embedding_model!r}. Use --embedding-model {manifest.embedding_model}, or "
                 f"re-embed everything with `zhiku reindex --embedding-model {embedding_model}`."
             )
 
     @staticmethod
-    def _connect(root: Path) -> sqlite3.Connection:
-        """The write connection, the database created 0600 first (its -wal/-shm files inherit the mode).
-
-        Only a missing file is created here: opening and closing a descriptor of a database this
-        process already has open would drop the process's SQLite locks on it (POSIX locks belong to
-        the process and go with any descriptor's close), and another process closing last would
-        then delete the WAL and shared-memory files under this one ("disk I/O error").
-        """
-        path = root / DATABASE
-        try:
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE))
-        except FileExistsError:
-            pass
-        for name in (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm"):
-            _restrict(root / name, FILE_MODE)
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            _prepare_schema(conn, path)
-            conn.execute("PRAGMA foreign_keys=ON")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    @staticmethod
-    def _settle_manifest(conn: sqlite3.Connection, root: Path, proposed: Manifest) -> Manifest:
-        """Record ``proposed`` in ``meta`` unless a manifest is there (the truth); sync the file to it."""
+    def _settle_manifest(conn: sqlite3.Connection, backend: _FolderStore | PgStore, proposed: Manifest) -> Manifest:
+        """Record ``proposed`` in ``meta`` unless a manifest is there (the truth); sync the store to it."""
         def recorded() -> tuple[str] | None:
             return conn.execute("SELECT value FROM meta WHERE key='manifest'").fetchone()
 
@@ -397,45 +514,21 @@ class KnowledgeBase:
             proposed = Manifest(SCHEMA_VERSION, proposed.embedding_model, proposed.dimension, proposed.created_at)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('manifest', ?)", (json.dumps(asdict(proposed)),))
             row = recorded()
-        truth = _parse_manifest(row[0], root / DATABASE)
-        path = root / MANIFEST
-        try:
-            on_disk = _parse_manifest(path.read_text(encoding="utf-8"), path)
-        except (OSError, KnowledgeBaseError):
-            on_disk = None
-        if on_disk != truth:
-            _write_text(path, json.dumps(asdict(truth), indent=2))
+        truth = _parse_manifest(row[0], backend.truth)
+        backend.sync_manifest(conn, truth)
         return truth
 
     @staticmethod
-    def _recorded_manifest(root: Path) -> Manifest | None:
-        """The manifest ``root`` records: ``meta``'s when SQLite has one (the truth), else the file's."""
-        path = root / DATABASE
-        if path.exists():
-            try:
-                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-                try:
-                    row = conn.execute("SELECT value FROM meta WHERE key='manifest'").fetchone()
-                finally:
-                    conn.close()
-            except sqlite3.OperationalError:  # no meta table yet (a version 1 or an empty database)
-                row = None
-            if row is not None:
-                return _parse_manifest(row[0], path)
-        path = root / MANIFEST
-        return _parse_manifest(path.read_text(encoding="utf-8"), path) if path.exists() else None
-
-    @staticmethod
-    def resolve_model(root: Path | str, requested: str, default: str = "minilm") -> str:
-        """The embedding model to use: the one asked for, else the folder's own, else ``default``."""
+    def resolve_model(root: Path | str, requested: str, default: str = "minilm", store: str = "folder") -> str:
+        """The embedding model to use: the one asked for, else the knowledge base's own, else ``default``."""
         if requested:
             return requested
-        recorded = KnowledgeBase._recorded_manifest(Path(root))
+        recorded = open_store(Path(root), store).recorded_manifest()
         return recorded.embedding_model if recorded is not None else default
 
     @staticmethod
-    def exists(root: Path | str) -> bool:
-        return KnowledgeBase._recorded_manifest(Path(root)) is not None
+    def exists(root: Path | str, store: str = "folder") -> bool:
+        return open_store(Path(root), store).recorded_manifest() is not None
 
     def folder(self, name: str) -> Path:
         """A private folder inside the knowledge base (``uploads``, ``reports``, ``models``), created 0700."""
@@ -458,29 +551,13 @@ class KnowledgeBase:
     def writer(self, wait: bool = True, notify: Callable[[str], None] | None = None) -> Iterator[None]:
         """Hold the knowledge base's writer lock: one ingest, reindex or re-embed session at a time.
 
-        The lock (``ingest.lock``, ``flock``) spans processes and threads alike and is released when
-        the holder exits, however it exits. Taken by another session, it is waited for (``notify``
-        is told, by default on stderr) or, with ``wait=False``, refused with ``KnowledgeBaseBusyError``.
+        The lock (``ingest.lock`` under ``flock`` in a folder, an advisory lock in PostgreSQL) spans
+        processes and threads alike and is released when the holder exits, however it exits. Taken
+        by another session, it is waited for (``notify`` is told, by default on stderr) or, with
+        ``wait=False``, refused with ``KnowledgeBaseBusyError``.
         """
-        fd = os.open(self.root / WRITER_LOCK, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        try:
-            _restrict(self.root / WRITER_LOCK, FILE_MODE)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                if not wait:
-                    raise KnowledgeBaseBusyError(
-                        f"another ingest is running on {self.root} (pid {holder}); try again when it has "
-                        "finished, or leave out --no-wait to wait for it"
-                    ) from None
-                (notify or _to_stderr)(f"another ingest is running on {self.root} (pid {holder}); waiting…")
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with self._store.writer(wait, notify or _to_stderr):
             yield
-        finally:
-            os.close(fd)  # releases the lock
 
     # ------------------------------------------------------------ transactions
     @property
@@ -542,8 +619,7 @@ class KnowledgeBase:
         with self._pool_lock:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
-            conn = sqlite3.connect(self.root / DATABASE, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA query_only=ON")
+            conn = self._store.read_connection()
             with self._pool_lock:
                 self._readers.append(conn)
         try:
@@ -597,7 +673,8 @@ class KnowledgeBase:
                     "INSERT INTO chunks (doc_id, position, text, n_tokens, page, heading_path, kind, vector)"
                     " VALUES (?,?,?,?,?,?,?,?)",
                     (doc_id, chunk.position, chunk.text, chunk.n_tokens, chunk.page,
-                     json.dumps(list(chunk.heading_path), ensure_ascii=False), chunk.kind, vector.tobytes()),
+                     json.dumps(list(chunk.heading_path), ensure_ascii=False), chunk.kind,
+                     self._store.vector_param(vector)),
                 )
                 ids.append(int(cur.lastrowid))
             self._insert_triples(conn, doc_id, [(cid, t) for cid, ts in zip(ids, triples) for t in ts])
@@ -789,8 +866,31 @@ class KnowledgeBase:
         """
         return self._current_index()[0]
 
+    def nearest(self, vector: np.ndarray, k: int, user: User) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and cosine scores of the ``k`` chunks nearest ``vector`` that ``user`` may see, best
+        first, searched in the store's SQL with the access check inside the query (``vectors_in_sql``
+        stores only; a folder's retriever searches ``vector_index()``)."""
+        assert self.vectors_in_sql, "a folder store searches vector_index()"
+        groups = None if user.sees_all else sorted({PUBLIC, *user.groups})
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        def search(conn: object) -> list[tuple[int, float]]:
+            return self._store.nearest(conn, vector, int(k), groups, self.manifest.dimension)
+
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            rows = search(conn)
+        elif groups is not None:  # a restricted search may take several queries: one snapshot
+            with self.snapshot():
+                rows = search(self._local.conn)
+        else:
+            with self._reader() as conn:
+                rows = search(conn)
+        return np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float32)
+
     def _load_index(self, epoch: int) -> faiss.Index | None:
         """vectors.faiss if its stamp says ``epoch`` and it is whole (a torn file is rebuilt, not fatal)."""
+        if self.vectors_in_sql:  # no file: searches run in SQL, this index is only for bulk readers
+            return None
         path, stamp = self.root / VECTORS, self.root / VECTORS_STAMP
         try:
             if stamp.read_text().strip() != str(epoch):
@@ -824,7 +924,7 @@ class KnowledgeBase:
             if not rows:
                 return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
-            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            vectors = np.stack([self._store.vector_value(r[1]) for r in rows])
             yield ids, vectors.reshape(len(rows), self.manifest.dimension)
             last = int(ids[-1])
 
@@ -835,7 +935,11 @@ class KnowledgeBase:
         return chosen, self.vectors_of(chosen)
 
     def save_vectors(self) -> None:
-        """Persist the vector index atomically, stamped with the epoch it reflects (if not already)."""
+        """Persist the vector index atomically, stamped with the epoch it reflects (if not already).
+
+        A store that keeps vectors in SQL has nothing to save (its HNSW index commits with the rows)."""
+        if self.vectors_in_sql:
+            return
         with self._save_lock:
             index, epoch = self._current_index()
             try:
@@ -859,7 +963,7 @@ class KnowledgeBase:
             for start in range(0, len(ids), 500):
                 part = ids[start:start + 500]
                 for cid, blob in self.query(f"SELECT id, vector FROM chunks WHERE id IN ({','.join('?' * len(part))})", part):
-                    by_id[cid] = np.frombuffer(blob, dtype=np.float32)
+                    by_id[cid] = self._store.vector_value(blob)
         return np.stack([by_id[i] for i in ids]) if ids else np.zeros((0, dim), dtype=np.float32)
 
     def reembed(self, embedding_model: str, dimension: int, embed: Callable[[list[str]], np.ndarray],
@@ -872,6 +976,7 @@ class KnowledgeBase:
         """
         manifest = Manifest(SCHEMA_VERSION, embedding_model, int(dimension), time.time())
         with self.transaction() as conn:
+            self._store.drop_vector_index(conn)
             last = 0
             while True:
                 rows = conn.execute("SELECT id, text FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, batch)).fetchall()
@@ -879,16 +984,21 @@ class KnowledgeBase:
                     break
                 vectors = np.ascontiguousarray(embed([r[1] for r in rows]), dtype=np.float32)
                 conn.executemany("UPDATE chunks SET vector = ? WHERE id = ?",
-                                 [(v.tobytes(), r[0]) for v, r in zip(vectors, rows)])
+                                 [(self._store.vector_param(v), r[0]) for v, r in zip(vectors, rows)])
                 last = rows[-1][0]
                 progress(len(rows))
             conn.execute("UPDATE meta SET value = ? WHERE key = 'manifest'", (json.dumps(asdict(manifest)),))
             assert self._change is not None
             self._change.reset = manifest
-        _write_text(self.root / MANIFEST, json.dumps(asdict(manifest), indent=2))
+        with self._write_lock:
+            self._store.sync_manifest(self._conn, manifest)
 
     def reindex(self) -> int:
-        """Rebuild the vector index from SQLite and save it; returns the number of vectors."""
+        """Rebuild the vector index from SQLite and save it; returns the number of vectors.
+
+        In PostgreSQL the HNSW index is PostgreSQL's own, kept with every commit: nothing to rebuild."""
+        if self.vectors_in_sql:
+            return int(self.query("SELECT count(*) FROM chunks")[0][0])
         with self._save_lock:
             with self._index_lock, self.snapshot():
                 epoch = self.epoch

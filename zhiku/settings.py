@@ -49,6 +49,10 @@ FUSION_METHODS: tuple[str, ...] = get_args(FusionMethod)
 @dataclass(frozen=True)
 class Settings:
     kb: Path = Path("zhiku-kb")
+    #: Where the knowledge base's truth lives: ``folder`` (SQLite and FAISS inside ``kb``) or a
+    #: ``postgresql://`` connection string (a PostgreSQL database with pgvector, shared by every
+    #: process that names it; ``kb`` then holds only derived, rebuildable indexes). README, Shared store.
+    store: str = "folder"
     #: ``minilm`` (all-MiniLM-L6-v2), ``multilingual`` (Universal Sentence Encoder, for Chinese) or a
     #: path to a sentence-transformers folder. Empty: the knowledge base's own model (``minilm`` for a
     #: new one), so commands reopen a knowledge base without repeating the choice.
@@ -169,6 +173,10 @@ class Settings:
         for name, hint in get_type_hints(type(self)).items():
             if _is_literal(hint):
                 check_choice(name, getattr(self, name), hint)
+        if self.store != "folder" and not self.store.startswith(("postgresql://", "postgres://")):
+            raise SettingsError(
+                f"setting 'store' (or {ENV_PREFIX}STORE) must be 'folder' or a postgresql:// connection string, "
+                f"got {self.store!r}")
         if self.ann_threshold < 1:
             raise SettingsError(f"setting 'ann_threshold' must be a number of chunks >= 1, got {self.ann_threshold}")
 

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "zhiku.cli.serve",
     "zhiku.cli.user",
     "zhiku.cli.audit",
+    "zhiku.cli.migrate",
 )
 
 

@@ -63,12 +63,14 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     overrides = {"kb": getattr(args, "kb", None), "embedding_model": getattr(args, "embedding_model", None)}
     overrides.update(extra)
     settings = Settings.load(overrides)
-    return settings.replace(embedding_model=KnowledgeBase.resolve_model(settings.kb, settings.embedding_model))
+    return settings.replace(embedding_model=KnowledgeBase.resolve_model(settings.kb, settings.embedding_model,
+                                                                        store=settings.store))
 
 
 def open_existing(settings: Settings) -> KnowledgeBase:
     """Open a knowledge base that must already exist (query-side commands)."""
-    return KnowledgeBase.open(settings.kb, settings.embedding_model, ann_threshold=settings.ann_threshold)
+    return KnowledgeBase.open(settings.kb, settings.embedding_model,
+                              ann_threshold=settings.ann_threshold, store=settings.store)
 
 
 def emit(payload: Any, as_json: bool, text: str | None = None) -> None:

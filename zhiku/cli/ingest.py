@@ -72,9 +72,9 @@ def run_ingest(args: argparse.Namespace) -> int:
     if args.groups is not None and not groups:
         raise UsageError("--groups needs at least one group name, e.g. --groups hr,finance")
     embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
-    exists = KnowledgeBase.exists(settings.kb)
+    exists = KnowledgeBase.exists(settings.kb, settings.store)
     with KnowledgeBase.open(settings.kb, embedder.name, None if exists else embedder.dimension,
-                           ann_threshold=settings.ann_threshold) as kb, \
+                           ann_threshold=settings.ann_threshold, store=settings.store) as kb, \
             kb.writer(wait=not args.no_wait):
         with tqdm(desc="ingest", unit="file", disable=args.json, dynamic_ncols=True) as bar:
             def progress(done: int, total: int, path: str, outcome: str) -> None:
@@ -111,14 +111,15 @@ def _summary(report: IngestReport, settings: Settings) -> str:
 
 def run_reindex(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    current = KnowledgeBase.resolve_model(settings.kb, "")
+    current = KnowledgeBase.resolve_model(settings.kb, "", store=settings.store)
     if settings.embedding_model == current:
         with open_existing(settings) as kb, kb.writer():
             n = kb.reindex()
         emit({"vectors": n, "embedding_model": current}, args.json, f"rebuilt the vector index: {n} vectors")
         return OK
     embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
-    with KnowledgeBase.open(settings.kb, current, ann_threshold=settings.ann_threshold) as kb, kb.writer():
+    with KnowledgeBase.open(settings.kb, current,
+                            ann_threshold=settings.ann_threshold, store=settings.store) as kb, kb.writer():
         with tqdm(total=kb.stats()["chunks"], desc="re-embed", unit="chunk", disable=args.json) as bar:
             kb.reembed(embedder.name, embedder.dimension, embedder.embed, progress=bar.update)
         n = kb.reindex()

@@ -64,11 +64,12 @@ def run_serve(args: argparse.Namespace) -> int:
         print("zhiku serve: --workers must be at least 1", file=sys.stderr)
         return USAGE
     settings = settings_from(args)
-    if not KnowledgeBase.exists(settings.kb):
+    if not KnowledgeBase.exists(settings.kb, settings.store):
         print(f"zhiku serve: no knowledge base at {settings.kb.resolve()}; build one first with "
               f"`zhiku ingest PATH --kb {settings.kb}`", file=sys.stderr)
         return FAILED
-    with KnowledgeBase.open(settings.kb, settings.embedding_model, ann_threshold=settings.ann_threshold) as kb:
+    with KnowledgeBase.open(settings.kb, settings.embedding_model,
+                            ann_threshold=settings.ann_threshold, store=settings.store) as kb:
         users = has_users(kb)
     problem = refusal(args.host, users) or self_call(settings, args.host, args.port)
     if problem:

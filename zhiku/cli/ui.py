@@ -73,14 +73,15 @@ def _ui(args: argparse.Namespace) -> int:
     from zhiku.accounts import has_users
 
     settings = settings_from(args)
-    if not KnowledgeBase.exists(settings.kb):
+    if not KnowledgeBase.exists(settings.kb, settings.store):
         print(
             f"zhiku ui: no knowledge base at {settings.kb.resolve()}. Build one first, e.g. with the sample "
             f"corpus: `zhiku ingest examples/corpus --kb {settings.kb}`, then run `zhiku ui --kb {settings.kb}`",
             file=sys.stderr,
         )
         return FAILED
-    with KnowledgeBase.open(settings.kb, settings.embedding_model, ann_threshold=settings.ann_threshold) as kb:
+    with KnowledgeBase.open(settings.kb, settings.embedding_model,
+                            ann_threshold=settings.ann_threshold, store=settings.store) as kb:
         users = has_users(kb)
     refusal = open_access_refusal(args.host, users, settings.require_sign_in, args.allow_anonymous)
     if refusal:
