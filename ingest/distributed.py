@@ -161,7 +161,7 @@ def connected(address: str | None) -> Iterator[None]:
 @dataclass
 class _Worker:
     actor: ray.actor.ActorHandle
-    node: str  # the node's address, for messages
+    node: str  # the node's id and address, for messages
     busy: int = 0  # batches sent and not yet back
     alive: bool = True
 
@@ -184,7 +184,7 @@ def start_workers(settings: Settings, make_extractor: ExtractorFactory | None) -
         actor = remote.options(
             num_cpus=1, scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
         ).remote(settings, make_extractor, parsers)
-        workers.append(_Worker(actor, node.get("NodeManagerAddress", node["NodeID"])))
+        workers.append(_Worker(actor, f"node {node['NodeID'][:8]} ({node.get('NodeManagerAddress', '?')})"))
     problems = []
     for worker in workers:
         try:
@@ -201,8 +201,10 @@ def start_workers(settings: Settings, make_extractor: ExtractorFactory | None) -
     return started
 
 
-def _batches(run: IngestRun) -> Iterator[list[Job]]:
-    """``run.todo`` in batches; files no worker could parse (empty, too big) fail here, unsent."""
+def _batches(run: IngestRun, workers: int) -> Iterator[list[Job]]:
+    """``run.todo`` in batches, small enough that every worker gets some of a small run; files no
+    worker could parse (empty, too big) fail here, unsent."""
+    most = max(1, min(BATCH_FILES, -(-len(run.todo) // (workers * (AHEAD + 1)))))
     batch: list[Job] = []
     size = 0
     for job in run.todo:
@@ -211,7 +213,7 @@ def _batches(run: IngestRun) -> Iterator[list[Job]]:
         except ParseError as exc:
             run.fail(Failure(str(job.source.path), str(exc), "parse"), job)
             continue
-        if batch and (len(batch) >= BATCH_FILES or size + job.stat.st_size > BATCH_BYTES):
+        if batch and (len(batch) >= most or size + job.stat.st_size > BATCH_BYTES):
             yield batch
             batch, size = [], 0
         batch.append(job)
@@ -222,7 +224,7 @@ def _batches(run: IngestRun) -> Iterator[list[Job]]:
 
 def _dispatch(run: IngestRun, workers: list[_Worker]) -> None:
     """Keep every worker busy with batches and commit what comes back, in the order it comes."""
-    batches = _batches(run)
+    batches = _batches(run, len(workers))
     in_flight: dict[ray.ObjectRef, tuple[_Worker, list[Job]]] = {}
 
     def feed(worker: _Worker) -> None:
@@ -257,6 +259,7 @@ def _dispatch(run: IngestRun, workers: list[_Worker]) -> None:
             for job in jobs:
                 run.fail(Failure(str(job.source.path), reason, "parse"), job)
         else:
+            log.info("%s: %d file(s) done", worker.node, len(jobs))
             for job, result in zip(jobs, results):
                 if isinstance(result, Failure):
                     run.fail(result, job)
