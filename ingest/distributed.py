@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -127,8 +128,10 @@ def ingest_on_ray(
     """
     with ingest_run(kb, paths, settings, groups, filters, prune, progress, follow_symlinks) as run:
         if run.todo:
+            started = time.perf_counter()
             with connected(address):
                 workers = start_workers(settings, make_extractor)
+                log.info("%d Ray worker(s) ready in %.1f s", len(workers), time.perf_counter() - started)
                 try:
                     _dispatch(run, workers)
                 finally:
