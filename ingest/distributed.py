@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -147,6 +148,7 @@ def connected(address: str | None) -> Iterator[None]:
         yield
         return
     where = address or "this machine"
+    _check_reachable(address)
     try:
         ray.init(address=address or None, log_to_driver=False, logging_level=logging.WARNING,
                  **({} if address else {"include_dashboard": False}))
@@ -159,6 +161,20 @@ def connected(address: str | None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail fast on a ``host:port`` nobody listens on (Ray itself retries for minutes)."""
+    host, _, port = (address or "").rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", a ray:// client address or none: Ray resolves those itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}. Start its head there with "
+            "`ray start --head` (port 6379 unless --port says otherwise), or give the head's host:port"
+        ) from None
 
 
 @dataclass
