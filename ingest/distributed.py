@@ -95,7 +95,7 @@ class NodeWorker:
             shutil.rmtree(folder, ignore_errors=True)
         ready = [p for p in prepared if isinstance(p, Prepared)]
         embedded = iter(embed_and_extract(ready, self._embedder, self._extractor, self._masker is not None))
-        return [p if isinstance(p, Failure) else next(embedded) for p in prepared]
+        return [p if isinstance(p, Failure) else _without_elements(next(embedded)) for p in prepared]
 
     def close(self) -> None:
         self._pool.close()
@@ -107,6 +107,13 @@ def _as_original(result: ParsedFile | str, copy: Path, job: Job) -> ParsedFile |
     if isinstance(result, str):
         return result.replace(str(copy), str(job.source.path))
     return dataclasses.replace(result, path=str(job.source.path))
+
+
+def _without_elements(item: Embedded) -> Embedded:
+    """What the driver needs to commit: the parsed elements are in the chunks already, so they
+    are not sent back a second time."""
+    parsed = dataclasses.replace(item.prepared.parsed, elements=[])
+    return dataclasses.replace(item, prepared=dataclasses.replace(item.prepared, parsed=parsed))
 
 
 def ingest_on_ray(
@@ -135,8 +142,10 @@ def ingest_on_ray(
                 log.info("%d Ray worker(s) ready in %.1f s", len(workers), time.perf_counter() - started)
                 try:
                     _dispatch(run, workers)
-                finally:
-                    _stop(workers)
+                except BaseException:  # an interrupt, say: do not wait for the batches in flight
+                    _stop(workers, graceful=False)
+                    raise
+                _stop(workers, graceful=True)
     return run.report
 
 
@@ -289,10 +298,11 @@ def _dispatch(run: IngestRun, workers: list[_Worker]) -> None:
             raise ClusterError("every Ray worker was lost; what was committed is kept, run the ingest again to finish")
 
 
-def _stop(workers: list[_Worker]) -> None:
-    """Stop the workers' parser processes, then the actors."""
+def _stop(workers: list[_Worker], graceful: bool) -> None:
+    """Stop the actors; ``graceful``: once idle, let each stop its parser processes and remove its
+    scratch folder first (else its parsers exit when they see it gone)."""
     for worker in workers:
-        if worker.alive:
+        if worker.alive and graceful:
             try:
                 ray.get(worker.actor.close.remote())
             except RayError as exc:

@@ -15,8 +15,6 @@ import pytest
 from zhiku.cli import main
 from zhiku.kb import KnowledgeBase
 
-pytestmark = pytest.mark.integration
-
 #: Sample-corpus files of every broad kind: restricted by the ACL, tables, Office, PDF, e-mail, Chinese.
 FILES = (
     "hr/leave_policy.md", "hr/salary_bands_2026.csv", "sales/nordhafen_master_supply_agreement.docx",
@@ -96,6 +94,7 @@ def local_ingest(corpus: Path, kb: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.integration
 def test_ray_ingest_builds_the_knowledge_base_a_local_ingest_builds(
         ray_address: str, corpus: Path, tmp_path: Path, capsys, caplog) -> None:
     local_kb, ray_kb = tmp_path / "local", tmp_path / "ray"
@@ -129,3 +128,30 @@ def test_ray_ingest_builds_the_knowledge_base_a_local_ingest_builds(
     (corpus / "products" / "broken.pdf").unlink()  # else it is retried, as local ingest retries it
     again = ingest(capsys, str(corpus), "--kb", str(ray_kb), "--ray", ray_address)
     assert (again["added"], again["updated"], again["unchanged"], again["failed"]) == (0, 0, len(FILES) - 1, [])
+
+
+def test_a_worker_needs_only_the_bytes_not_the_drivers_disk(tmp_path: Path) -> None:
+    """``NodeWorker`` is a plain class: run here, it is given bytes of files that are gone from disk."""
+    from ingest.distributed import NodeWorker
+    from ingest.pipeline import Embedded, Failure, Job, SourceFile
+    from zhiku.settings import Settings
+
+    notes, bad = tmp_path / "docs" / "canteen_notes.txt", tmp_path / "docs" / "scan.pdf"
+    notes.parent.mkdir()
+    notes.write_text("The canteen opens at noon. Soup is served until two.")
+    bad.write_bytes(b"%PDF-1.7\nnot really a PDF")
+    jobs = [Job(SourceFile(p, p.name, ("staff",)), "hash", p.stat(), False) for p in (notes, bad)]
+    blobs = [p.read_bytes() for p in (notes, bad)]
+    for path in (notes, bad):
+        path.unlink()
+
+    worker = NodeWorker(Settings(kb=tmp_path / "kb", embedding_model="minilm", extractor="none"), None, 1)
+    try:
+        done, failed = worker.process(jobs, blobs)
+    finally:
+        worker.close()
+    assert isinstance(done, Embedded) and isinstance(failed, Failure)
+    assert (done.prepared.parsed.path, done.prepared.parsed.title) == (str(notes), "canteen_notes")
+    assert [c.text for c in done.prepared.chunks] == ["The canteen opens at noon. Soup is served until two."]
+    assert done.vectors.shape == (1, 384) and done.prepared.job.source.groups == ("staff",)
+    assert (failed.path, failed.stage) == (str(bad), "parse") and "zhiku-ray-" not in failed.error
