@@ -34,7 +34,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ingest.parse import ParsedFile, check_size
 from ingest.pipeline import (
     Embedded, Failure, Filters, IngestReport, IngestRun, Job, Prepared, Progress, chunk_policy,
-    embed_and_extract, ingest_run, masker_for, prepare,
+    default_workers, embed_and_extract, ingest_run, masker_for, prepare,
 )
 from ingest.workers import ParseLimits, ParserPool
 from zhiku.errors import ClusterError, ParseError
@@ -207,8 +207,7 @@ def start_workers(settings: Settings, make_extractor: ExtractorFactory | None) -
     remote = ray.remote(NodeWorker)
     workers = []
     for node in nodes:
-        cpus = int(node["Resources"]["CPU"])
-        parsers = settings.workers if settings.workers > 0 else max(1, cpus - 1)
+        parsers = default_workers(settings.workers, int(node["Resources"]["CPU"]))
         actor = remote.options(
             num_cpus=1, scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
         ).remote(settings, make_extractor, parsers)

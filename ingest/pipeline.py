@@ -299,8 +299,10 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def default_workers(setting: int) -> int:
-    return setting if setting > 0 else max(1, (os.cpu_count() or 2) - 1)
+def default_workers(setting: int, cpus: int | None = None) -> int:
+    """Parser processes: the ``workers`` setting, else one fewer than the CPUs (of this machine,
+    or ``cpus``: a cluster node's), leaving one to the process that embeds."""
+    return setting if setting > 0 else max(1, (cpus or os.cpu_count() or 2) - 1)
 
 
 @dataclass(frozen=True)
