@@ -155,3 +155,15 @@ def test_a_worker_needs_only_the_bytes_not_the_drivers_disk(tmp_path: Path) -> N
     assert [c.text for c in done.prepared.chunks] == ["The canteen opens at noon. Soup is served until two."]
     assert done.vectors.shape == (1, 384) and done.prepared.job.source.groups == ("staff",)
     assert (failed.path, failed.stage) == (str(bad), "parse") and "zhiku-ray-" not in failed.error
+
+
+def test_an_unreachable_head_is_a_clear_error_not_a_long_wait(tmp_path: Path, capsys) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "a.txt").write_text("The cafeteria opens at noon.")
+    code = main(["ingest", str(tmp_path / "a.txt"), "--kb", str(tmp_path / "kb"), "--ray", f"127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in err and "ray start --head" in err
