@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shutil
 import socket
 import tempfile
@@ -53,6 +54,8 @@ BATCH_FILES = 16
 BATCH_BYTES = 32 * 2**20
 #: Batches queued on a worker besides the one it works on, so it never waits for the driver.
 AHEAD = 1
+#: Workers' scratch folders in the temporary folder: this prefix, the actor's pid, a random part.
+SCRATCH_PREFIX = "zhiku-ray-"
 
 
 class NodeWorker:
@@ -69,7 +72,7 @@ class NodeWorker:
         self._masker = masker_for(settings)
         limits = ParseLimits(settings.parse_timeout_s, settings.parse_memory_mb)
         self._pool = ParserPool(parsers, limits, settings.ocr)
-        self._scratch = Path(tempfile.mkdtemp(prefix="zhiku-ray-"))
+        self._scratch = _scratch_folder()
 
     def ready(self) -> bool:
         """Answers once the actor is constructed (models it loads eagerly are loaded)."""
@@ -100,6 +103,27 @@ class NodeWorker:
     def close(self) -> None:
         self._pool.close()
         shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def _scratch_folder() -> Path:
+    """A private folder for this actor's copies of the files it parses. Folders left by actors
+    that were killed (``kill -9``, a node restarted) are removed first, so copies of restricted
+    files do not linger in the temporary folder."""
+    for old in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = old.name[len(SCRATCH_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a pid: not ours to judge
+    return True
 
 
 def _as_original(result: ParsedFile | str, copy: Path, job: Job) -> ParsedFile | str:

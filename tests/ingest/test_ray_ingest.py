@@ -7,6 +7,7 @@ import logging
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -145,8 +146,15 @@ def test_a_worker_needs_only_the_bytes_not_the_drivers_disk(tmp_path: Path) -> N
     for path in (notes, bad):
         path.unlink()
 
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # an actor killed while parsing left its copies behind: the next one removes them
+    stale = Path(tempfile.gettempdir()) / f"zhiku-ray-{gone.pid}-test"
+    (stale / "0").mkdir(parents=True)
+    (stale / "0" / "salaries.csv").write_text("name,salary\nAda,1\n")
+
     worker = NodeWorker(Settings(kb=tmp_path / "kb", embedding_model="minilm", extractor="none"), None, 1)
     try:
+        assert not stale.exists()
         done, failed = worker.process(jobs, blobs)
     finally:
         worker.close()
