@@ -97,10 +97,7 @@ def parse_file(path: Path, attachments: bool = True, ocr: str = "auto") -> Parse
         size = path.stat().st_size
     except OSError as exc:
         raise ParseError(f"cannot read the file: {exc.strerror or exc}") from exc
-    if size == 0:
-        raise ParseError("the file is empty")
-    if size > MAX_BYTES:
-        raise ParseError(f"the file is {size // 2**20} MiB, over the {MAX_BYTES // 2**20} MiB limit; split it")
+    check_size(size)
     _check_signature(path, kind)
     if kind in TEXT_KINDS:
         _check_text(path, kind, size)
@@ -132,6 +129,15 @@ def parse_file(path: Path, attachments: bool = True, ocr: str = "auto") -> Parse
     title = meta.pop("title", "") or next((e.text for e in elements if e.kind == "title"), "") or path.stem
     pages = max((e.page for e in elements if e.page), default=None)
     return ParsedFile(str(path), kind, elements, title[:300], pages, detect_language(text), meta)
+
+
+def check_size(size: int) -> None:
+    """Refuse an empty file or one over ``MAX_BYTES`` before anything reads it whole (also before a
+    distributed ingest ships its bytes to a worker)."""
+    if size == 0:
+        raise ParseError("the file is empty")
+    if size > MAX_BYTES:
+        raise ParseError(f"the file is {size // 2**20} MiB, over the {MAX_BYTES // 2**20} MiB limit; split it")
 
 
 #: kind -> the bytes a valid file of that kind starts with.

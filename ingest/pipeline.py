@@ -8,6 +8,12 @@ in batches across documents and stores each document in its own transaction, so 
 moment loses at most the documents in flight and the next run finishes the work. One bad file is
 reported in ``failed`` with a reason and never stops the rest.
 
+The run is made of steps that ``ingest.distributed`` (the same ingest on a Ray cluster) shares:
+``ingest_run`` plans it (walk, ACL groups, what changed) and finishes it, ``prepare`` chunks a
+parsed file under ``chunk_policy``, ``embed_and_extract`` embeds a batch and extracts its triples
+(no knowledge base needed: it runs wherever the models are), and ``IngestRun.fail`` /
+``IngestRun.commit`` record failures and store documents in the one writing process.
+
 With ``pii = "mask-ingest"`` each parsed file's text (elements, headings, title, metadata) is
 masked (``zhiku.pii``) before it is chunked, so chunks, embeddings, BM25 and the triples are built
 from masked text only, and triples about a placeholder are dropped; files under the knowledge
@@ -26,8 +32,9 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -114,18 +121,6 @@ class Discovery:
     roots: list[Path] = field(default_factory=list)
     #: Files refused by a broken ACL file: still there, so never pruned.
     refused: list[Path] = field(default_factory=list)
-
-
-@dataclass
-class _Pending:
-    """A parsed file waiting for its batch to be embedded."""
-
-    source: SourceFile
-    content_hash: str
-    stat: os.stat_result
-    parsed: ParsedFile
-    chunks: list[Chunk]
-    replaces: bool
 
 
 @dataclass(frozen=True)
@@ -304,27 +299,154 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def default_workers(setting: int) -> int:
-    return setting if setting > 0 else max(1, (os.cpu_count() or 2) - 1)
+def default_workers(setting: int, cpus: int | None = None) -> int:
+    """Parser processes: the ``workers`` setting, else one fewer than the CPUs (of this machine,
+    or ``cpus``: a cluster node's), leaving one to the process that embeds."""
+    return setting if setting > 0 else max(1, (cpus or os.cpu_count() or 2) - 1)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A new or changed file to parse, chunk, embed and store (``replaces``: an earlier version is stored)."""
+
+    source: SourceFile
+    content_hash: str
+    stat: os.stat_result
+    replaces: bool
 
 
 @dataclass
-class _Run:
-    """What storing a batch needs to know and update (one per ``ingest`` call)."""
+class Prepared:
+    """A parsed and chunked file waiting for its batch to be embedded."""
+
+    job: Job
+    parsed: ParsedFile
+    chunks: list[Chunk]
+
+
+@dataclass
+class Embedded:
+    """A file ready to commit: its chunks' vectors and each chunk's triples (aligned with ``chunks``)."""
+
+    prepared: Prepared
+    vectors: np.ndarray
+    triples: list[list[Triple]]
+
+
+@dataclass
+class IngestRun:
+    """One ingest's plan and report, and the steps that touch the knowledge base (one writer).
+
+    Local ingest (``ingest``) and the distributed one (``ingest.distributed``) differ only in where
+    files are parsed, chunked and embedded; both record failures and commit through this object,
+    so the report, the progress and the crash-safety (one transaction per document) are the same.
+    """
 
     kb: KnowledgeBase
-    embedder: Embedder
-    extractor: Extractor | None
     report: IngestReport
+    found: Discovery
+    #: Sources the walk saw (also those an ACL refused): what ``prune`` must keep.
+    seen: set[str]
+    todo: list[Job]
     progress: Progress | None
-    total: int
-    masker: PiiMasker | None = None  # set when ingest masks personal data
     done: int = 0
 
     def tell(self, path: str, outcome: str) -> None:
         self.done += 1
         if self.progress is not None:
-            self.progress(self.done, self.total, path, outcome)
+            self.progress(self.done, len(self.found.files), path, outcome)
+
+    def fail(self, failure: Failure, job: Job) -> None:
+        """Record a file that could not be ingested; a stored earlier version stays, its groups narrowed."""
+        self.report.failed.append(failure)
+        self.tell(failure.path, "failed")
+        if job.replaces:
+            _narrow_stored(self.kb, self.report, job.source)
+
+    def commit(self, batch: Sequence[Embedded]) -> None:
+        """Store each file of the batch in its own transaction (a kill loses at most the one in flight)."""
+        for item in batch:
+            job, parsed = item.prepared.job, item.prepared.parsed
+            document = Document(
+                source=str(job.source.path), content_hash=job.content_hash, title=parsed.title,
+                kind=parsed.kind, size=job.stat.st_size, mtime=job.stat.st_mtime, pages=parsed.pages,
+                language=parsed.language, groups=job.source.groups,
+                metadata={"relative_path": job.source.relative, **parsed.metadata},
+            )
+            previous = self.kb.get_document(document.source) if job.replaces else None
+            self.kb.put_document(document, item.prepared.chunks, np.asarray(item.vectors), item.triples)
+            if previous is not None and previous.groups != document.groups:
+                self.report.regrouped.append(Regrouped(document.source, previous.groups, document.groups))
+            if job.replaces:
+                self.report.updated += 1
+            else:
+                self.report.added += 1
+            self.tell(document.source, "updated" if job.replaces else "added")
+
+
+@contextmanager
+def ingest_run(
+    kb: KnowledgeBase,
+    paths: Sequence[Path],
+    settings: Settings,
+    groups: Sequence[str] | None = None,
+    filters: Filters = Filters(),
+    prune: bool = False,
+    progress: Progress | None = None,
+    follow_symlinks: bool = False,
+) -> Iterator[IngestRun]:
+    """Plan an ingest, let the caller work through ``run.todo``, then finish it.
+
+    The plan: walk ``paths`` (groups from the ACL files, else ``groups``, else public), hash every
+    file, count unchanged ones (updating their groups when the ACL changed) and list the rest in
+    ``todo``. Once the caller is done: remove what is now skipped, prune (with ``prune``) and count.
+    However the block ends, the vector index is saved and, when masking personal data, this run's
+    uploads are deleted.
+    """
+    report = IngestReport()
+    if not kb.vectors_in_sql:
+        kb.vector_index()  # load it now so each commit updates it in memory, not a rebuild at the end
+    found = discover(paths, filters, tuple(groups) if groups else (PUBLIC,), follow_symlinks)
+    report.failed.extend(found.failed)
+    report.skipped.extend(found.skipped)
+    try:
+        stored = kb.content_hashes()
+        todo: list[Job] = []
+        for source in found.files:
+            try:
+                stat = source.path.stat()
+                digest = file_hash(source.path)
+            except OSError as exc:
+                report.failed.append(Failure(str(source.path), f"cannot read the file: {exc.strerror or exc}", "read"))
+                continue
+            if stored.get(str(source.path)) == digest:
+                report.unchanged += 1
+                if (before := kb.set_groups(str(source.path), source.groups)) is not None:
+                    report.regrouped.append(Regrouped(str(source.path), before, source.groups))
+            else:
+                todo.append(Job(source, digest, stat, str(source.path) in stored))
+        seen = {str(f.path) for f in found.files} | {str(p) for p in found.refused}
+        run = IngestRun(kb, report, found, seen, todo, progress, done=report.unchanged)
+        yield run
+        _finish(kb, report, found, seen, filters, prune)
+    finally:
+        kb.save_vectors()
+        if settings.pii == "mask-ingest":
+            _discard_uploads(kb, found.files)
+
+
+def chunk_policy(settings: Settings, embedder: Embedder) -> ChunkPolicy:
+    """The chunk sizes for this embedder: the setting, capped by what the model reads."""
+    return ChunkPolicy(
+        budget=min(settings.chunk_tokens, embedder.max_tokens),
+        overlap=max(0, min(settings.chunk_overlap, settings.chunk_tokens // 4)),
+        max_tokens=embedder.max_tokens,
+    )
+
+
+def masker_for(settings: Settings, masker: PiiMasker | None = None) -> PiiMasker | None:
+    """The personal-data masker ingest uses: ``masker`` (or a new one) when ``pii = "mask-ingest"``."""
+    return (masker or PiiMasker()) if settings.pii == "mask-ingest" else None
 
 
 def ingest(
@@ -345,64 +467,26 @@ def ingest(
     ``groups`` apply to files no ACL rule matches (default: public). ``masker`` masks personal data
     when ``settings.pii`` is ``mask-ingest`` (default: a new one; the UI passes its Assistant's).
     """
-    masking = settings.pii == "mask-ingest"
-    report = IngestReport()
-    if not kb.vectors_in_sql:
-        kb.vector_index()  # load it now so each commit updates it in memory, not a rebuild at the end
-    found = discover(paths, filters, tuple(groups) if groups else (PUBLIC,), follow_symlinks)
-    report.failed.extend(found.failed)
-    report.skipped.extend(found.skipped)
-    stored = kb.content_hashes()
-    seen = {str(f.path) for f in found.files} | {str(p) for p in found.refused}
-
-    todo: list[tuple[SourceFile, str, os.stat_result]] = []
-    for source in found.files:
-        try:
-            stat = source.path.stat()
-            digest = file_hash(source.path)
-        except OSError as exc:
-            report.failed.append(Failure(str(source.path), f"cannot read the file: {exc.strerror or exc}", "read"))
-            continue
-        if stored.get(str(source.path)) == digest:
-            report.unchanged += 1
-            if (before := kb.set_groups(str(source.path), source.groups)) is not None:
-                report.regrouped.append(Regrouped(str(source.path), before, source.groups))
-        else:
-            todo.append((source, digest, stat))
-
-    run = _Run(kb, embedder, extractor, report, progress, total=len(found.files),
-               masker=(masker or PiiMasker()) if masking and todo else None, done=report.unchanged)
-    policy = ChunkPolicy(
-        budget=min(settings.chunk_tokens, embedder.max_tokens),
-        overlap=max(0, min(settings.chunk_overlap, settings.chunk_tokens // 4)),
-        max_tokens=embedder.max_tokens,
-    ) if todo else None
-    batch: list[_Pending] = []
-    batch_chunks = 0
-    try:
-        if todo:
+    with ingest_run(kb, paths, settings, groups, filters, prune, progress, follow_symlinks) as run:
+        if run.todo:
+            masker = masker_for(settings, masker)
+            policy = chunk_policy(settings, embedder)
             limits = ParseLimits(settings.parse_timeout_s, settings.parse_memory_mb)
-            with ParserPool(min(default_workers(settings.workers), len(todo)), limits, settings.ocr) as pool:
-                for (source, digest, stat), result in zip(todo, pool.parse([s.path for s, _, _ in todo])):
-                    replaces = str(source.path) in stored
-                    pending = _prepare(source, digest, stat, result, embedder, policy, replaces, run.masker)
-                    if isinstance(pending, Failure):
-                        report.failed.append(pending)
-                        run.tell(pending.path, "failed")
-                        if replaces:
-                            _narrow_stored(kb, report, source)
+            batch: list[Prepared] = []
+            batch_chunks = 0
+            with ParserPool(min(default_workers(settings.workers), len(run.todo)), limits, settings.ocr) as pool:
+                for job, result in zip(run.todo, pool.parse([j.source.path for j in run.todo])):
+                    prepared = prepare(job, result, embedder, policy, masker)
+                    if isinstance(prepared, Failure):
+                        run.fail(prepared, job)
                         continue
-                    batch.append(pending)
-                    batch_chunks += len(pending.chunks)
+                    batch.append(prepared)
+                    batch_chunks += len(prepared.chunks)
                     if batch_chunks >= settings.embed_batch_size * 16:  # across documents: less padding
-                        _store(run, batch)
+                        run.commit(embed_and_extract(batch, embedder, extractor, masker is not None))
                         batch, batch_chunks = [], 0
-            _store(run, batch)
-        return _finish(kb, report, found, seen, filters, prune)
-    finally:
-        kb.save_vectors()
-        if masking:
-            _discard_uploads(kb, found.files)
+            run.commit(embed_and_extract(batch, embedder, extractor, masker is not None))
+    return run.report
 
 
 def _narrow_stored(kb: KnowledgeBase, report: IngestReport, source: SourceFile) -> None:
@@ -418,31 +502,28 @@ def _narrow_stored(kb: KnowledgeBase, report: IngestReport, source: SourceFile) 
 
 def _finish(
     kb: KnowledgeBase, report: IngestReport, found: Discovery, seen: set[str], filters: Filters, prune: bool,
-) -> IngestReport:
+) -> None:
     report.removed = _remove_skipped(kb, found.skipped)
     if prune:
         report.removed += _prune(kb, found.roots, seen, filters, [Path(s.path) for s in found.skipped])
     stats = kb.stats()
     report.documents, report.chunks = stats["documents"], stats["chunks"]
-    return report
 
 
-def _prepare(
-    source: SourceFile, digest: str, stat: os.stat_result, result: ParsedFile | str, embedder: Embedder,
-    policy: ChunkPolicy | None, replaces: bool, masker: PiiMasker | None = None,
-) -> _Pending | Failure:
-    """Chunk a parsed file (masked first when ``masker`` is given). The embedder's tokenizer is
-    touched only here, so runs where nothing parses (an unchanged corpus, bad files only) never
-    load the model."""
+def prepare(
+    job: Job, result: ParsedFile | str, embedder: Embedder, policy: ChunkPolicy, masker: PiiMasker | None = None,
+) -> Prepared | Failure:
+    """Chunk a parsed file (masked first when ``masker`` is given); ``result`` is the parser's
+    reason when it failed. The embedder's tokenizer is touched only here, so runs where nothing
+    parses (an unchanged corpus, bad files only) never load the model."""
     if isinstance(result, str):
-        return Failure(str(source.path), result, "parse")
-    assert policy is not None
+        return Failure(str(job.source.path), result, "parse")
     if masker is not None:
         result = masked_file(result, masker)
     chunks = chunk_elements(result.elements, embedder.count_tokens, policy)
     if not chunks:
-        return Failure(str(source.path), "no text to index besides headings", "chunk")
-    return _Pending(source, digest, stat, result, chunks, replaces)
+        return Failure(str(job.source.path), "no text to index besides headings", "chunk")
+    return Prepared(job, result, chunks)
 
 
 def masked_file(parsed: ParsedFile, masker: PiiMasker) -> ParsedFile:
@@ -474,41 +555,29 @@ def _discard_uploads(kb: KnowledgeBase, files: Sequence[SourceFile]) -> None:
             log.warning("%s: could not delete the uploaded original (%s); delete it by hand", source.path, exc)
 
 
-def _store(run: _Run, batch: list[_Pending]) -> None:
-    """Embed a batch of documents together, then store each in its own transaction.
+def embed_and_extract(
+    batch: Sequence[Prepared], embedder: Embedder, extractor: Extractor | None, masked: bool = False,
+) -> list[Embedded]:
+    """Embed a batch of files together (across documents: less padding) and extract their triples.
 
-    Triple extraction runs in a second thread while the batch is embedded: the embedding runtime
-    releases the GIL, so the two overlap instead of adding up.
+    Extraction runs in a second thread while the batch is embedded: the embedding runtime releases
+    the GIL, so the two overlap instead of adding up. Nothing here touches the knowledge base.
     """
     if not batch:
-        return
+        return []
     with ThreadPoolExecutor(max_workers=1) as helper:
-        extracted = helper.submit(lambda: [_extract(run.extractor, p, run.masker is not None) for p in batch])
-        vectors = run.embedder.embed([c.text for p in batch for c in p.chunks])
+        extracted = helper.submit(lambda: [_extract(extractor, p, masked) for p in batch])
+        vectors = embedder.embed([c.text for p in batch for c in p.chunks])
         triples_per_doc = extracted.result()
-    offset = 0
-    for pending, triples in zip(batch, triples_per_doc):
-        n = len(pending.chunks)
-        doc_vectors, offset = vectors[offset:offset + n], offset + n
-        parsed = pending.parsed
-        document = Document(
-            source=str(pending.source.path), content_hash=pending.content_hash, title=parsed.title,
-            kind=parsed.kind, size=pending.stat.st_size, mtime=pending.stat.st_mtime, pages=parsed.pages,
-            language=parsed.language, groups=pending.source.groups,
-            metadata={"relative_path": pending.source.relative, **parsed.metadata},
-        )
-        previous = run.kb.get_document(document.source) if pending.replaces else None
-        run.kb.put_document(document, pending.chunks, np.asarray(doc_vectors), triples)
-        if previous is not None and previous.groups != document.groups:
-            run.report.regrouped.append(Regrouped(document.source, previous.groups, document.groups))
-        if pending.replaces:
-            run.report.updated += 1
-        else:
-            run.report.added += 1
-        run.tell(document.source, "updated" if pending.replaces else "added")
+    out, offset = [], 0
+    for prepared, triples in zip(batch, triples_per_doc):
+        n = len(prepared.chunks)
+        out.append(Embedded(prepared, np.asarray(vectors[offset:offset + n]), triples))
+        offset += n
+    return out
 
 
-def _extract(extractor: Extractor | None, pending: _Pending, masked: bool = False) -> list[list[Triple]]:
+def _extract(extractor: Extractor | None, prepared: Prepared, masked: bool = False) -> list[list[Triple]]:
     """Triples per chunk; an extractor failure costs this document its triples, never the ingest.
 
     From ``masked`` text, a triple naming a placeholder is dropped: "[PERSON]" is nobody in
@@ -517,9 +586,9 @@ def _extract(extractor: Extractor | None, pending: _Pending, masked: bool = Fals
     if extractor is None:
         return []
     try:
-        triples = extractor.extract(pending.chunks, pending.parsed.language)
+        triples = extractor.extract(prepared.chunks, prepared.parsed.language)
     except Exception as exc:
-        log.warning("%s: triple extraction failed (%s); stored without triples", pending.source.path, exc)
+        log.warning("%s: triple extraction failed (%s); stored without triples", prepared.job.source.path, exc)
         return []
     if not masked:
         return triples

@@ -23,9 +23,10 @@ from zhiku.settings import Settings
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Imported by search or ask before issue 15, each costing seconds or hundreds of MiB, none needed.
+#: Imported by search or ask before issue 15, each costing seconds or hundreds of MiB, none needed;
+#: and Ray, which only `zhiku ingest --ray` may import.
 HEAVY = ("torch", "transformers", "sentence_transformers", "llama_index", "unstructured", "spacy", "nltk",
-         "sklearn", "pandas", "presidio_analyzer")
+         "sklearn", "pandas", "presidio_analyzer", "ray")
 #: Runs ``zhiku ARGS`` in this interpreter, then writes the names of every imported module to a file.
 DRIVER = (
     "import json, sys\n"

@@ -51,6 +51,11 @@ class ParseError(ZhikuError):
     """A file cannot be parsed; the message is a one-line reason a person can act on."""
 
 
+class ClusterError(ZhikuError):
+    """A distributed ingest cannot use its Ray cluster (unreachable, no node that can work, every
+    worker lost); the message names the address and what to check."""
+
+
 class QueryError(ZhikuError):
     """The question cannot be searched (empty, or too long); the message says what to do."""
 

@@ -38,6 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-graph", action="store_true", help="skip triple extraction for the knowledge graph")
     parser.add_argument("--no-wait", action="store_true",
                         help="fail at once if another ingest is running on the knowledge base (default: wait for it)")
+    parser.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                        help="parse, extract and embed on a Ray cluster: ADDRESS is its head's host:port "
+                        "(`ray start --head`); without it, a local Ray (started if none runs). This process "
+                        "reads the files and writes the knowledge base; --workers counts parsers per node")
     add_common(parser)
     parser.set_defaults(func=run_ingest)
 
@@ -82,11 +86,19 @@ def run_ingest(args: argparse.Namespace) -> int:
                 bar.n = done
                 bar.set_postfix_str(f"{outcome}: {Path(path).name}"[-60:])
 
-            report = ingest(
-                kb, embedder, args.paths, settings, extractor=_extractor(settings), groups=groups,
-                filters=Filters(tuple(args.include), tuple(args.exclude)), prune=args.prune, progress=progress,
-                follow_symlinks=args.follow_symlinks,
-            )
+            filters = Filters(tuple(args.include), tuple(args.exclude))
+            if args.ray is None:
+                report = ingest(
+                    kb, embedder, args.paths, settings, extractor=_extractor(settings), groups=groups,
+                    filters=filters, prune=args.prune, progress=progress, follow_symlinks=args.follow_symlinks,
+                )
+            else:  # Ray is imported only here
+                from ingest.distributed import ingest_on_ray
+
+                report = ingest_on_ray(
+                    kb, args.paths, settings, address=args.ray or None, make_extractor=_extractor, groups=groups,
+                    filters=filters, prune=args.prune, progress=progress, follow_symlinks=args.follow_symlinks,
+                )
         if settings.extractor != "none" and (report.added or report.updated or report.removed):
             from retrieval.graph import embed_graph_texts
 
