@@ -177,8 +177,9 @@ def test_stale_vector_index_is_rebuilt_from_sqlite(tmp_path: Path, settings, emb
 
 def test_killed_ingest_leaves_a_consistent_kb_and_a_rerun_completes(tmp_path: Path, embedder) -> None:
     docs = tmp_path / "docs"
+    total = 24  # the kill lands once 5 are stored, well before the end
     paragraph = "The travel policy covers flights, hotels and meals for every office. " * 12
-    for i in range(60):
+    for i in range(DOCS):
         write(docs, f"doc{i:02}.txt", "\n\n".join(f"Section {j} of document {i}. {paragraph}" for j in range(4)))
     kb_dir = tmp_path / "kb"
     env = {**os.environ, "ZHIKU_EMBED_BATCH_SIZE": "2", "ZHIKU_WORKERS": "1"}
@@ -197,13 +198,13 @@ def test_killed_ingest_leaves_a_consistent_kb_and_a_rerun_completes(tmp_path: Pa
             process.send_signal(signal.SIGKILL)
             break
     process.wait()
-    assert 5 <= stored < 60, "the ingest was not caught mid-way"
+    assert 5 <= stored < DOCS, "the ingest was not caught mid-way"
     with KnowledgeBase.open(kb_dir, "minilm") as kb:
-        assert 5 <= kb.stats()["documents"] < 60
+        assert 5 <= kb.stats()["documents"] < DOCS
         assert_consistent(kb)
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     summary = json.loads(rerun.stdout)
-    assert summary["documents"] == 60 and summary["failed"] == []
-    assert summary["unchanged"] >= 5 and summary["added"] == 60 - summary["unchanged"]
+    assert summary["documents"] == DOCS and summary["failed"] == []
+    assert summary["unchanged"] >= 5 and summary["added"] == DOCS - summary["unchanged"]
     with KnowledgeBase.open(kb_dir, "minilm") as kb:
         assert_consistent(kb)
