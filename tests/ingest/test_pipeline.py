@@ -179,7 +179,7 @@ def test_killed_ingest_leaves_a_consistent_kb_and_a_rerun_completes(tmp_path: Pa
     docs = tmp_path / "docs"
     total = 24  # the kill lands once 5 are stored, well before the end
     paragraph = "The travel policy covers flights, hotels and meals for every office. " * 12
-    for i in range(DOCS):
+    for i in range(total):
         write(docs, f"doc{i:02}.txt", "\n\n".join(f"Section {j} of document {i}. {paragraph}" for j in range(4)))
     kb_dir = tmp_path / "kb"
     env = {**os.environ, "ZHIKU_EMBED_BATCH_SIZE": "2", "ZHIKU_WORKERS": "1"}
@@ -198,13 +198,13 @@ def test_killed_ingest_leaves_a_consistent_kb_and_a_rerun_completes(tmp_path: Pa
             process.send_signal(signal.SIGKILL)
             break
     process.wait()
-    assert 5 <= stored < DOCS, "the ingest was not caught mid-way"
+    assert 5 <= stored < total, "the ingest was not caught mid-way"
     with KnowledgeBase.open(kb_dir, "minilm") as kb:
-        assert 5 <= kb.stats()["documents"] < DOCS
+        assert 5 <= kb.stats()["documents"] < total
         assert_consistent(kb)
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     summary = json.loads(rerun.stdout)
-    assert summary["documents"] == DOCS and summary["failed"] == []
-    assert summary["unchanged"] >= 5 and summary["added"] == DOCS - summary["unchanged"]
+    assert summary["documents"] == total and summary["failed"] == []
+    assert summary["unchanged"] >= 5 and summary["added"] == total - summary["unchanged"]
     with KnowledgeBase.open(kb_dir, "minilm") as kb:
         assert_consistent(kb)
