@@ -6,11 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from http_ready import wait_ready
 
 from api_calls import bearer
 from live_server import free_port
@@ -29,16 +29,7 @@ def test_zhiku_serve_starts_answers_and_logs_json(service_kb: Path, keys: dict[s
                                    str(port)], env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "not ready in time:\n" + log.read_text()
-            time.sleep(0.5)
+        wait_ready(base, server, log)
         found = httpx.post(f"{base}/v1/search", json={"query": "annual leave"},
                            headers={**bearer(keys["pat"]), "X-Request-ID": "cli-probe-1"}, timeout=60)
         assert found.status_code == 200 and found.json()["hits"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from http_ready import wait_ready
 from leak_probe import PUBLIC_USER, build_leak_corpus
 
 from ingest.pipeline import ingest
@@ -46,19 +47,6 @@ def serve(store: str, folder: Path, stack: ExitStack) -> tuple[str, subprocess.P
     stack.callback(server.wait, timeout=60)
     stack.callback(server.terminate)
     return f"http://127.0.0.1:{port}", server, folder.parent / f"{folder.name}.log"
-
-
-def wait_ready(base: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 180
-    while True:
-        assert server.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "not ready in time:\n" + log.read_text()
-        time.sleep(0.5)
 
 
 def search(base: str, key: str, query: str) -> list[str]:
