@@ -3,6 +3,7 @@ key for each probe user and an admin, and a ``TestClient`` over the app (extract
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,4 +51,8 @@ def client(service_settings: Settings, keys: dict[str, str]) -> Iterator[TestCli
     from serve.app import create_app
 
     with TestClient(create_app(Assistant.open(service_settings), owns_assistant=True)) as test_client:
+        deadline = time.monotonic() + 300
+        while test_client.get("/readyz").json().get("status") == "starting":  # the warm-up, as a deployment waits
+            assert time.monotonic() < deadline, "the service's warm-up did not finish"
+            time.sleep(0.2)
         yield test_client
