@@ -257,6 +257,18 @@ def _f(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+LEGEND = ("zhiku = end to end (parse, chunk, embed, extract triples, store); (no extraction) = the same without "
+          "triple extraction, which llama-index does not do; llama-index = SimpleDirectoryReader + SentenceSplitter(200, 32; "
+          "tiktoken tokens) + HuggingFaceEmbedding + FaissVectorStore; llama-index (zhiku chunks) = the same split at "
+          "Zhiku's chunk_tokens/chunk_overlap counted in MiniLM tokens. Same model (all-MiniLM-L6-v2), batch 32, each "
+          "run in a fresh process, one after the other. docs = each system's own count (llama-index also reads the "
+          "sample's zhiku-acl.toml); MB = the corpus files' bytes; mean chunk tokens = MiniLM tokens, special tokens "
+          "included, one tokenizer for every system. Peak RSS (process) = ru_maxrss of the measuring process; "
+          "(tree) = the largest sum of RSS over the process and all its descendants (Zhiku's forkserver and parser "
+          "workers), sampled every 0.2 s: pages shared between processes count once per process, so it is an upper "
+          "bound, and a spike shorter than 0.2 s can be missed.")
+
+
 def table(rows: list[dict]) -> str:
     """The fair ingest table and its zhiku/llama-index ratios, as Markdown."""
     lines = ["| corpus | system | docs | MB | chunks | mean chunk tokens | seconds | docs/s | MB/s | chunks/s | "
@@ -324,9 +336,9 @@ def main() -> None:
         args.json.write_text(json.dumps({"meta": meta, "rows": rows, "ratios": ratios(rows)}, indent=2))
     if args.md:
         load = lambda values: " / ".join(f"{v:.2f}" for v in values)  # noqa: E731
-        args.md.write_text(f"{meta['started']} · {meta['cpus']} CPUs · load average (1/5/15 min) "
+        args.md.write_text(f"# Fair ingest comparison\n\n{meta['started']} · {meta['cpus']} CPUs · load average (1/5/15 min) "
                            f"{load(meta['load_before'])} before, {load(meta['load_after'])} after · "
-                           f"{meta['minutes']:.1f} min\n\n{report}\n", encoding="utf-8")
+                           f"{meta['minutes']:.1f} min\n\n{report}\n\n{LEGEND}\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
