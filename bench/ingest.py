@@ -3,21 +3,34 @@
 Each measurement runs in its own fresh process (so peak RSS is its own), on the same corpus and
 the same model (all-MiniLM-L6-v2, batch 32):
 - zhiku: `ingest.pipeline.ingest` end to end (parse, chunk, embed, extract triples, store);
+- zhiku (no extraction): the same without triple extraction;
 - zhiku-unchanged: the same command again on the unchanged corpus;
-- llama-index: SimpleDirectoryReader + SentenceSplitter + HuggingFaceEmbedding + FaissVectorStore;
+- llama-index: SimpleDirectoryReader + SentenceSplitter(200, 32) + HuggingFaceEmbedding + FaissVectorStore;
+- llama-index (zhiku chunks): the same with SentenceSplitter cutting Zhiku's chunk size and overlap
+  (``Settings().chunk_tokens``/``chunk_overlap``) counted in MiniLM tokens, as Zhiku counts them;
 - st-raw: SentenceTransformer.encode over Zhiku's own chunk texts (the embedding ceiling).
 
-    python bench/ingest.py                 # sample corpus and 2,000 synthetic documents
+Chunks/s alone is unfair when the systems cut different chunk sizes, so every row also gives
+documents/s, input MB/s (the corpus files' bytes over the seconds) and its chunks' mean size in
+MiniLM tokens. Peak RSS is given for the measuring process alone and for its whole process tree
+(Zhiku's parser workers are child processes): the tree's figure is the largest sum of the RSS of
+the process and all its descendants, sampled every 0.2 s, so pages shared between processes count
+once per process (an upper bound) and a spike shorter than the interval can be missed.
+
+    python bench/ingest.py                 # the fair table: sample corpus and 2,000 synthetic documents
     python bench/ingest.py --docs 200      # a quicker synthetic size
+    python bench/ingest.py --corpus DIR    # a folder of your own (e.g. SciFact's abstracts) instead
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,8 +40,72 @@ sys.path[0] = str(ROOT)  # run as a script: the repository root, not bench/ (who
 BATCH = 32
 
 
+#: How often the process tree's memory is sampled (seconds).
+TREE_SAMPLE_S = 0.2
+
+
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class TreePeak:
+    """The largest sum of RSS over this process and its descendants, sampled in a background thread."""
+
+    def __init__(self, interval: float = TREE_SAMPLE_S) -> None:
+        import psutil
+
+        self._me, self._interval, self.peak = psutil.Process(), interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            for process in [self._me, *self._me.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:  # a worker that ended between listing and reading
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> "TreePeak":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mib(self) -> float:
+        return self.peak / 2**20
+
+
+def input_bytes(corpus: Path) -> int:
+    """The corpus files' bytes: the input every system under comparison is given."""
+    return sum(path.stat().st_size for path in corpus.rglob("*") if path.is_file())
+
+
+def minilm_tokenizer():
+    """MiniLM's own tokenizer (special tokens included, as Zhiku's ``count_tokens`` counts them)."""
+    from tokenizers import Tokenizer
+
+    from zhiku.models import minilm_path
+
+    tokenizer = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def mean_tokens(texts: list[str]) -> float:
+    """Mean chunk size in MiniLM tokens (the same count for every system)."""
+    if not texts:
+        return 0.0
+    return sum(len(e.ids) for e in minilm_tokenizer().encode_batch(texts)) / len(texts)
 
 
 def run_zhiku(corpus: Path, kb: Path, extract: bool, model: str = "minilm") -> dict:
@@ -50,10 +127,14 @@ def run_zhiku(corpus: Path, kb: Path, extract: bool, model: str = "minilm") -> d
         report = ingest(base, embedder, [corpus], settings, extractor=extractor)
     seconds = time.perf_counter() - start
     processed = report.added + report.updated + report.unchanged
-    return {"seconds": seconds, "documents": processed, "chunks": report.chunks, "failed": len(report.failed)}
+    with KnowledgeBase.open(kb, embedder.name) as base:
+        tokens = mean_tokens([c.text for c in base.iter_chunks()])
+    return {"seconds": seconds, "documents": processed, "chunks": report.chunks, "failed": len(report.failed),
+            "mean_chunk_tokens": tokens}
 
 
-def run_llama_index(corpus: Path) -> dict:
+def run_llama_index(corpus: Path, zhiku_chunks: bool = False) -> dict:
+    """The plain pipeline at its 200/32 split (tiktoken tokens), or at Zhiku's size in MiniLM tokens."""
     import faiss
     from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
     from llama_index.core.node_parser import SentenceSplitter
@@ -61,15 +142,23 @@ def run_llama_index(corpus: Path) -> dict:
     from llama_index.vector_stores.faiss import FaissVectorStore
 
     from zhiku.models import minilm_path
+    from zhiku.settings import Settings
 
     embed_model = HuggingFaceEmbedding(model_name=str(minilm_path()), device="cpu", embed_batch_size=BATCH)
+    if zhiku_chunks:
+        tokenizer, settings = minilm_tokenizer(), Settings()
+        splitter = SentenceSplitter(chunk_size=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
+                                    tokenizer=lambda text: tokenizer.encode(text, add_special_tokens=False).ids)
+    else:
+        splitter = SentenceSplitter(chunk_size=200, chunk_overlap=32)
     start = time.perf_counter()
     documents = SimpleDirectoryReader(str(corpus), recursive=True).load_data()
-    nodes = SentenceSplitter(chunk_size=200, chunk_overlap=32).get_nodes_from_documents(documents)
+    nodes = splitter.get_nodes_from_documents(documents)
     store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(384))
     VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=embed_model)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "documents": len({d.metadata.get("file_path") for d in documents}), "chunks": len(nodes)}
+    return {"seconds": seconds, "documents": len({d.metadata.get("file_path") for d in documents}),
+            "chunks": len(nodes), "mean_chunk_tokens": mean_tokens([n.get_content() for n in nodes])}
 
 
 def run_st_raw(kb: Path) -> dict:
@@ -111,74 +200,145 @@ def measure(kind: str, corpus: Path, kb: Path, extract: bool = True) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def compare(corpus: Path, label: str, workdir: Path, extract: bool = True) -> list[dict]:
-    kb = workdir / f"kb-{label}"
+def rates(figures: dict, corpus: Path) -> dict:
+    """Documents/s, input MB/s and chunks/s of one ingest run (documents/s only where it read documents)."""
+    size = input_bytes(corpus)
+    seconds = figures["seconds"]
+    return {**figures, "input_bytes": size, "mb_per_s": size / 1e6 / seconds if figures["documents"] else None,
+            "docs_per_s": figures["documents"] / seconds if figures["documents"] else None,
+            "chunks_per_s": figures["chunks"] / seconds}
+
+
+#: The systems of the comparison: name -> (runner, with extraction, knowledge base of its own).
+#: zhiku-unchanged reuses zhiku's knowledge base; st-raw and zhiku-embed read its chunks.
+PEERS = {
+    "zhiku": ("zhiku", True, ""),
+    "zhiku-unchanged": ("zhiku", True, ""),
+    "llama-index": ("llama-index", True, ""),
+    "llama-index (zhiku chunks)": ("llama-index-zhiku-chunks", True, ""),
+    "st-raw": ("st-raw", True, ""),
+    "zhiku-embed": ("zhiku-embed", True, ""),
+}
+#: The fair table's systems (this script's own run): ingest end to end only.
+FAIR = {
+    "zhiku": ("zhiku", True, ""),
+    "zhiku (no extraction)": ("zhiku", False, "-no-extraction"),
+    "llama-index": ("llama-index", True, ""),
+    "llama-index (zhiku chunks)": ("llama-index-zhiku-chunks", True, ""),
+}
+
+
+def compare(corpus: Path, label: str, workdir: Path, extract: bool = True,
+            systems: dict[str, tuple[str, bool, str]] = PEERS) -> list[dict]:
     rows = []
-    for kind in ("zhiku", "zhiku-unchanged", "llama-index", "st-raw", "zhiku-embed"):
-        figures = measure("zhiku" if kind == "zhiku-unchanged" else kind, corpus, kb, extract)
-        figures.update(corpus=label, system=kind)
-        figures["docs_per_s"] = figures["documents"] / figures["seconds"] if figures["documents"] else None
-        figures["chunks_per_s"] = figures["chunks"] / figures["seconds"]
-        rows.append(figures)
+    for system, (kind, with_extraction, kb_suffix) in systems.items():
+        figures = measure(kind, corpus, workdir / f"kb-{label}{kb_suffix}", extract and with_extraction)
+        rows.append({**rates(figures, corpus), "corpus": label, "system": system})
     return rows
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| corpus | system | docs | chunks | seconds | docs/s | chunks/s | peak RSS MiB |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        docs_s = f"{r['docs_per_s']:.1f}" if r["docs_per_s"] else "-"
-        lines.append(f"| {r['corpus']} | {r['system']} | {r['documents']} | {r['chunks']} | {r['seconds']:.2f} | "
-                     f"{docs_s} | {r['chunks_per_s']:.1f} | {r['peak_mib']:.0f} |")
+def ratios(rows: list[dict]) -> list[dict]:
+    """Zhiku over llama-index per corpus, for docs/s and MB/s: each Zhiku run against each llama-index run."""
     by = {(r["corpus"], r["system"]): r for r in rows}
+    found = []
     for corpus in dict.fromkeys(r["corpus"] for r in rows):
-        z, li = by[(corpus, "zhiku")], by[(corpus, "llama-index")]
-        raw, emb, again = by[(corpus, "st-raw")], by[(corpus, "zhiku-embed")], by[(corpus, "zhiku-unchanged")]
-        lines.append(
-            f"\n{corpus}: Zhiku ingest {z['chunks_per_s'] / li['chunks_per_s']:.2f}x llama-index chunks/s "
-            f"({z['seconds'] / li['seconds']:.2f}x its time); "
-            f"embedding {emb['chunks_per_s'] / raw['chunks_per_s']:.0%} of raw sentence-transformers; "
-            f"unchanged re-ingest {again['seconds'] / z['seconds']:.1%} of the first ingest"
-        )
+        for ours in ("zhiku", "zhiku (no extraction)"):
+            for peer in ("llama-index", "llama-index (zhiku chunks)"):
+                z, li = by.get((corpus, ours)), by.get((corpus, peer))
+                if z and li:
+                    found.append({"corpus": corpus, "zhiku": ours, "peer": peer,
+                                  "docs_per_s": z["docs_per_s"] / li["docs_per_s"],
+                                  "mb_per_s": z["mb_per_s"] / li["mb_per_s"],
+                                  "chunks_per_s": z["chunks_per_s"] / li["chunks_per_s"]})
+    return found
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+LEGEND = ("zhiku = end to end (parse, chunk, embed, extract triples, store); (no extraction) = the same without "
+          "triple extraction, which llama-index does not do; llama-index = SimpleDirectoryReader + SentenceSplitter(200, 32; "
+          "tiktoken tokens) + HuggingFaceEmbedding + FaissVectorStore; llama-index (zhiku chunks) = the same split at "
+          "Zhiku's chunk_tokens/chunk_overlap counted in MiniLM tokens. Same model (all-MiniLM-L6-v2), batch 32, each "
+          "run in a fresh process, one after the other. docs = each system's own count (llama-index also reads the "
+          "sample's zhiku-acl.toml); MB = the corpus files' bytes; mean chunk tokens = MiniLM tokens, special tokens "
+          "included, one tokenizer for every system. Peak RSS (process) = ru_maxrss of the measuring process; "
+          "(tree) = the largest sum of RSS over the process and all its descendants (Zhiku's forkserver and parser "
+          "workers), sampled every 0.2 s: pages shared between processes count once per process, so it is an upper "
+          "bound, and a spike shorter than 0.2 s can be missed.")
+
+
+def table(rows: list[dict]) -> str:
+    """The fair ingest table and its zhiku/llama-index ratios, as Markdown."""
+    lines = ["| corpus | system | docs | MB | chunks | mean chunk tokens | seconds | docs/s | MB/s | chunks/s | "
+             "peak RSS MiB (process) | peak RSS MiB (tree) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['corpus']} | {r['system']} | {r['documents'] or '-'} | {r['input_bytes'] / 1e6:.2f} | "
+                     f"{r['chunks']} | {_f(r.get('mean_chunk_tokens'))} | {r['seconds']:.2f} | {_f(r['docs_per_s'])} | "
+                     f"{_f(r['mb_per_s'], 3)} | {_f(r['chunks_per_s'])} | {_f(r['peak_mib'], 0)} | "
+                     f"{_f(r.get('tree_peak_mib'), 0)} |")
+    lines += ["", "| corpus | zhiku run | against | docs/s ratio | MB/s ratio | chunks/s ratio |", "|---|---|---|---:|---:|---:|"]
+    lines += [f"| {q['corpus']} | {q['zhiku']} | {q['peer']} | {q['docs_per_s']:.2f}x | {q['mb_per_s']:.2f}x | "
+              f"{q['chunks_per_s']:.2f}x |" for q in ratios(rows)]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=2000, help="synthetic corpus size (default 2000)")
+    parser.add_argument("--docs", type=int, default=2000, help="synthetic corpus size (default 2000; 0: none)")
     parser.add_argument("--no-sample", action="store_true", help="skip the bundled sample corpus")
     parser.add_argument("--no-extract", action="store_true", help="ingest without triple extraction")
+    parser.add_argument("--corpus", type=Path, help="also a folder of your own, labelled by its name")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--md", type=Path, help="also write the table as Markdown here")
     parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--kb", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         runners = {
             "zhiku": lambda: run_zhiku(args.corpus, args.kb, not args.no_extract),
             "llama-index": lambda: run_llama_index(args.corpus),
+            "llama-index-zhiku-chunks": lambda: run_llama_index(args.corpus, zhiku_chunks=True),
             "st-raw": lambda: run_st_raw(args.kb),
             "zhiku-embed": lambda: run_zhiku_embed(args.kb),
         }
-        figures = runners[args.one]()
-        figures["peak_mib"] = _peak_mib()
+        with TreePeak() as tree:
+            figures = runners[args.one]()
+        figures.update(peak_mib=_peak_mib(), tree_peak_mib=tree.mib)
         print(json.dumps(figures))
         return
     from bench.synth import write_corpus
 
+    started, load_before = time.time(), os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="zhiku-bench-") as tmp:
         work = Path(tmp)
-        rows = []
+        corpora = []
         if not args.no_sample:
             sample = work / "sample"
             subprocess.run([sys.executable, str(ROOT / "examples" / "make_corpus.py"), str(sample)], check=True,
                            capture_output=True)
-            rows += compare(sample, "sample", work, not args.no_extract)
-        synthetic = write_corpus(work / "synthetic", args.docs)
-        rows += compare(synthetic, f"synthetic-{args.docs}", work, not args.no_extract)
-    print(table(rows))
+            corpora.append((sample, "sample"))
+        if args.docs:
+            corpora.append((write_corpus(work / "synthetic", args.docs), f"synthetic-{args.docs}"))
+        if args.corpus:
+            corpora.append((args.corpus, args.corpus.name))
+        rows = []
+        for corpus, label in corpora:
+            print(f"ingest: {label}", file=sys.stderr, flush=True)
+            rows += compare(corpus, label, work, not args.no_extract, FAIR)
+    meta = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)), "minutes": (time.time() - started) / 60,
+            "cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg(),
+            "tree_sample_s": TREE_SAMPLE_S}
+    report = table(rows)
+    print(report)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps({"meta": meta, "rows": rows, "ratios": ratios(rows)}, indent=2))
+    if args.md:
+        load = lambda values: " / ".join(f"{v:.2f}" for v in values)  # noqa: E731
+        args.md.write_text(f"# Fair ingest comparison\n\n{meta['started']} · {meta['cpus']} CPUs · load average (1/5/15 min) "
+                           f"{load(meta['load_before'])} before, {load(meta['load_after'])} after · "
+                           f"{meta['minutes']:.1f} min\n\n{report}\n\n{LEGEND}\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
