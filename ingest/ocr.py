@@ -89,9 +89,10 @@ def reader() -> Any:
     from rapidocr_onnxruntime import RapidOCR
 
     threads = int(os.environ.get("ZHIKU_OCR_THREADS", "0")) or 1
-    # "max": the detector only rounds a page already within DET_SIDE to its 32-pixel grid, never enlarges it
+    # "max": the detector only rounds a page already within DET_SIDE (``_upright`` shrinks it) to its
+    # 32-pixel grid and never enlarges it; RapidOCR ignores det_limit_side_len in this mode
     return RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, det_limit_type="max",
-                    det_limit_side_len=DET_SIDE, rec_batch_num=REC_BATCH)
+                    rec_batch_num=REC_BATCH)
 
 
 def read_page(image: Any) -> OcrPage:
@@ -131,7 +132,7 @@ def _upright(bgr: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
     boxes = [(box * scale).astype(np.float32) for box in engine.sorted_boxes(found)]
     crops = engine.get_crop_img_list(bgr, boxes)
     sideways = sum(h > 1.5 * w for w, h in map(_box_size, boxes)) > len(boxes) / 2
-    if sideways:  # the few wide boxes of a sideways page were cut unturned
+    if sideways:  # RapidOCR turns only boxes at least 1.5 times taller than wide: turn the rest still standing
         crops = [crop if crop.shape[1] >= crop.shape[0] else np.rot90(crop) for crop in crops]
     _, classes, _ = engine.text_cls(list(crops))
     flipped = sum(label == "180" for label, _ in classes) > len(crops) / 2
