@@ -149,18 +149,15 @@ def scanned_images(folder: Path) -> list:
             for page, image in zip(doc.pages, page_images(folder / relative)) if not page.digital]
 
 
-_worker_reader: Any = None
-
-
 def _load_worker(name: str, baseline: str | None) -> None:
-    global _worker_reader  # one reader per worker process, as ingest's parser workers hold one
-    _worker_reader = readers(baseline)[name]
-    _worker_reader.reader()
+    """Load the reader in this worker process before any clock starts (each worker holds its own,
+    as ingest's parser workers do; ``readers`` and ``reader`` are cached per process)."""
+    readers(baseline)[name].reader()
 
 
-def _timed_read(image) -> float:
+def _timed_read(name: str, baseline: str | None, image) -> float:
     start = time.process_time()
-    _worker_reader.read_page(image)
+    readers(baseline)[name].read_page(image)
     return time.process_time() - start
 
 
@@ -172,10 +169,11 @@ def measure_speed(folder: Path, baseline: str | None, rounds: int) -> list[dict]
         for workers in (1, 2):
             context = multiprocessing.get_context("spawn")
             with context.Pool(workers, initializer=_load_worker, initargs=(name, baseline)) as pool:
-                pool.map(_timed_read, images[:workers])  # warm: first inference allocates
+                tasks = [(name, baseline, image) for image in images]
+                pool.starmap(_timed_read, tasks[:workers])  # warm: first inference allocates
                 load = os.getloadavg()[0]
                 start = time.perf_counter()
-                cpu = pool.map(_timed_read, images, chunksize=1)
+                cpu = pool.starmap(_timed_read, tasks, chunksize=1)
                 wall = time.perf_counter() - start
             rows.append({"reader": name, "workers": workers, "pages": len(images),
                          "pages_per_s": round(len(images) / wall, 2), "cpu_s_per_page": round(sum(cpu) / len(images), 2),
