@@ -35,7 +35,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ingest.parse import ParsedFile, check_size
 from ingest.pipeline import (
     Embedded, Failure, Filters, IngestReport, IngestRun, Job, Prepared, Progress, chunk_policy,
-    default_workers, embed_and_extract, ingest_run, masker_for, prepare,
+    default_workers, embed_and_extract, ingest_run, masker_for, prepare, unreadable_file,
 )
 from ingest.workers import ParseLimits, ParserPool
 from zhiku.errors import ClusterError, ParseError
@@ -289,7 +289,7 @@ def _dispatch(run: IngestRun, workers: list[_Worker]) -> None:
                     blobs.append(job.source.path.read_bytes())
                     sent.append(job)
                 except OSError as exc:
-                    run.fail(Failure(str(job.source.path), f"cannot read the file: {exc.strerror or exc}", "read"), job)
+                    run.fail(unreadable_file(job.source.path, exc), job)
             if sent:
                 in_flight[worker.actor.process.remote(sent, blobs)] = (worker, sent)
                 worker.busy += 1

@@ -299,6 +299,11 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def unreadable_file(path: Path, exc: OSError) -> Failure:
+    """The failure of a file that could not be read (hashed, or its bytes shipped to a worker)."""
+    return Failure(str(path), f"cannot read the file: {exc.strerror or exc}", "read")
+
+
 def default_workers(setting: int, cpus: int | None = None) -> int:
     """Parser processes: the ``workers`` setting, else one fewer than the CPUs (of this machine,
     or ``cpus``: a cluster node's), leaving one to the process that embeds."""
@@ -417,7 +422,7 @@ def ingest_run(
                 stat = source.path.stat()
                 digest = file_hash(source.path)
             except OSError as exc:
-                report.failed.append(Failure(str(source.path), f"cannot read the file: {exc.strerror or exc}", "read"))
+                report.failed.append(unreadable_file(source.path, exc))
                 continue
             if stored.get(str(source.path)) == digest:
                 report.unchanged += 1
