@@ -163,7 +163,6 @@ class PgStore:
     ``vector`` extension is created when the role may, else the error says who must)."""
 
     vectors_in_sql = True
-    begin_write = "BEGIN IMMEDIATE"
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
