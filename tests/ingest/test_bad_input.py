@@ -131,7 +131,7 @@ def test_a_file_that_outlasts_the_timeout_is_reported_and_never_retried_here(tmp
         report = ingest(kb, embedder, [docs], settings)
     assert time.monotonic() - started < 60  # a retry in this process would take far longer
     assert (report.added, [Path(f.path).name for f in report.failed]) == (2, ["b-slow.txt"])
-    assert report.failed[0].error == "the parser worker timed out after 8 s (parse_timeout_s)"
+    assert report.failed[0].error == "the parser worker timed out after 8 s parsing (parse_timeout_s)"
 
 
 @pytest.mark.slow

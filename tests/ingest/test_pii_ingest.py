@@ -39,7 +39,7 @@ def every_text(db: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def masked_kb(tmp_path_factory: pytest.TempPathFactory, embedder, pii_masker) -> tuple[Path, Path, object]:
+def masked_kb(tmp_path_factory: pytest.TempPathFactory, embedder) -> tuple[Path, Path, object]:
     root = tmp_path_factory.mktemp("pii-ingest")
     docs = root / "docs"
     docs.mkdir()
@@ -50,8 +50,7 @@ def masked_kb(tmp_path_factory: pytest.TempPathFactory, embedder, pii_masker) ->
         upload = kb.folder(UPLOADS) / "0123456789abcdef" / "note.md"
         upload.parent.mkdir(mode=0o700)
         upload.write_text(UPLOADED, encoding="utf-8")
-        report = ingest(kb, embedder, [docs, upload], settings, extractor=load_extractor(settings),
-                        masker=pii_masker)
+        report = ingest(kb, embedder, [docs, upload], settings, extractor=load_extractor(settings))
     assert not report.failed and report.added == 3
     return settings.kb, upload, report
 

@@ -157,6 +157,29 @@ def test_parsing_in_several_workers_matches_one_worker(tmp_path: Path, embedder)
     assert results[0] == results[1] and len(results[0]) == 6
 
 
+def test_triples_are_extracted_in_the_parser_workers_as_they_would_be_here(tmp_path: Path, embedder) -> None:
+    """A portable extractor runs where each file was parsed, so the process that embeds never loads
+    spaCy; the graph is the one an extractor running in this process (not portable) builds."""
+    from kg.extract import DefaultExtractor, load_spacy
+
+    docs = tmp_path / "docs"
+    write(docs, "team.md", "# Atlas migration\n\nMarcus Hale approves expenses above 5,000 EUR. "
+                           "Kestrel Robotics opened an office in Munich in 2024.\n\nOwner: Li Na")
+    write(docs, "深圳.md", "# 深圳办公室\n\n华为公司在深圳设立了研发中心。张伟负责采购审批。")
+    in_workers, here = DefaultExtractor(), DefaultExtractor(nlp=load_spacy())
+    assert in_workers.portable() is not None and here.portable() is None
+    graphs = []
+    for name, extractor in (("workers", in_workers), ("here", here)):
+        settings = Settings(kb=tmp_path / name, workers=1)
+        with KnowledgeBase.open(settings.kb, embedder.name, embedder.dimension) as kb:
+            ingest(kb, embedder, [docs], settings, extractor=extractor)
+            graphs.append(sorted((t.subject, t.relation, t.object) for t in kb.triples()))
+    assert "_nlp" not in vars(in_workers)  # never loaded in this process
+    assert graphs[0] == graphs[1]
+    assert {("Atlas migration", "Owner", "Li Na"), ("Kestrel Robotics", "opened office in", "Munich"),
+            ("华为公司", "设立", "研发中心")} <= set(graphs[0])
+
+
 def test_other_embedding_model_is_refused_with_the_fix(settings, kb) -> None:
     with pytest.raises(ModelMismatchError) as error:
         KnowledgeBase.open(settings.kb, "multilingual")

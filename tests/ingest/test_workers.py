@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,27 @@ def test_results_come_in_input_order_with_failures_as_reasons(tmp_path: Path) ->
     assert "unsupported file type '.xyz'" in results[1]
 
 
+def _stage(parsed: ParsedFile) -> str:
+    """A worker stage (picklable: a module-level function) that misbehaves on request."""
+    if "broken" in parsed.title:
+        raise ValueError("no room for it")
+    if "slow" in parsed.title:
+        time.sleep(60)
+    return parsed.title.upper()
+
+
+def test_a_stage_runs_in_the_worker_on_each_parsed_file_under_a_deadline_of_its_own(tmp_path: Path) -> None:
+    names = ["a.md", "broken.md", "b.xyz", "slow.md", "c.md"]
+    for name in names:
+        (tmp_path / name).write_text(f"The text of {name}.")
+    with ParserPool(1, ParseLimits(timeout_s=3, memory_mb=2048), stage=_stage) as pool:
+        results = list(pool.parse([tmp_path / n for n in names]))
+    assert results[0] == "A" and results[4] == "C"  # the worker after the slow one is a fresh one
+    assert results[1] == "cannot prepare the parsed file (ValueError: no room for it)"
+    assert "unsupported file type '.xyz'" in results[2]  # a parse failure never reaches the stage
+    assert results[3] == "the parser worker timed out after 3 s preparing the parsed file (chunks, triples) (parse_timeout_s)"
+
+
 @pytest.mark.slow
 def test_a_timed_out_file_costs_its_worker_and_the_next_file_gets_a_fresh_one(tmp_path: Path) -> None:
     slow = tmp_path / "slow.txt"
@@ -34,7 +56,7 @@ def test_a_timed_out_file_costs_its_worker_and_the_next_file_gets_a_fresh_one(tm
         warm = list(pool.parse([good, good]))
         slow_result, after = pool.parse([slow, good])
     assert all(isinstance(r, ParsedFile) for r in warm)
-    assert slow_result == "the parser worker timed out after 3 s (parse_timeout_s)"
+    assert slow_result == "the parser worker timed out after 3 s parsing (parse_timeout_s)"
     assert isinstance(after, ParsedFile) and after.title == "Hotels"
 
 

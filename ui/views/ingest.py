@@ -53,7 +53,7 @@ def run_ingest(ctx: Context, paths: Sequence[Path], groups: tuple[str, ...]) -> 
 
     with ctx.kb.writer(notify=lambda message: bar.progress(0.0, text=message)):
         report = ingest(ctx.kb, ctx.assistant.embedder, list(paths), ctx.settings, extractor=load_extractor(ctx),
-                        groups=groups or None, progress=progress, masker=ctx.assistant.masker)
+                        groups=groups or None, progress=progress)
     audit.record_ingest(ctx.kb, ctx.user.name, paths, groups, report)
     bar.progress(1.0, text="Done")
     return report
