@@ -359,7 +359,7 @@ def plot(results: dict, path: Path) -> None:
     left.axhline(100, color="grey", linestyle="--", label="target hybrid p95 (1M)")
     left.set(xscale="log", yscale="log", xlabel="chunks", ylabel="ms", title="search latency (p95, queries embedded beforehand; 1M: IVF, see recall)")
     left.legend(fontsize=8)
-    for key, label in (("rss_mib", "process RSS"), ("rss_indexes_mib", "every index"), ("vector_index_mib", "vector index"), ("keyword_mib", "BM25"),
+    for key, label in (("peak_rss_mib", "peak RSS (searching)"), ("rss_mib", "process RSS"), ("rss_indexes_mib", "every index"), ("vector_index_mib", "vector index"), ("keyword_mib", "BM25"),
                        ("graph_mib", "graph"), ("disk_mib", "disk")):
         points = [(r["chunks"], max(r[key], 1)) for r in results["sizes"] if key in r]
         right.plot(*zip(*points), marker="o", label=label)

@@ -3,7 +3,7 @@
 Below ``ann_threshold`` chunks the index is exact (``IndexFlatIP`` behind ``IndexIDMap2``). From
 that size on it is an inverted file, ``IndexIVFFlat`` with inner product and the chunk ids stored
 in it. IVF rather than HNSW, by measurement (``bench/scale.py``, ``bench/results/scale.md``): both
-reach recall@10 >= 0.98 against flat in a few milliseconds, but HNSW cannot remove vectors (every
+come near or above recall@10 0.98 against flat in a few milliseconds, but HNSW cannot remove vectors (every
 re-ingest of a changed file would rebuild the whole graph, where IVF applies each commit's removals
 and additions to a copy, as flat does), builds several times slower and holds a neighbour graph on
 top of the vectors.
