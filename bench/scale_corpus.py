@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,8 +31,14 @@ WORDS = 100
 NOISE = 0.03
 
 
-def scifact_chunks(folder: Path = SCIFACT) -> list[tuple[str, str]]:
-    """(title, text) of every SciFact chunk, in corpus order."""
+class SciFactChunk(NamedTuple):
+    doc: str  # the abstract's corpus id, which the qrels name
+    title: str
+    text: str
+
+
+def scifact_chunks(folder: Path = SCIFACT) -> list[SciFactChunk]:
+    """Every SciFact chunk, in corpus order."""
     out = []
     with (folder / "corpus.jsonl").open(encoding="utf-8") as lines:
         for line in lines:
@@ -39,17 +46,38 @@ def scifact_chunks(folder: Path = SCIFACT) -> list[tuple[str, str]]:
             piece: list[str] = []
             for sentence in split_sentences(doc["text"]):
                 if piece and sum(len(s.split()) for s in piece) + len(sentence.split()) > WORDS:
-                    out.append((doc["title"], " ".join(piece)))
+                    out.append(SciFactChunk(str(doc["_id"]), doc["title"], " ".join(piece)))
                     piece = []
                 piece.append(sentence)
             if piece:
-                out.append((doc["title"], " ".join(piece)))
+                out.append(SciFactChunk(str(doc["_id"]), doc["title"], " ".join(piece)))
     return out
 
 
 def scifact_claims(n: int, folder: Path = SCIFACT) -> list[str]:
+    return [text for _, text in _claims(n, folder)]
+
+
+def _claims(n: int, folder: Path) -> list[tuple[str, str]]:
     with (folder / "queries.jsonl").open(encoding="utf-8") as lines:
-        return [json.loads(line)["text"] for _, line in zip(range(n), lines)]
+        return [(str(q["_id"]), q["text"]) for q in (json.loads(line) for _, line in zip(range(n), lines))]
+
+
+def question_cosines(real: dict[str, np.ndarray], folder: Path = SCIFACT) -> np.ndarray:
+    """Each embedded claim's cosine with the nearest chunk of its gold abstract, for the claims whose
+    gold abstract is among the embedded chunks: how far a real question sits from its answer
+    (``zhiku.vector_index.QUESTION_COSINE`` is their lower decile)."""
+    chunk_docs = [c.doc for c in scifact_chunks(folder)[:len(real["chunks"])]]
+    gold: dict[str, set[str]] = {}
+    for line in (folder / "qrels" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        query, doc, _ = line.split("\t")
+        gold.setdefault(query, set()).add(doc)
+    out = []
+    for (query, _), vector in zip(_claims(len(real["queries"]), folder), real["queries"]):
+        rows = [i for i, doc in enumerate(chunk_docs) if doc in gold.get(query, ())]
+        if rows:
+            out.append(float(np.max(real["chunks"][rows] @ vector)))
+    return np.array(out)
 
 
 def real_vectors(workdir: Path, embedder: Embedder, n_chunks: int, n_queries: int) -> dict[str, np.ndarray]:

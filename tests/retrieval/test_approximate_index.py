@@ -109,6 +109,37 @@ def test_approximate_results_match_flat_closely(big_kb: Path, embedder) -> None:
     assert np.mean(overlap) >= 0.95
 
 
+def near_copies(n_topics: int, per_topic: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Topic centres and ``per_topic`` near-copies of each: every chunk's nearest neighbours are its
+    own topic's copies, in its own list, as with a corpus of many versions of the same texts."""
+    rng = np.random.default_rng(seed)
+    topics = rng.standard_normal((n_topics, DIM)).astype(np.float32)
+    vectors = np.repeat(topics, per_topic, axis=0) + 0.1 * rng.standard_normal((n_topics * per_topic, DIM)).astype(np.float32)
+    return topics, vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_calibration_probes_enough_lists_for_questions_far_from_every_chunk() -> None:
+    """Calibrating on the stored vectors would pick one list of 225 here (each chunk's neighbours
+    share it; even five times that many found 0.85 of the questions' top 10): questions that lean
+    towards eight topics at once sit far from every chunk."""
+    topics, vectors = near_copies(600, 15, seed=1)
+    ids = np.arange(len(vectors), dtype=np.int64)
+    rng = np.random.default_rng(2)
+
+    def sample(n: int) -> tuple[np.ndarray, np.ndarray]:
+        chosen = np.sort(rng.choice(len(vectors), size=min(n, len(vectors)), replace=False))
+        return ids[chosen], vectors[chosen]
+
+    index = vector_index.build(DIM, len(vectors), lambda: [(ids, vectors)], sample, THRESHOLD)
+    leanings = topics[rng.integers(0, len(topics), (50, 8))].sum(axis=1)
+    questions = leanings + 4 * rng.standard_normal((50, DIM)).astype(np.float32)
+    questions /= np.linalg.norm(questions, axis=1, keepdims=True)
+    _, found = vector_index.search(index, questions, 10)
+    _, truth = vector_index.search(index, questions, 10, widen=index.nlist)
+    assert vector_index.is_approximate(index) and index.nlist == 225 and index.nprobe < index.nlist
+    assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)]) >= 0.95
+
+
 def test_a_saved_approximate_index_is_loaded_and_a_stale_one_rebuilt_from_sqlite(big_kb: Path) -> None:
     with KnowledgeBase.open(big_kb, "minilm", ann_threshold=THRESHOLD) as kb:
         saved = kb.vector_index()  # read from vectors.faiss, calibrated when it was built
