@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -98,6 +99,12 @@ class IngestReport:
     documents: int = 0  # in the knowledge base after the run
     chunks: int = 0
     regrouped: list[Regrouped] = field(default_factory=list)
+    #: Seconds spent per stage, summed over files (``parse``, ``mask``, ``chunk``, ``extract`` in the
+    #: parser workers, which run side by side; ``embed`` and ``store`` in this process).
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def spent(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
     def to_json(self) -> dict[str, object]:
         """The ``zhiku ingest --json`` contract (group changes go to the audit log, not into it)."""
@@ -328,6 +335,7 @@ class Chunked:
     parsed: ParsedFile
     chunks: list[Chunk]
     triples: list[list[Triple]] | None = None  # None: extraction left to the embedding process
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage, in the worker
 
 
 @dataclass
@@ -338,6 +346,7 @@ class Prepared:
     parsed: ParsedFile
     chunks: list[Chunk]
     triples: list[list[Triple]] | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage, in the worker
 
 
 class Preparation:
@@ -360,15 +369,26 @@ class Preparation:
     def __getstate__(self) -> dict[str, object]:
         return {**self.__dict__, "_masker": None, "_extractor": None}  # loaded where it runs
 
-    def __call__(self, parsed: ParsedFile) -> Chunked:
+    def __call__(self, parsed: ParsedFile, parse_seconds: float) -> Chunked:
+        seconds = {"parse": parse_seconds}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            seconds[stage], clock = time.perf_counter() - clock, time.perf_counter()
+
         if self.mask:
             self._masker = self._masker or PiiMasker()
             parsed = masked_file(parsed, self._masker)
+            lap("mask")
         chunks = chunk_elements(parsed.elements, self.count_tokens, self.policy)
+        lap("chunk")
         if self.make_extractor is None or not chunks:
-            return Chunked(parsed, chunks)
+            return Chunked(parsed, chunks, seconds=seconds)
         self._extractor = self._extractor or self.make_extractor()
-        return Chunked(parsed, chunks, extract_triples(self._extractor, chunks, parsed.language, self.mask, parsed.path))
+        triples = extract_triples(self._extractor, chunks, parsed.language, self.mask, parsed.path)
+        lap("extract")
+        return Chunked(parsed, chunks, triples, seconds)
 
 
 @dataclass
@@ -378,6 +398,7 @@ class Embedded:
     prepared: Prepared
     vectors: np.ndarray
     triples: list[list[Triple]]
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage: the worker's, and embedding
 
 
 @dataclass
@@ -412,6 +433,7 @@ class IngestRun:
 
     def commit(self, batch: Sequence[Embedded]) -> None:
         """Store each file of the batch in its own transaction (a kill loses at most the one in flight)."""
+        started = time.perf_counter()
         for item in batch:
             job, parsed = item.prepared.job, item.prepared.parsed
             document = Document(
@@ -428,7 +450,11 @@ class IngestRun:
                 self.report.updated += 1
             else:
                 self.report.added += 1
+            for stage, seconds in item.seconds.items():
+                self.report.spent(stage, seconds)
             self.tell(document.source, "updated" if job.replaces else "added")
+        if batch:
+            self.report.spent("store", time.perf_counter() - started)
 
 
 @contextmanager
@@ -564,7 +590,7 @@ def prepare(job: Job, result: object) -> Prepared | Failure:
         return Failure(str(job.source.path), str(result), "parse")
     if not result.chunks:
         return Failure(str(job.source.path), "no text to index besides headings", "chunk")
-    return Prepared(job, result.parsed, result.chunks, result.triples)
+    return Prepared(job, result.parsed, result.chunks, result.triples, result.seconds)
 
 
 def masked_file(parsed: ParsedFile, masker: PiiMasker) -> ParsedFile:
@@ -612,14 +638,21 @@ def embed_and_extract(
             return p.triples
         return extract_triples(extractor, p.chunks, p.parsed.language, masked, p.job.source.path) if extractor else []
 
+    started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1) as helper:
         extracted = helper.submit(lambda: [triples(p) for p in batch])
         vectors = embedder.embed([c.text for p in batch for c in p.chunks])
+        embedding = time.perf_counter() - started
         triples_per_doc = extracted.result()
+    extracting = time.perf_counter() - started  # only where extraction ran here, beside the embedding
+    total = sum(len(p.chunks) for p in batch)
     out, offset = [], 0
     for prepared, triples in zip(batch, triples_per_doc):
         n = len(prepared.chunks)
-        out.append(Embedded(prepared, np.asarray(vectors[offset:offset + n]), triples))
+        seconds = {**prepared.seconds, "embed": embedding * n / total}  # the batch's time, by chunks
+        if prepared.triples is None and extractor is not None:
+            seconds["extract"] = extracting * n / total
+        out.append(Embedded(prepared, np.asarray(vectors[offset:offset + n]), triples, seconds))
         offset += n
     return out
 

@@ -43,8 +43,8 @@ _PARSED = "\0parsed"
 _POLL_S = 0.2
 
 
-#: What a worker does with each parsed file before sending it back (picklable).
-Stage = Callable[[ParsedFile], object]
+#: What a worker does with each parsed file (and the seconds its parse took) before sending it back (picklable).
+Stage = Callable[[ParsedFile, float], object]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ def _serve(conn: Connection, memory_mb: int, ocr: str, stage: Stage | None) -> N
             return
         if path is None:
             return
+        started = time.perf_counter()
         try:
             load_partitioner(path, ocr)
             with _memory_cap(memory_mb):
@@ -76,7 +77,7 @@ def _serve(conn: Connection, memory_mb: int, ocr: str, stage: Stage | None) -> N
         if stage is not None and isinstance(result, ParsedFile):
             conn.send(_PARSED)
             try:
-                result = stage(result)
+                result = stage(result, time.perf_counter() - started)
             except Exception as exc:
                 result = f"cannot prepare the parsed file ({type(exc).__name__}: {str(exc)[:200]})"
         conn.send(result)

@@ -23,8 +23,10 @@ def test_json_summary_has_the_contract_keys(tmp_path: Path, capsys) -> None:
     code, out, _ = run(capsys, "ingest", str(tmp_path / "docs"), "--kb", str(tmp_path / "kb"), "--json", "--no-graph")
     summary = json.loads(out)
     assert code == 0
-    assert set(summary) == {"added", "updated", "unchanged", "removed", "failed", "skipped", "documents", "chunks"}
+    assert set(summary) == {"added", "updated", "unchanged", "removed", "failed", "skipped", "documents", "chunks",
+                            "seconds"}
     assert summary["added"] == 1 and summary["documents"] == 1
+    assert {"parse", "chunk", "embed", "store"} <= set(summary["seconds"])  # no extraction: --no-graph
     assert summary["failed"] == [{"path": str((tmp_path / "docs" / "b.xyz").resolve()),
                                   "error": summary["failed"][0]["error"], "stage": "parse"}]
     assert summary["skipped"] == []

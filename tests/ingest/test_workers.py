@@ -25,7 +25,7 @@ def test_results_come_in_input_order_with_failures_as_reasons(tmp_path: Path) ->
     assert "unsupported file type '.xyz'" in results[1]
 
 
-def _stage(parsed: ParsedFile) -> str:
+def _stage(parsed: ParsedFile, seconds: float) -> str:
     """A worker stage (picklable: a module-level function) that misbehaves on request."""
     if "broken" in parsed.title:
         raise ValueError("no room for it")

@@ -116,6 +116,9 @@ def _summary(report: IngestReport, settings: Settings) -> str:
         f"{report.removed} removed, {len(report.failed)} failed, {len(report.skipped)} skipped",
         f"knowledge base {settings.kb}: {report.documents} documents, {report.chunks} chunks",
     ]
+    if report.seconds:
+        lines.append("seconds per stage (parser workers run side by side): "
+                     + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in report.seconds.items()))
     lines += [f"  failed: {f.path}: {f.error}" for f in report.failed]
     lines += [f"  skipped: {s.path}: {s.reason}" for s in report.skipped]
     return "\n".join(lines)
