@@ -125,10 +125,17 @@ def _halves(text: str) -> list[str]:
     return [text[:middle], text[middle:]] if middle else [text]
 
 
+#: A paragraph ending in one of these runs on into the next one on the same line.
+_RUNS_ON = re.compile(r"[.!?;,。！？；，、]$")
+
+
 def _make_chunk(units: Sequence[_Unit], position: int) -> Chunk:
+    """Paragraphs of prose that end a sentence are joined on one line; any other paragraph ("Owner:
+    Li Na", a list item without a full stop) keeps its own line, so a label's value never runs into
+    the next paragraph's words."""
     text = units[0].text
     for previous, unit in zip(units, units[1:]):
-        prose = previous.kind == unit.kind == "text"
+        prose = previous.kind == unit.kind == "text" and _RUNS_ON.search(previous.text.rstrip())
         text += (joiner(text, unit.text) if prose else "\n") + unit.text
     kinds = {u.kind for u in units} - {"title"}
     return Chunk(

@@ -58,3 +58,13 @@ def test_overlap_repeats_trailing_sentences_within_a_section(embedder) -> None:
 
 def test_titles_alone_make_no_chunk(embedder) -> None:
     assert chunk_elements([Element("Appendix", "title")], embedder.count_tokens, policy(embedder)) == []
+
+
+def test_a_paragraph_that_ends_no_sentence_keeps_its_own_line(embedder) -> None:
+    """"Owner: Li Na" stays a line of its own, so its value never runs into the next paragraph."""
+    elements = [Element("Atlas migration", "title", 1, ()),
+                *(Element(t, "text", 1, ("Atlas migration",)) for t in (
+                    "Owner: Li Na", "Marcus Hale approves the budget.", "It ships in May.", "出差标准如下：", "每晚八百元。"))]
+    (chunk,) = chunk_elements(elements, embedder.count_tokens, policy(embedder, 200))
+    assert chunk.text == ("Atlas migration\nOwner: Li Na\nMarcus Hale approves the budget. It ships in May."
+                          "出差标准如下：\n每晚八百元。")
