@@ -1,17 +1,20 @@
 """The incremental ingest: files and folders in, the knowledge base brought up to date.
 
 Files are hashed first: unchanged ones cost nothing, changed ones replace their earlier version,
-and with ``prune`` documents whose files left a synced folder are removed. Parsing (the slow,
-CPU-bound part, and the one that runs third-party code on untrusted bytes) runs in worker
-processes under a timeout and a memory cap (``ingest.workers``) while this process chunks, embeds
-in batches across documents and stores each document in its own transaction, so a kill at any
-moment loses at most the documents in flight and the next run finishes the work. One bad file is
-reported in ``failed`` with a reason and never stops the rest.
+and with ``prune`` documents whose files left a synced folder are removed. Parsing (the part
+that runs third-party code on untrusted bytes) runs in worker processes under a timeout and a
+memory cap (``ingest.workers``), and each worker goes on to mask, chunk and extract triples from
+what it parsed (``Preparation``), while this process embeds in batches across documents and stores
+each document in its own transaction: the CPU-bound stages run side by side, the slowest setting
+the pace (``IngestReport.seconds`` says which), and a kill at any moment loses at most the
+documents in flight and the next run finishes the work. One bad file is reported in ``failed``
+with a reason and never stops the rest.
 
 The run is made of steps that ``ingest.distributed`` (the same ingest on a Ray cluster) shares:
-``ingest_run`` plans it (walk, ACL groups, what changed) and finishes it, ``prepare`` chunks a
-parsed file under ``chunk_policy``, ``embed_and_extract`` embeds a batch and extracts its triples
-(no knowledge base needed: it runs wherever the models are), and ``IngestRun.fail`` /
+``ingest_run`` plans it (walk, ACL groups, what changed) and finishes it, ``parser_pool`` starts
+the workers, ``prepare`` turns a worker's result into a file to embed or a failure,
+``embed_and_extract`` embeds a batch (extracting the triples of an extractor that cannot run in a
+worker; no knowledge base needed: it runs wherever the models are), and ``IngestRun.fail`` /
 ``IngestRun.commit`` record failures and store documents in the one writing process.
 
 With ``pii = "mask-ingest"`` each parsed file's text (elements, headings, title, metadata) is
