@@ -221,20 +221,28 @@ def restricted(pg: PassageGraph, visible: np.ndarray) -> PassageGraph:
                      pg.fact_confidence[keep], synonyms, pg.weights)
 
 
-def inner_product_index(vectors: np.ndarray) -> faiss.Index:
+def inner_product_index(vectors: np.ndarray, rows: np.ndarray | None = None) -> faiss.Index:
     """A FAISS inner-product index of ``vectors``: exact up to ``EXACT_SEARCH`` rows, else an
     inverted file of ``sqrt(n)`` lists searched 16 at a time (approximate, but the nearest few
-    are what linking and synonyms need)."""
+    are what linking and synonyms need). ``reconstruct`` gives a vector back.
+
+    With ``rows``, the index stands for ``vectors[rows]`` (facts that share a sentence share its
+    vector) while storing each of ``vectors`` once: exact or not, its lists and their training
+    are those of that matrix, so a search finds the same vectors that matrix's index would.
+    """
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, dim = vectors.shape
+    dim = vectors.shape[1]
+    rows = np.arange(len(vectors)) if rows is None else rows
+    n = len(rows)
     if n <= EXACT_SEARCH:
         index = faiss.IndexFlatIP(dim)
     else:
         lists = int(math.sqrt(n))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors[np.random.default_rng(0).permutation(n)[: 40 * lists]])
+        index.train(vectors[rows[np.random.default_rng(0).permutation(n)[: 40 * lists]]])
         index.nprobe = 16
-    if n:
+        index.set_direct_map_type(faiss.DirectMap.Array)
+    if len(vectors):
         index.add(vectors)
     return index
 
