@@ -21,18 +21,17 @@ When the question links to nothing (no name, no fact above ``fact_threshold``, n
 
 Access control: everything runs on the asking user's graph (``KnowledgeGraph.for_user``: resolved
 from the triples of the documents they may read), so linking only knows the names, aliases and
-facts those documents give, and the passage graph holds only their chunks and relations. Before
-the walk, the nodes and edges of documents the *current* catalog hides (a change since the graph
-was built) are removed as well (``passage_graph.restricted``), so no relevance flows through them;
-dense seeds are the user's visible chunks only.
+facts those documents give, and the passage graph holds only their chunks and relations. The walk
+also leaves out the nodes and edges of documents the *current* catalog hides (a change since the
+graph was built): ``passage_graph.HiddenWalk`` is the walk of the graph built without them, so no
+relevance flows through them, computed on the same matrices (no copy per set of visible
+documents); dense seeds are the user's visible chunks only.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +42,8 @@ from kg.graph import KnowledgeGraph, load_graph
 from retrieval.catalog import Catalog
 from retrieval.fusion import min_max
 from retrieval.passage_graph import (
-    DEFAULT_SYNONYM_THRESHOLD, SYNONYM_THRESHOLDS, PassageGraph, build_passage_graph, inner_product_index,
-    personalized_pagerank, restricted,
+    DEFAULT_SYNONYM_THRESHOLD, SYNONYM_THRESHOLDS, HiddenWalk, PassageGraph, build_passage_graph,
+    inner_product_index, personalized_pagerank, shown,
 )
 from retrieval.vector import VectorRetriever
 from zhiku.kb import KnowledgeBase, atomic_write
@@ -55,8 +54,6 @@ log = logging.getLogger(__name__)
 
 ENTITY_VECTORS = "entity_vectors.npz"
 FACT_VECTORS = "fact_vectors.npz"
-#: Restricted passage graphs (documents hidden since the graph was built) kept per view.
-_MASKED_KEPT = 4
 
 
 class TextVectors:
@@ -139,7 +136,6 @@ class _View:
     chunk_of: np.ndarray
     #: Every document a node or edge comes from.
     documents: np.ndarray
-    masked: OrderedDict[str, PassageGraph]
 
 
 class GraphRetriever:
@@ -223,20 +219,7 @@ class GraphRetriever:
         # Searched as an index of one vector per fact would be (the same lists, trained alike).
         index = inner_product_index(self._facts.matrix(distinct), rows=sentence_of)
         return _View(pg, {key: i for i, key in enumerate(keys)}, inner_product_index(names), index, sentence_of,
-                     said_by, said_cuts, by_chunk, pg.fact_chunks[by_chunk], pg.documents(), OrderedDict())
-
-    def _walkable(self, view: _View, visible: np.ndarray) -> PassageGraph:
-        """The view's passage graph without documents ``visible`` hides (normally the graph itself)."""
-        if _all_seen(view.documents, visible):
-            return view.pg
-        key = hashlib.blake2b(np.packbits(visible).tobytes(), digest_size=16).hexdigest()
-        with self._view_lock:
-            pg = view.masked.get(key)
-            if pg is None:
-                pg = view.masked[key] = restricted(view.pg, visible)
-                while len(view.masked) > _MASKED_KEPT:
-                    view.masked.popitem(last=False)
-            return pg
+                     said_by, said_cuts, by_chunk, pg.fact_chunks[by_chunk], pg.documents())
 
     # -------------------------------------------------------------- retrieval
     def link(self, query: str, kg: KnowledgeGraph, vector: np.ndarray | None = None,
@@ -253,7 +236,7 @@ class GraphRetriever:
             vector = self.embedder.embed([query])[0]
         seeds: dict[str, float] = {key: self.name_weight for key in kg.link(query)} if self.name_weight > 0 else {}
         pg = view.pg
-        facts_ok = _seen(pg.fact_docs, visible) if visible is not None else None
+        facts_ok = shown(pg.fact_docs, visible) if visible is not None else None
         for i, sim in _nearest_facts(view, vector, self.facts_linked, self.fact_threshold, facts_ok):
             for end in (pg.fact_heads[i], pg.fact_tails[i]):
                 key = pg.entities[end]
@@ -286,11 +269,14 @@ class GraphRetriever:
         seeds = self.link(query, kg, vector, None if everything else visible)
         if not seeds:
             return [], []
-        pg = self._walkable(view, visible)
+        pg = view.pg
+        # Documents hidden since the graph was built: walked around, on the same matrices.
+        walk = pg.walk if everything else HiddenWalk.of(pg, visible)
+        entity_chunks = pg.entity_chunks if everything else walk.entity_chunks
         reset = np.zeros(pg.n_nodes)
         for key, weight in seeds.items():
             i = view.index[key]
-            reset[i] = weight / max(int(pg.entity_chunks[i]), 1)
+            reset[i] = weight / max(int(entity_chunks[i]), 1)
         reset *= (1.0 - self.passage_share) / reset.sum()
         # Dense seeds: chunks that are nodes join the reset vector; the others cannot be reached by
         # the walk and rank by their own reset mass, (1 - damping) of it.
@@ -300,12 +286,12 @@ class GraphRetriever:
             dense *= self.passage_share / dense.sum()
         nodes = pg.chunk_nodes(ids)
         np.add.at(reset, nodes[nodes >= 0], dense[nodes >= 0])
-        rank = personalized_pagerank(pg.walk, reset, self.damping, self.push_threshold, walk_t=pg.walk_t)
+        rank = personalized_pagerank(walk, reset, self.damping, self.push_threshold, walk_t=pg.walk_t)
         candidates = np.concatenate([pg.chunk_ids, ids[nodes < 0]])
         values = np.concatenate([rank[pg.n_entities:], (1.0 - self.damping) * dense[nodes < 0]])
         best = _best_visible(candidates, values, k, lambda ids: self.catalog.visible_chunks(user, ids))
         hits = self.catalog.hits(candidates[best].tolist(), values[best].tolist(), self.name)
-        seen = None if everything else _seen(view.pg.fact_docs, visible)
+        seen = None if everything else shown(pg.fact_docs, visible)
         for hit in hits:
             own = self._facts_of(view, hit.chunk.id)
             if seen is not None:
@@ -350,14 +336,6 @@ def _all_seen(doc_ids: np.ndarray, visible: np.ndarray) -> bool:
     """Whether every one of the distinct ``doc_ids`` (``-1``: none) is ``visible``."""
     doc_ids = doc_ids[doc_ids >= 0]
     return bool((doc_ids < len(visible)).all() and visible[doc_ids].all())
-
-
-def _seen(doc_ids: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """``visible[doc_id]`` per entry (False for ids outside the mask and for ``-1``)."""
-    ok = (doc_ids >= 0) & (doc_ids < len(visible))
-    out = np.zeros(len(doc_ids), dtype=bool)
-    out[ok] = visible[doc_ids[ok]]
-    return out
 
 
 def _nearest(index: faiss.Index, vector: np.ndarray, n: int, floor: float,
