@@ -21,18 +21,17 @@ When the question links to nothing (no name, no fact above ``fact_threshold``, n
 
 Access control: everything runs on the asking user's graph (``KnowledgeGraph.for_user``: resolved
 from the triples of the documents they may read), so linking only knows the names, aliases and
-facts those documents give, and the passage graph holds only their chunks and relations. Before
-the walk, the nodes and edges of documents the *current* catalog hides (a change since the graph
-was built) are removed as well (``passage_graph.restricted``), so no relevance flows through them;
-dense seeds are the user's visible chunks only.
+facts those documents give, and the passage graph holds only their chunks and relations. The walk
+also leaves out the nodes and edges of documents the *current* catalog hides (a change since the
+graph was built): ``passage_graph.HiddenWalk`` is the walk of the graph built without them, so no
+relevance flows through them, computed on the same matrices (no copy per set of visible
+documents); dense seeds are the user's visible chunks only.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +42,8 @@ from kg.graph import KnowledgeGraph, load_graph
 from retrieval.catalog import Catalog
 from retrieval.fusion import min_max
 from retrieval.passage_graph import (
-    DEFAULT_SYNONYM_THRESHOLD, SYNONYM_THRESHOLDS, PassageGraph, build_passage_graph, inner_product_index,
-    personalized_pagerank, restricted,
+    DEFAULT_SYNONYM_THRESHOLD, SYNONYM_THRESHOLDS, HiddenWalk, PassageGraph, build_passage_graph,
+    inner_product_index, personalized_pagerank, shown,
 )
 from retrieval.vector import VectorRetriever
 from zhiku.kb import KnowledgeBase, atomic_write
@@ -55,51 +54,58 @@ log = logging.getLogger(__name__)
 
 ENTITY_VECTORS = "entity_vectors.npz"
 FACT_VECTORS = "fact_vectors.npz"
-#: Restricted passage graphs (documents hidden since the graph was built) kept per view.
-_MASKED_KEPT = 4
 
 
 class TextVectors:
     """Embeddings of short texts (entity names, fact sentences), computed once per distinct text
-    and remembered on disk, so only new texts are embedded after the graph changes."""
+    and remembered on disk, so only new texts are embedded after the graph changes.
+
+    Nothing stays in memory between calls: the view's FAISS indexes hold the one resident copy (a
+    cache here was a second one, 1.5 GB of fact vectors at 1M chunks), and a view is rebuilt only
+    when the graph changes, when reading the file back costs far less than what the build does.
+    Without a file (``path`` None) the instance keeps them, as the only place they can be kept.
+    """
 
     def __init__(self, embedder: Embedder, path: Path | None) -> None:
         self.embedder = embedder
         self.path = path
-        self._vectors: dict[str, np.ndarray] = {}
-        self._loaded = False
+        self._kept: tuple[list[str], np.ndarray] | None = None  # only without a file
         self._lock = threading.Lock()
 
     def matrix(self, texts: list[str]) -> np.ndarray:
         """Row i is the normalised embedding of ``texts[i]``."""
         with self._lock:
-            if not self._loaded:
-                self._loaded = True
-                self._read()
-            missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+            names, vectors = self._stored()
+            row = {text: i for i, text in enumerate(names)}
+            missing = [t for t in dict.fromkeys(texts) if t not in row]
             if missing:
-                for text, vector in zip(missing, self.embedder.embed(missing)):
-                    self._vectors[text] = vector
-                self._write()
+                added = np.asarray(self.embedder.embed(missing), dtype=np.float32).reshape(len(missing), -1)
+                row.update((text, len(names) + i) for i, text in enumerate(missing))
+                names, vectors = names + missing, np.concatenate([vectors, added]) if len(names) else added
+                self._store(names, vectors)
             if not texts:
                 return np.zeros((0, self.embedder.dimension), dtype=np.float32)
-            return np.stack([self._vectors[t] for t in texts]).astype(np.float32, copy=False)
+            return vectors[np.fromiter((row[t] for t in texts), dtype=np.int64, count=len(texts))].astype(
+                np.float32, copy=False)
 
-    def _read(self) -> None:
-        if self.path is None or not self.path.exists():
-            return
+    def _stored(self) -> tuple[list[str], np.ndarray]:
+        empty: tuple[list[str], np.ndarray] = ([], np.zeros((0, self.embedder.dimension), dtype=np.float32))
+        if self.path is None:
+            return self._kept or empty
+        if not self.path.exists():
+            return empty
         try:
             with np.load(self.path, allow_pickle=False) as saved:
                 if str(saved["model"]) == self.embedder.name:
-                    self._vectors = dict(zip(saved["names"].tolist(), saved["vectors"]))
+                    return saved["names"].tolist(), saved["vectors"]
         except (OSError, ValueError, KeyError) as exc:
             log.warning("ignoring unreadable %s (%s)", self.path, exc)
+        return empty
 
-    def _write(self) -> None:
+    def _store(self, names: list[str], vectors: np.ndarray) -> None:
         if self.path is None:
+            self._kept = names, vectors
             return
-        names = list(self._vectors)
-        vectors = np.stack([self._vectors[n] for n in names])
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as out:
@@ -118,15 +124,18 @@ class _View:
     pg: PassageGraph
     index: dict[str, int]
     names: faiss.Index  # entity name vectors, in entity order
-    facts: faiss.Index  # fact sentence vectors, in fact order
-    sentences: np.ndarray  # distinct fact sentence vectors
+    #: Distinct fact sentence vectors, each stored once however many facts say it (most of the
+    #: view's memory); ``reconstruct`` gives one back.
+    sentences: faiss.Index
     sentence_of: np.ndarray  # fact -> row of ``sentences``
+    #: Facts ordered by sentence: sentence ``s`` is said by ``said_by[said_cuts[s]:said_cuts[s + 1]]``.
+    said_by: np.ndarray
+    said_cuts: np.ndarray
     #: Facts ordered by chunk id (and those chunk ids), for the facts of a hit.
     by_chunk: np.ndarray
     chunk_of: np.ndarray
     #: Every document a node or edge comes from.
     documents: np.ndarray
-    masked: OrderedDict[str, PassageGraph]
 
 
 class GraphRetriever:
@@ -203,25 +212,14 @@ class GraphRetriever:
         sentences = [pg.fact_sentence(i) for i in range(len(pg.fact_heads))]
         distinct = list(dict.fromkeys(sentences))
         row = {s: i for i, s in enumerate(distinct)}
-        vectors = self._facts.matrix(distinct)
         by_chunk = np.argsort(pg.fact_chunks, kind="stable")
-        sentence_of = np.array([row[s] for s in sentences], dtype=np.int64)
-        return _View(pg, {key: i for i, key in enumerate(keys)}, inner_product_index(names),
-                     inner_product_index(vectors[sentence_of]), vectors, sentence_of, by_chunk,
-                     pg.fact_chunks[by_chunk], pg.documents(), OrderedDict())
-
-    def _walkable(self, view: _View, visible: np.ndarray) -> PassageGraph:
-        """The view's passage graph without documents ``visible`` hides (normally the graph itself)."""
-        if _all_seen(view.documents, visible):
-            return view.pg
-        key = hashlib.blake2b(np.packbits(visible).tobytes(), digest_size=16).hexdigest()
-        with self._view_lock:
-            pg = view.masked.get(key)
-            if pg is None:
-                pg = view.masked[key] = restricted(view.pg, visible)
-                while len(view.masked) > _MASKED_KEPT:
-                    view.masked.popitem(last=False)
-            return pg
+        sentence_of = np.fromiter((row[s] for s in sentences), dtype=np.int64, count=len(sentences))
+        said_by = np.argsort(sentence_of, kind="stable")
+        said_cuts = np.searchsorted(sentence_of[said_by], np.arange(len(distinct) + 1))
+        # Searched as an index of one vector per fact would be (the same lists, trained alike).
+        index = inner_product_index(self._facts.matrix(distinct), rows=sentence_of)
+        return _View(pg, {key: i for i, key in enumerate(keys)}, inner_product_index(names), index, sentence_of,
+                     said_by, said_cuts, by_chunk, pg.fact_chunks[by_chunk], pg.documents())
 
     # -------------------------------------------------------------- retrieval
     def link(self, query: str, kg: KnowledgeGraph, vector: np.ndarray | None = None,
@@ -238,8 +236,8 @@ class GraphRetriever:
             vector = self.embedder.embed([query])[0]
         seeds: dict[str, float] = {key: self.name_weight for key in kg.link(query)} if self.name_weight > 0 else {}
         pg = view.pg
-        facts_ok = _seen(pg.fact_docs, visible) if visible is not None else None
-        for i, sim in _nearest(view.facts, vector, self.facts_linked, self.fact_threshold, facts_ok):
+        facts_ok = shown(pg.fact_docs, visible) if visible is not None else None
+        for i, sim in _nearest_facts(view, vector, self.facts_linked, self.fact_threshold, facts_ok):
             for end in (pg.fact_heads[i], pg.fact_tails[i]):
                 key = pg.entities[end]
                 seeds[key] = seeds.get(key, 0.0) + sim
@@ -271,11 +269,14 @@ class GraphRetriever:
         seeds = self.link(query, kg, vector, None if everything else visible)
         if not seeds:
             return [], []
-        pg = self._walkable(view, visible)
+        pg = view.pg
+        # Documents hidden since the graph was built: walked around, on the same matrices.
+        walk = pg.walk if everything else HiddenWalk.of(pg, visible)
+        entity_chunks = pg.entity_chunks if everything else walk.entity_chunks
         reset = np.zeros(pg.n_nodes)
         for key, weight in seeds.items():
             i = view.index[key]
-            reset[i] = weight / max(int(pg.entity_chunks[i]), 1)
+            reset[i] = weight / max(int(entity_chunks[i]), 1)
         reset *= (1.0 - self.passage_share) / reset.sum()
         # Dense seeds: chunks that are nodes join the reset vector; the others cannot be reached by
         # the walk and rank by their own reset mass, (1 - damping) of it.
@@ -285,19 +286,19 @@ class GraphRetriever:
             dense *= self.passage_share / dense.sum()
         nodes = pg.chunk_nodes(ids)
         np.add.at(reset, nodes[nodes >= 0], dense[nodes >= 0])
-        rank = personalized_pagerank(pg.walk, reset, self.damping, self.push_threshold, walk_t=pg.walk_t)
+        rank = personalized_pagerank(walk, reset, self.damping, self.push_threshold, walk_t=pg.walk_t)
         candidates = np.concatenate([pg.chunk_ids, ids[nodes < 0]])
         values = np.concatenate([rank[pg.n_entities:], (1.0 - self.damping) * dense[nodes < 0]])
         best = _best_visible(candidates, values, k, lambda ids: self.catalog.visible_chunks(user, ids))
         hits = self.catalog.hits(candidates[best].tolist(), values[best].tolist(), self.name)
-        seen = None if everything else _seen(view.pg.fact_docs, visible)
+        seen = None if everything else shown(pg.fact_docs, visible)
         for hit in hits:
             own = self._facts_of(view, hit.chunk.id)
             if seen is not None:
                 own = own[seen[own]]
-            own = own[np.argsort(-(view.sentences[view.sentence_of[own]] @ vector), kind="stable")]
+            own = own[np.argsort(-(view.sentences.reconstruct_batch(view.sentence_of[own]) @ vector), kind="stable")]
             hit.facts = _unique([_fact(view.pg, i) for i in own])[: self.facts_per_hit]
-        closest = _nearest(view.facts, vector, 2 * max_facts, -np.inf, seen)
+        closest = _nearest_facts(view, vector, 2 * max_facts, -np.inf, seen)
         facts = _unique([_fact(view.pg, i) for i, _ in closest])[:max_facts]
         return hits, facts
 
@@ -337,14 +338,6 @@ def _all_seen(doc_ids: np.ndarray, visible: np.ndarray) -> bool:
     return bool((doc_ids < len(visible)).all() and visible[doc_ids].all())
 
 
-def _seen(doc_ids: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """``visible[doc_id]`` per entry (False for ids outside the mask and for ``-1``)."""
-    ok = (doc_ids >= 0) & (doc_ids < len(visible))
-    out = np.zeros(len(doc_ids), dtype=bool)
-    out[ok] = visible[doc_ids[ok]]
-    return out
-
-
 def _nearest(index: faiss.Index, vector: np.ndarray, n: int, floor: float,
              allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
     """The ``n`` rows of ``index`` closest to ``vector`` with cosine >= ``floor`` (and ``allowed``), best first."""
@@ -360,6 +353,22 @@ def _nearest(index: faiss.Index, vector: np.ndarray, n: int, floor: float,
         if len(found) >= n or fetch >= total or (len(sims[0]) and sims[0][-1] < floor):
             return found[:n]
         fetch = min(2 * fetch, total)
+
+
+def _nearest_facts(view: _View, vector: np.ndarray, n: int, floor: float,
+                   allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    """The ``n`` facts (``allowed`` ones) whose sentences are closest to ``vector`` with cosine >=
+    ``floor``, best first, the facts of one sentence in fact order: what ``_nearest`` gives on an
+    index of one vector per fact (each sentence found says at least one fact, so ``n`` suffice)."""
+    said = None
+    if allowed is not None:
+        said = np.zeros(len(view.said_cuts) - 1, dtype=bool)
+        said[view.sentence_of[allowed]] = True
+    found: list[tuple[int, float]] = []
+    for s, sim in _nearest(view.sentences, vector, n, floor, said):
+        facts = view.said_by[view.said_cuts[s]:view.said_cuts[s + 1]]
+        found.extend((int(i), sim) for i in (facts if allowed is None else facts[allowed[facts]]))
+    return found[:n]
 
 
 def _fact(pg: PassageGraph, i: int) -> Triple:

@@ -29,7 +29,8 @@ mass halves with every step.
 
 Access control lives in what the graph is built from: the knowledge graph of one user holds only
 relations of documents that user may read (and their names, resolved from those relations), and
-``restricted`` drops, before any walk, every node and edge of documents hidden since it was built.
+``HiddenWalk`` walks it without every node and edge of documents hidden since it was built (on the
+same matrices: no copy of the graph per set of visible documents).
 """
 from __future__ import annotations
 
@@ -84,6 +85,8 @@ class PassageGraph:
     walk: sparse.csr_matrix
     #: ``walk.T``, kept for rounds that push from much of the graph at once (one product, no slicing).
     walk_t: sparse.csr_matrix
+    #: Each node's summed edge weight (what its row of ``walk`` was divided by).
+    degree: np.ndarray
     fact_heads: np.ndarray
     fact_tails: np.ndarray
     fact_chunks: np.ndarray
@@ -92,7 +95,7 @@ class PassageGraph:
     #: The object as stated: the tail's name for a relation, the value for an attribute.
     fact_objects: list[str]
     fact_confidence: np.ndarray
-    #: ``(a, b, cosine)`` rows: the synonym edges (kept to rebuild the matrix for fewer documents).
+    #: ``(a, b, cosine)`` rows: the synonym edges (kept for the walk without some documents).
     synonym_pairs: np.ndarray
     weights: EdgeWeights
 
@@ -186,57 +189,154 @@ def _assemble(
     rows = [n_entities + chunk_of_pair, heads, synonyms[:, 0].astype(np.int64)]
     cols = [pairs[:, 1], tails, synonyms[:, 1].astype(np.int64)]
     values = [weights.mention * idf[pairs[:, 1]], weights.relation * confidence, weights.synonym * synonyms[:, 2]]
+    adjacency = _symmetric(n_entities + n_chunks, rows, cols, values)
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    walk = (sparse.diags(1.0 / np.where(degree > 0, degree, 1.0)) @ adjacency).tocsr()
+    return PassageGraph(entities, names, types, chunk_ids, chunk_docs, entity_chunks, walk, walk.T.tocsr(), degree,
+                        heads, tails, chunks, docs, relations, objects, confidence, synonyms, weights)
+
+
+@dataclass(frozen=True)
+class HiddenWalk:
+    """The walk of a passage graph without the documents ``visible`` hides, computed on the graph's
+    own matrices: what the walk of the graph built from the visible facts alone does, without a
+    copy of the graph per set of visible documents (one query's vectors and the relation edges
+    among entities are all it allocates, and nothing is kept).
+
+    That graph differs from this one in three ways, each exact here:
+
+    - hidden chunks are no nodes: they get no mass (``chunk_seen`` masks what reaches them) and
+      pass none on;
+    - a mention weighs ``log(1 + C' / df')`` over the visible chunks: ``scale`` (that over this
+      graph's weight, per entity) rescales every mention of an entity, and each chunk's row is
+      renormalised by its scaled sum (``chunk_share``);
+    - relation weights are the summed confidence of the visible facts only, and synonyms join
+      entities a visible fact still names: those edges among entities (``links``, a fraction of the
+      matrix) are rebuilt, and an entity's share to its chunks is ``scale * degree / degree'``.
+
+    So no mass ever enters or leaves a node or edge only hidden documents give.
+    """
+
+    pg: PassageGraph
+    chunk_seen: np.ndarray
+    scale: np.ndarray
+    #: Visible chunks mentioning each entity (``df'``), for the seeds' weights.
+    entity_chunks: np.ndarray
+    links: sparse.csr_matrix
+    chunk_share: np.ndarray
+    entity_share: np.ndarray
+    inverse_degree: np.ndarray
+
+    @classmethod
+    def of(cls, pg: PassageGraph, visible: np.ndarray) -> HiddenWalk:
+        keep = shown(pg.fact_docs, visible)
+        n_entities, walk = pg.n_entities, pg.walk
+        chunk_seen = shown(pg.chunk_docs, visible).astype(np.float64)
+        mention_rows = np.diff(walk.indptr[n_entities:])
+        mentioned = walk.indices[walk.indptr[n_entities]:]
+        entity_chunks = np.bincount(mentioned, np.repeat(chunk_seen, mention_rows), n_entities).round().astype(np.int64)
+        idf = np.log1p(len(pg.chunk_ids) / np.maximum(pg.entity_chunks, 1))
+        shown_idf = np.log1p(chunk_seen.sum() / np.maximum(entity_chunks, 1))
+        scale = np.divide(shown_idf, idf, out=np.zeros_like(idf), where=idf > 0)
+        alive = np.zeros(n_entities, dtype=bool)
+        alive[pg.fact_heads[keep]] = alive[pg.fact_tails[keep]] = True
+        synonyms = pg.synonym_pairs[alive[pg.synonym_pairs[:, 0].astype(np.int64)]
+                                    & alive[pg.synonym_pairs[:, 1].astype(np.int64)]]
+        links = _symmetric(n_entities, [pg.fact_heads[keep], synonyms[:, 0].astype(np.int64)],
+                           [pg.fact_tails[keep], synonyms[:, 1].astype(np.int64)],
+                           [pg.weights.relation * pg.fact_confidence[keep], pg.weights.synonym * synonyms[:, 2]])
+        scaled = walk[n_entities:] @ np.concatenate([scale, np.zeros(len(pg.chunk_ids))])  # degree' / degree
+        chunk_share = np.divide(chunk_seen, scaled, out=np.zeros_like(scaled), where=chunk_seen > 0)
+        mention_degree = pg.weights.mention * idf * scale * entity_chunks
+        degree = mention_degree + np.asarray(links.sum(axis=1)).ravel()
+        inverse_degree = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
+        entity_share = scale * pg.degree[:n_entities] * inverse_degree
+        return cls(pg, chunk_seen, scale, entity_chunks, links, chunk_share, entity_share, inverse_degree)
+
+    def step(self, active: np.ndarray, mass: np.ndarray, walk_t: sparse.csr_matrix | None = None) -> np.ndarray:
+        """Where ``mass`` on the ``active`` nodes goes in one step (``walk[active].T @ mass`` of that
+        graph); ``walk_t`` as in ``personalized_pagerank``."""
+        pg, n_entities = self.pg, self.pg.n_entities
+        out = np.zeros(pg.n_nodes)
+        entity = active < n_entities
+        chunks, entities = active[~entity], active[entity]
+        if len(chunks):
+            spread = _spread(pg.walk, walk_t, chunks, mass[~entity] * self.chunk_share[chunks - n_entities])
+            out[:n_entities] += self.scale * spread[:n_entities]
+        if len(entities):
+            spread = _spread(pg.walk, walk_t, entities, mass[entity] * self.entity_share[entities])
+            out[n_entities:] += self.chunk_seen * spread[n_entities:]
+            out[:n_entities] += self.links[entities].T @ (mass[entity] * self.inverse_degree[entities])
+        return out
+
+
+def shown(doc_ids: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """``visible[doc_id]`` per entry (False for ids outside the mask and for ``-1``)."""
+    ok = (doc_ids >= 0) & (doc_ids < len(visible))
+    out = np.zeros(len(doc_ids), dtype=bool)
+    out[ok] = visible[doc_ids[ok]]
+    return out
+
+
+def _symmetric(n: int, rows: list[np.ndarray], cols: list[np.ndarray], values: list[np.ndarray]) -> sparse.csr_matrix:
+    """The ``n x n`` undirected adjacency of the given edges: self-loops dropped, duplicates summed."""
     row, col, value = np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
     keep = row != col
     row, col, value = row[keep], col[keep], value[keep]
-    n = n_entities + n_chunks
-    adjacency = sparse.coo_matrix((np.concatenate([value, value]), (np.concatenate([row, col]),
-                                   np.concatenate([col, row]))), shape=(n, n)).tocsr()  # duplicates summed
-    degree = np.asarray(adjacency.sum(axis=1)).ravel()
-    walk = (sparse.diags(1.0 / np.where(degree > 0, degree, 1.0)) @ adjacency).tocsr()
-    return PassageGraph(entities, names, types, chunk_ids, chunk_docs, entity_chunks, walk, walk.T.tocsr(),
-                        heads, tails, chunks,
-                        docs, relations, objects, confidence, synonyms, weights)
+    return sparse.coo_matrix((np.concatenate([value, value]), (np.concatenate([row, col]), np.concatenate([col, row]))),
+                             shape=(n, n)).tocsr()
 
 
-def restricted(pg: PassageGraph, visible: np.ndarray) -> PassageGraph:
-    """``pg`` without the chunks and relations of documents not ``visible[doc_id]`` (synonyms stay
-    between entities still mentioned; an entity no visible relation names is left without edges)."""
-    def seen(doc_ids: np.ndarray) -> np.ndarray:
-        ok = (doc_ids >= 0) & (doc_ids < len(visible))
-        out = np.zeros(len(doc_ids), dtype=bool)
-        out[ok] = visible[doc_ids[ok]]
-        return out
-
-    keep = seen(pg.fact_docs)
-    if keep.all():
-        return pg
-    synonyms = pg.synonym_pairs
-    alive = np.zeros(pg.n_entities, dtype=bool)
-    alive[pg.fact_heads[keep]] = alive[pg.fact_tails[keep]] = True
-    synonyms = synonyms[alive[synonyms[:, 0].astype(np.int64)] & alive[synonyms[:, 1].astype(np.int64)]]
-    return _assemble(pg.entities, pg.names, pg.types, pg.fact_heads[keep], pg.fact_tails[keep],
-                     pg.fact_chunks[keep], pg.fact_docs[keep], [r for r, k in zip(pg.fact_relations, keep) if k],
-                     [o for o, k in zip(pg.fact_objects, keep) if k],
-                     pg.fact_confidence[keep], synonyms, pg.weights)
+def _spread(walk: sparse.csr_matrix, walk_t: sparse.csr_matrix | None, rows: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """``walk[rows].T @ mass``: by slicing rows, or for more than a twentieth of the nodes by one
+    product with ``walk_t`` (``walk.T`` as CSR), where slicing would cost more than the product."""
+    n = walk.shape[0]
+    if walk_t is not None and len(rows) > n // 20:
+        moved = np.zeros(n)
+        moved[rows] = mass
+        return walk_t @ moved
+    return walk[rows].T @ mass
 
 
-def inner_product_index(vectors: np.ndarray) -> faiss.Index:
+def inner_product_index(vectors: np.ndarray, rows: np.ndarray | None = None) -> faiss.Index:
     """A FAISS inner-product index of ``vectors``: exact up to ``EXACT_SEARCH`` rows, else an
     inverted file of ``sqrt(n)`` lists searched 16 at a time (approximate, but the nearest few
-    are what linking and synonyms need)."""
+    are what linking and synonyms need). ``reconstruct`` gives a vector back.
+
+    With ``rows``, the index stands for ``vectors[rows]`` (facts that share a sentence share its
+    vector) while storing each of ``vectors`` once: exact or not, its lists and their training
+    are those of that matrix, so a search finds the same vectors that matrix's index would.
+    """
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, dim = vectors.shape
+    dim = vectors.shape[1]
+    rows = np.arange(len(vectors)) if rows is None else rows
+    n = len(rows)
     if n <= EXACT_SEARCH:
         index = faiss.IndexFlatIP(dim)
     else:
         lists = int(math.sqrt(n))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors[np.random.default_rng(0).permutation(n)[: 40 * lists]])
+        index.train(vectors[rows[np.random.default_rng(0).permutation(n)[: 40 * lists]]])
         index.nprobe = 16
-    if n:
+        index.set_direct_map_type(faiss.DirectMap.Array)
+        _add_to_lists(index, vectors)
+        return index
+    if len(vectors):
         index.add(vectors)
     return index
+
+
+def _add_to_lists(index: faiss.IndexIVF, vectors: np.ndarray) -> None:
+    """``index.add(vectors)`` with each inverted list allocated once, at its final size: ``add``
+    appends one vector at a time, so a list's buffer grows geometrically and ends a third larger
+    than its vectors on average (300 MB of the fact index at 1M chunks)."""
+    _, lists = index.quantizer.search(vectors, 1)
+    lists = np.ascontiguousarray(lists.ravel(), dtype=np.int64)
+    for i, count in enumerate(np.bincount(lists, minlength=index.nlist).tolist()):
+        if count:
+            index.invlists.resize(i, count)  # reserves the buffer ...
+            index.invlists.resize(i, 0)  # ... which emptying keeps
+    index.add_core(len(vectors), faiss.swig_ptr(vectors), None, faiss.swig_ptr(lists))
 
 
 def _synonym_pairs(vectors: np.ndarray, threshold: float, neighbours: int = SYNONYM_NEIGHBOURS) -> np.ndarray:
@@ -259,7 +359,7 @@ def _synonym_pairs(vectors: np.ndarray, threshold: float, neighbours: int = SYNO
 
 
 def personalized_pagerank(
-    walk: sparse.csr_matrix, reset: np.ndarray, damping: float = 0.5, epsilon: float = 1e-6,
+    walk: sparse.csr_matrix | HiddenWalk, reset: np.ndarray, damping: float = 0.5, epsilon: float = 1e-6,
     max_rounds: int = 60, walk_t: sparse.csr_matrix | None = None,
 ) -> np.ndarray:
     """PageRank personalised to ``reset`` (summing to 1) over ``walk``: the ``p`` with
@@ -270,23 +370,18 @@ def personalized_pagerank(
     (its row is empty), so such a node ranks by its own reset mass. What is left when no node holds
     more than ``epsilon`` (or after ``max_rounds``) is at most the residual's sum, an L1 bound on the error.
     A round that pushes from more than a twentieth of the nodes multiplies by ``walk_t`` (``walk.T``
-    as CSR) instead of slicing rows, which then costs more than the whole product.
+    as CSR) instead of slicing rows, which then costs more than the whole product. ``walk`` may be
+    a ``HiddenWalk``: the walk without some documents, on the same matrices.
     """
-    n = walk.shape[0]
-    rank = np.zeros(n)
+    step = walk.step if isinstance(walk, HiddenWalk) else lambda rows, mass, walk_t: _spread(walk, walk_t, rows, mass)
+    rank = np.zeros(walk.pg.n_nodes if isinstance(walk, HiddenWalk) else walk.shape[0])
     residual = np.asarray(reset, dtype=np.float64).copy()
     for _ in range(max_rounds):
-        pushing = residual > epsilon
-        active = np.flatnonzero(pushing)
+        active = np.flatnonzero(residual > epsilon)
         if not len(active):
             break
         mass = residual[active]
         rank[active] += (1.0 - damping) * mass
-        if walk_t is not None and len(active) > n // 20:
-            moved = np.where(pushing, residual, 0.0)
-            residual[active] = 0.0
-            residual += damping * (walk_t @ moved)
-        else:
-            residual[active] = 0.0
-            residual += damping * (walk[active].T @ mass)
+        residual[active] = 0.0
+        residual += damping * step(active, mass, walk_t)
     return rank

@@ -9,7 +9,7 @@ import pytest
 from scipy import sparse
 
 from kg.graph import KnowledgeGraph
-from retrieval.passage_graph import build_passage_graph, personalized_pagerank, restricted
+from retrieval.passage_graph import HiddenWalk, build_passage_graph, personalized_pagerank
 from zhiku.records import PUBLIC, Triple
 
 
@@ -84,16 +84,84 @@ def test_chunks_and_entities_are_nodes_and_mentions_are_weighted_by_specificity(
 
 def test_a_hidden_document_loses_its_chunks_and_relations_before_the_walk():
     pg = build_passage_graph(small_graph())
-    visible = np.array([False, True, False])  # document 2 hidden
-    shown = restricted(pg, visible)
-    assert shown.chunk_ids.tolist() == [10, 11] and set(shown.fact_docs.tolist()) == {1}
-    falcon = pg.entities.index("falcon")
-    assert shown.walk[falcon].nnz == 0  # no edge left: only document 2 named it
-    reset = np.zeros(shown.n_nodes)
-    reset[pg.entities.index("berlin")] = 1.0
-    rank = personalized_pagerank(shown.walk, reset, 0.5, epsilon=0)
-    assert rank[falcon] == 0
-    assert restricted(pg, np.array([False, True, True])) is pg  # nothing hidden: the graph itself
+    hidden = HiddenWalk.of(pg, np.array([False, True, False]))  # document 2 hidden
+    falcon, berlin = pg.entities.index("falcon"), pg.entities.index("berlin")
+    chunk_20 = pg.chunk_nodes(np.array([20]))[0]
+    assert dict(zip(pg.entities, hidden.entity_chunks.tolist())) == {"acme": 2, "jane smith": 1, "berlin": 1,
+                                                                      "falcon": 0}
+    reset = np.zeros(pg.n_nodes)
+    reset[berlin] = 1.0
+    rank = personalized_pagerank(hidden, reset, 0.5, epsilon=0)
+    assert rank[falcon] == 0 and rank[chunk_20] == 0  # only document 2 names Falcon and holds chunk 20
+    assert rank.sum() == pytest.approx(1.0)  # nothing leaks out either
+
+
+def visible_graph(triples: list[Triple], groups: dict[int, tuple[str, ...]], visible: np.ndarray) -> KnowledgeGraph:
+    """The knowledge graph built from the triples of the ``visible`` documents only."""
+    return KnowledgeGraph.from_triples([t for t in triples if visible[t.doc_id]], groups)
+
+
+def rank_by_name(pg, rank: np.ndarray) -> dict:
+    """Entity key or chunk id -> rank, for the nodes with any (graphs of fewer documents number nodes apart)."""
+    names = list(pg.entities) + pg.chunk_ids.tolist()
+    return {name: value for name, value in zip(names, rank.tolist()) if value > 0}
+
+
+@pytest.mark.parametrize("hidden_docs", [[2], [3], [2, 3], [1, 3]])
+def test_the_hidden_walk_is_the_walk_of_the_graph_built_without_the_hidden_documents(hidden_docs):
+    # Acme - Berlin is stated by documents 1 and 3 (hiding 3 halves its weight), Bolt - Acme by 2
+    # and 3; Munich / München are synonyms only while a visible fact names München; 3 states an
+    # attribute; mention weights depend on how many visible chunks name an entity.
+    triples = [
+        Triple("Acme", "located in", "Berlin", chunk_id=10, doc_id=1, confidence=0.9),
+        Triple("Acme", "founded by", "Jane Smith", chunk_id=11, doc_id=1),
+        Triple("Bolt", "supplies", "Acme", chunk_id=20, doc_id=2, confidence=0.7),
+        Triple("Bolt", "located in", "Munich", chunk_id=20, doc_id=2),
+        Triple("Acme", "located in", "Berlin", chunk_id=30, doc_id=3, confidence=0.6),
+        Triple("Bolt", "supplies", "Acme", chunk_id=31, doc_id=3),
+        Triple("Kite", "located in", "München", chunk_id=31, doc_id=3),
+        Triple("Acme", "headcount", "48", chunk_id=32, doc_id=3),
+        Triple("Jane Smith", "lives in", "Munich", chunk_id=12, doc_id=1),
+    ]
+    groups = {1: (PUBLIC,), 2: (PUBLIC,), 3: (PUBLIC,)}
+    visible = np.array([False, True, True, True])
+    visible[hidden_docs] = False
+
+    def graph_of(kg: KnowledgeGraph):
+        keys = list(kg.graph.nodes)
+        vectors = np.eye(len(keys), dtype=np.float32)
+        if "münchen" in keys:  # München close to Munich
+            vectors[keys.index("münchen")] = 0.0
+            vectors[keys.index("münchen"), keys.index("munich")] = 1.0
+        return build_passage_graph(kg, vectors, synonym_threshold=0.9)
+
+    whole = graph_of(KnowledgeGraph.from_triples(triples, groups))
+    alone = graph_of(visible_graph(triples, groups, visible))
+    hidden = HiddenWalk.of(whole, visible)
+    assert dict(zip(whole.entities, hidden.entity_chunks.tolist())) == {
+        key: dict(zip(alone.entities, alone.entity_chunks.tolist())).get(key, 0) for key in whole.entities}
+    for seeds in (["acme"], ["bolt", "munich"], ["jane smith"]):
+        seeds = [key for key in seeds if key in alone.entities]
+        reset, reset_alone = np.zeros(whole.n_nodes), np.zeros(alone.n_nodes)
+        for key in seeds:
+            reset[whole.entities.index(key)] = 1.0 / len(seeds)
+            reset_alone[alone.entities.index(key)] = 1.0 / len(seeds)
+        got = rank_by_name(whole, personalized_pagerank(hidden, reset, 0.5, epsilon=0, max_rounds=300))
+        want = rank_by_name(alone, personalized_pagerank(alone.walk, reset_alone, 0.5, epsilon=0, max_rounds=300))
+        assert got.keys() == want.keys() and got == pytest.approx(want, abs=1e-12), seeds
+        # Pushing from the whole graph at once walks the same.
+        wide = personalized_pagerank(hidden, reset, 0.5, epsilon=0, max_rounds=300, walk_t=whole.walk_t)
+        assert rank_by_name(whole, wide) == pytest.approx(want, abs=1e-12)
+
+
+def test_the_hidden_walk_copies_no_matrix_of_the_graph():
+    """What it allocates is the edges among entities (rebuilt from the visible relations) and one
+    vector per node: no walk matrix per set of visible documents."""
+    pg = build_passage_graph(small_graph())
+    hidden = HiddenWalk.of(pg, np.array([False, True, False]))
+    matrices = [v for v in vars(hidden).values() if sparse.issparse(v)]
+    assert [m.shape for m in matrices] == [(pg.n_entities, pg.n_entities)]
+    assert hidden.pg is pg
 
 
 def test_synonym_edges_join_close_names_only():
@@ -137,5 +205,7 @@ def test_an_attribute_makes_its_chunk_a_node_and_is_a_fact_without_an_edge():
     acme, chunk_12 = pg.entities.index("acme"), pg.chunk_nodes(np.array([12]))[0]
     assert pg.walk[chunk_12, acme] == pytest.approx(1.0)  # the chunk's one mention: its entity
     assert pg.walk[acme, acme] == 0  # no self-loop
-    hidden = restricted(pg, np.array([False, True, False]))
-    assert hidden.chunk_ids.tolist() == [11] and "48" not in hidden.fact_objects
+    reset = np.zeros(pg.n_nodes)
+    reset[acme] = 1.0
+    rank = personalized_pagerank(HiddenWalk.of(pg, np.array([False, True, False])), reset, 0.5, epsilon=0)
+    assert rank[chunk_12] == 0 and rank[pg.chunk_nodes(np.array([11]))[0]] > 0  # document 2 stated the value

@@ -3,6 +3,7 @@ nodes and edges of documents that user may read, so no restricted name, fact or 
 no relevance flows through them, including when a document was hidden after the graph was built."""
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from leak_probe import (
 import retrieval.graph
 from kg.graph import load_graph
 from retrieval.graph import GraphRetriever
+from retrieval.passage_graph import HiddenWalk, PassageGraph, personalized_pagerank
 from zhiku.kb import KnowledgeBase
 from zhiku.records import PUBLIC, Chunk, Document, Triple, User
 
@@ -83,7 +85,35 @@ def test_a_document_hidden_after_the_graph_was_built_is_cut_out_before_the_walk(
             assert [Path(h.document.source).name for h in hits] in ([], ["public.md"])
             assert_no_marker([facts, [(h.chunk.text, h.facts) for h in hits]], reader)
         deal = next(d.id for d in kb.documents() if d.source == "/docs/deal.md")
-        view = retriever.view(stale.for_user(reader))
-        walked = retriever._walkable(view, retriever.catalog.document_mask(reader))
-        assert deal in view.pg.chunk_docs and deal not in walked.chunk_docs and deal not in walked.fact_docs
-        assert np.all(walked.walk[walked.entities.index(FINANCE_ENTITY.lower())].toarray() == 0)
+        pg = retriever.view(stale.for_user(reader)).pg
+        walk = HiddenWalk.of(pg, retriever.catalog.document_mask(reader))
+        assert deal in pg.chunk_docs
+        reset = np.zeros(pg.n_nodes)
+        reset[pg.entities.index("kestrel robotics")] = 1.0
+        rank = personalized_pagerank(walk, reset, 0.3, epsilon=0)
+        assert rank[pg.entities.index(FINANCE_ENTITY.lower())] == 0
+        assert rank[pg.chunk_nodes(np.array([c.id for c in kb.chunks_of(deal)]))].sum() == 0
+
+
+def test_searches_with_documents_hidden_keep_no_copy_of_the_passage_graph(tmp_path, embedder, monkeypatch):
+    """Each set of visible documents used to keep a restricted passage graph (at 1M chunks, gigabytes
+    each); the walk around hidden documents now runs on the view's own graph, so the passage graphs
+    alive after many users' searches are the views' own, one per user graph."""
+    with KnowledgeBase.open(tmp_path / "kb", embedder.name, embedder.dimension) as kb:
+        for i, (head, tail) in enumerate([("Kestrel Robotics", "Munich"), ("Kestrel Robotics", FINANCE_ENTITY),
+                                          (FINANCE_PERSON, FINANCE_ENTITY), ("Kestrel Robotics", "Rotterdam")]):
+            text = f"{head} works with {tail}."
+            kb.put_document(Document(source=f"/docs/{i}.md", content_hash=str(i), title=str(i), groups=(PUBLIC,)),
+                            [Chunk(text=text, position=0, n_tokens=6)], embedder.embed([text]),
+                            [[Triple(head, "works with", tail)]])
+        stale = load_graph(kb)
+        for i, group in enumerate(["finance", "hr", "board"]):
+            assert kb.set_groups(f"/docs/{i + 1}.md", [group])
+        monkeypatch.setattr(retrieval.graph, "load_graph", lambda kb, current=None: stale)
+        retriever = GraphRetriever(kb, embedder, persist=False)
+        readers = [User(f"u{i}", groups) for i, groups in enumerate([(), ("finance",), ("hr",), ("board", "hr")])]
+        for reader in readers:
+            assert retriever.retrieve("Who works with Kestrel Robotics?", 3, reader)
+        gc.collect()
+        alive = [o for o in gc.get_objects() if type(o) is PassageGraph]
+        assert sorted(map(id, alive)) == sorted(id(view.pg) for view in retriever._views.values())
