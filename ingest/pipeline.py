@@ -37,7 +37,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -543,7 +543,11 @@ def ingest(
             masked = settings.pii == "mask-ingest"
             batch: list[Prepared] = []
             batch_chunks = 0
-            with parser_pool(settings, embedder, extractor, min(default_workers(settings.workers), len(run.todo))) as pool:
+            # One batch embeds in a thread (the runtime releases the GIL) while this thread takes the
+            # workers' next files, so the workers never wait for the embedding to finish.
+            with parser_pool(settings, embedder, extractor, min(default_workers(settings.workers), len(run.todo))) as pool, \
+                    ThreadPoolExecutor(max_workers=1, thread_name_prefix="zhiku-embed") as embedding:
+                pending: Future[list[Embedded]] | None = None
                 for job, result in zip(run.todo, pool.parse([j.source.path for j in run.todo])):
                     prepared = prepare(job, result)
                     if isinstance(prepared, Failure):
@@ -552,8 +556,12 @@ def ingest(
                     batch.append(prepared)
                     batch_chunks += len(prepared.chunks)
                     if batch_chunks >= settings.embed_batch_size * 16:  # across documents: less padding
-                        run.commit(embed_and_extract(batch, embedder, extractor, masked))
+                        if pending is not None:
+                            run.commit(pending.result())
+                        pending = embedding.submit(embed_and_extract, batch, embedder, extractor, masked)
                         batch, batch_chunks = [], 0
+                if pending is not None:
+                    run.commit(pending.result())
             run.commit(embed_and_extract(batch, embedder, extractor, masked))
     return run.report
 
