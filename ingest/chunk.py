@@ -11,14 +11,12 @@ truncated. Overlap repeats the last units of the previous chunk of the same sect
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from zhiku.protocols import TokenCounter
 from zhiku.records import Chunk, Element
 from zhiku.text import joiner, split_sentences
-
-#: Counts tokens of many texts at once, special tokens included (the Embedder's count_tokens).
-TokenCounter = Callable[[Sequence[str]], list[int]]
 
 _CLAUSE_END = re.compile(r"(?<=[,;:，、：])\s*")
 

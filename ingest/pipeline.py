@@ -50,9 +50,9 @@ from ingest.chunk import ChunkPolicy, chunk_elements
 from ingest.parse import ParsedFile
 from ingest.workers import ParseLimits, ParserPool
 from zhiku.kb import MANIFEST, UPLOADS, KnowledgeBase
-from zhiku.models import Embedder, TokenCounter
+from zhiku.models import Embedder
 from zhiku.pii import PLACEHOLDER, PiiMasker
-from zhiku.protocols import Extractor
+from zhiku.protocols import Extractor, TokenCounter
 from zhiku.records import PUBLIC, Chunk, Document, Triple
 from zhiku.settings import Settings
 

@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 from zhiku.errors import ModelError
-from zhiku.protocols import Embedder
+from zhiku.protocols import Embedder, TokenCounter
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class SentenceTransformerEmbedder:
 
     def token_counter(self) -> TokenCounter:
         """``count_tokens`` for another process: the folder's ``tokenizer.json`` alone where the
-        plain layout has one, else this model loaded there (see ``TokenCounter``)."""
+        plain layout has one, else this model loaded there."""
         return TokenizerFile(self._plain.tokenizer) if self._plain is not None else EmbedderTokens(self.name)
 
     @cached_property
@@ -395,11 +395,6 @@ class UniversalSentenceEncoder:
         vectors = np.asarray(self._model.encode(list(texts)), dtype=np.float32)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(vectors)
-
-
-#: ``count_tokens`` as a plain picklable callable: ingest's parser workers chunk with it, each
-#: loading the tokenizer once (the embedding model itself stays in the process that embeds).
-TokenCounter = Callable[[Sequence[str]], list[int]]
 
 
 @dataclass(frozen=True)

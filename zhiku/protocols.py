@@ -12,6 +12,11 @@ import numpy as np
 from zhiku.records import Chunk, Hit, Triple, User
 
 
+#: Counts tokens of many texts at once, special tokens included (an ``Embedder``'s ``count_tokens``,
+#: or the picklable counter its ``token_counter`` gives for another process).
+TokenCounter = Callable[[Sequence[str]], list[int]]
+
+
 class Embedder(Protocol):
     """Turns texts into unit vectors: ingest embeds chunks, retrieval embeds questions and graph names."""
 
@@ -23,7 +28,7 @@ class Embedder(Protocol):
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
-    def token_counter(self) -> Callable[[Sequence[str]], list[int]]:
+    def token_counter(self) -> TokenCounter:
         """``count_tokens`` as a picklable callable that loads what it needs in the process it is
         called in (ingest's parser workers chunk with it; the model itself stays here)."""
         ...
