@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrieval.local_models import best_installed, ct2_folder, default_cache_dir, resolve_local_model
+from retrieval.local_models import best_installed, ct2_folder, resolve_local_model
 from zhiku.errors import LLMError
+from zhiku.models import model_cache_dir
 from zhiku.pii import PiiMasker
 from zhiku.settings import Settings
 from zhiku.text import count_cjk
@@ -56,7 +57,7 @@ def _load_local(settings: Settings, masker: PiiMasker | None = None) -> LocalLLM
     """
     from retrieval.local_llm import LocalLLM
 
-    cache = Path(settings.model_cache or default_cache_dir()).expanduser()
+    cache = Path(settings.model_cache or model_cache_dir()).expanduser()
     name = settings.llm_model or best_installed() or ""
     folder = resolve_local_model(name, cache)
     ct2 = None

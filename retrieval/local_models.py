@@ -84,12 +84,6 @@ ANSWERING_MODELS = ("qwen1.5b", "qwen0.5b")
 CT2_SUFFIX = "-ct2-int8"
 
 
-def default_cache_dir() -> Path:
-    """Where converted models live: ``$XDG_CACHE_HOME/zhiku/models`` (``~/.cache/zhiku/models``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "zhiku" / "models"
-
-
 def _sha256(paths: Sequence[Path], sink: Callable[[bytes], None] | None = None) -> str:
     digest = hashlib.sha256()
     for path in paths:

