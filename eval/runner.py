@@ -106,6 +106,8 @@ def run(
             raise DatasetError(f"{config.dataset}: --tune needs a dataset with its own corpus (a BEIR or MultiHop "
                                "folder, or a JSONL with --corpus); tune your own knowledge base with `zhiku tune`")
         settings, embedder, tuned = tune_corpus(settings, config.tune, config.progress)
+    from retrieval.factory import fusion_weights
+
     with KnowledgeBase.open(settings.kb, embedder.name,
                             ann_threshold=settings.ann_threshold, store=settings.store) as kb:
         judgements = resolve(dataset, kb, files)
@@ -114,7 +116,7 @@ def run(
                           progress=config.progress)
         result.setup.update({
             "embedding_model": embedder.name, "knowledge_base": str(settings.kb), **kb.stats(),
-            "fusion_method": settings.fusion_method, "fusion_weights": dict(settings.fusion_weights),
+            "fusion_method": settings.fusion_method, "fusion_weights": fusion_weights(settings, embedder),
             "fusion_adapt": settings.fusion_adapt, "reranker": settings.reranker,
             "llm": settings.llm,
         })

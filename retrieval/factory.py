@@ -12,7 +12,7 @@ from typing import Any
 import faiss
 
 from retrieval.catalog import Catalog
-from retrieval.fusion import FusedRetriever
+from retrieval.fusion import FusedRetriever, default_weights
 from retrieval.rerank import Reranker, RerankedRetriever
 from retrieval.vector import QueryEmbedder, VectorRetriever
 from zhiku.kb import KnowledgeBase
@@ -42,9 +42,10 @@ def check_query(query: str) -> str:
     return text
 
 
-def fusion_weights(settings: Settings) -> dict[str, float]:
-    """Per-retriever fusion weights (``fusion_weights`` in the settings), checked against the retrievers."""
-    weights = dict(settings.fusion_weights)
+def fusion_weights(settings: Settings, embedder: Embedder) -> dict[str, float]:
+    """Per-retriever fusion weights: the embedder's defaults with ``fusion_weights`` from the
+    settings over them, checked against the retrievers."""
+    weights = {**default_weights(embedder.name), **settings.fusion_weights}
     unknown = sorted(set(weights) - set(FUSED))
     if unknown:
         raise SettingsError(f"setting 'fusion_weights' names {unknown}; the fused retrievers are {', '.join(FUSED)}")
@@ -92,7 +93,7 @@ def build_retriever(
     if mode in single:
         return single[mode]()
     try:
-        fused = FusedRetriever([make() for make in single.values()], weights=fusion_weights(settings),
+        fused = FusedRetriever([make() for make in single.values()], weights=fusion_weights(settings, embedder),
                                method=settings.fusion_method, adapt=settings.fusion_adapt)
     except ValueError as exc:  # all weights 0, or a negative one
         raise SettingsError(f"setting 'fusion_weights': {exc}") from None

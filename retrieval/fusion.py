@@ -27,6 +27,23 @@ from zhiku.protocols import Retriever
 from zhiku.records import Hit, User
 from zhiku.settings import FUSION_METHODS, FusionMethod
 
+#: The default weights: they lean on BM25, the strongest single retriever on three of the four
+#: development sets with MiniLM or the Universal Sentence Encoder (a tie with vectors on the fourth),
+#: and give the graph a little (eval/reports/README.md, fusion).
+DEFAULT_WEIGHTS = {"vector": 0.2, "keyword": 0.7, "graph": 0.1}
+#: Defaults for embedders whose vectors are strong enough to deserve more: with E5 the vector
+#: retriever is the best or within 0.01 of the best single retriever on all four development sets,
+#: and these weights raised hybrid on each of them (+0.005 to +0.018 nDCG@10 over DEFAULT_WEIGHTS;
+#: eval/reports/README.md, e5).
+EMBEDDER_WEIGHTS = {"e5": {"vector": 0.4, "keyword": 0.5, "graph": 0.1}}
+
+
+def default_weights(embedder: str) -> dict[str, float]:
+    """The fusion weights ``hybrid`` uses for a knowledge base embedded by ``embedder`` (its name)
+    unless its settings say otherwise."""
+    return dict(EMBEDDER_WEIGHTS.get(embedder, DEFAULT_WEIGHTS))
+
+
 #: The RRF constant of Cormack et al. (2009); larger values flatten the head of each ranking.
 RRF_K = 60
 #: The fewest candidates asked of each retriever, however small ``k`` is.

@@ -34,13 +34,12 @@ def test_bad_values_and_unknown_keys_are_named(tmp_path: Path) -> None:
         Settings.load(env={}, cwd=tmp_path)
 
 
-def test_fusion_weights_refine_the_defaults(tmp_path: Path) -> None:
-    defaults = Settings().fusion_weights
-    assert set(defaults) == {"vector", "keyword", "graph"}
+def test_fusion_weights_hold_only_what_was_set(tmp_path: Path) -> None:
+    assert Settings().fusion_weights == {}  # the embedder's defaults apply (retrieval.fusion.default_weights)
     (tmp_path / "zhiku.toml").write_text("fusion_weights = {graph = 1.0}\n")
-    assert Settings.load(env={}, cwd=tmp_path).fusion_weights == {**defaults, "graph": 1.0}
+    assert Settings.load(env={}, cwd=tmp_path).fusion_weights == {"graph": 1.0}
     from_env = Settings.load(env={"ZHIKU_FUSION_WEIGHTS": "keyword=2, graph=0"}, cwd=tmp_path)
-    assert from_env.fusion_weights == {**defaults, "keyword": 2.0, "graph": 0.0}
+    assert from_env.fusion_weights == {"keyword": 2.0, "graph": 0.0}
 
 
 def test_the_fusion_method_and_adaptation_are_typed_settings(tmp_path: Path) -> None:

@@ -25,10 +25,11 @@ The loop, on the CPU, and why each step is there:
    a failure removes the new folder and leaves the knowledge base as it was. Earlier
    ``embedder-N`` folders stay, so switching back is ``zhiku reindex --embedding-model FOLDER``.
 
-Trainable bases: sentence-transformers folders (``minilm``, ``minilm-int8``, or a folder). The
-multilingual Universal Sentence Encoder (the Chinese choice) is a numpy-only encoder with no
-training path, and no trainable multilingual sentence-transformers model ships on PyPI: a Chinese
-knowledge base keeps its model (the command says so) and gains from ``tune fusion`` and the reranker.
+Trainable bases: sentence-transformers folders (``minilm``, ``minilm-int8``, ``e5``, or a folder).
+``e5`` (multilingual-e5-small, ``zhiku.e5``) is the trainable multilingual one, for Chinese
+knowledge bases; it is trained with the prompt it embeds with (``query: `` before every text).
+The Universal Sentence Encoder (``multilingual``) is a numpy-only encoder with no training path:
+such a knowledge base keeps its model (the command says so and names ``e5``).
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ from tqdm import tqdm
 from tune.pairs import PairSet, TrainingPair, chunk_texts, positive_text
 from zhiku.errors import TuneError
 from zhiku.kb import KnowledgeBase
-from zhiku.models import Embedder, load_embedder, minilm_path
+from zhiku.models import Embedder, default_prompt, load_embedder, minilm_path, model_cache_dir
 from zhiku.settings import Settings, save_kb_settings
 
 log = logging.getLogger(__name__)
@@ -153,15 +154,18 @@ def trainable_base(model: str) -> Path:
     """The sentence-transformers folder behind an ``embedding_model`` setting, or a clear refusal."""
     if model in ("minilm", "minilm-int8"):
         return minilm_path()
+    if model == "e5":
+        from zhiku.e5 import e5_folder
+
+        return e5_folder(model_cache_dir())
     path = Path(model).expanduser()
     if (path / "modules.json").exists() or (path / "config.json").exists():
         return path
     raise TuneError(
-        f"embedding model {model!r} cannot be fine-tuned: only sentence-transformers models (minilm, or a model "
-        "folder) have a training path. The multilingual Universal Sentence Encoder (the choice for Chinese) is a "
-        "numpy-only encoder, and no trainable multilingual sentence-transformers model ships on PyPI; tune the "
-        "fusion weights (`zhiku tune fusion`) instead, or re-embed with a sentence-transformers folder you trust "
-        "(`zhiku reindex --embedding-model FOLDER`) and tune that"
+        f"embedding model {model!r} cannot be fine-tuned: only sentence-transformers models (minilm, e5, or a "
+        "model folder) have a training path. The multilingual Universal Sentence Encoder is a numpy-only encoder; "
+        "for Chinese, re-embed with the trainable multilingual model (`zhiku reindex --embedding-model e5`) and "
+        "tune that, or tune the fusion weights (`zhiku tune fusion`) instead"
     )
 
 
@@ -238,6 +242,7 @@ def train(base: Path, rows: dict[str, list[str]], config: EmbedderConfig, work: 
         learning_rate=config.learning_rate, warmup_steps=config.warmup, batch_sampler=BatchSamplers.NO_DUPLICATES,
         save_strategy="no", report_to="none", use_cpu=True, seed=config.seed, data_seed=config.seed,
         logging_steps=max(1, config.steps // 20), disable_tqdm=not progress, dataloader_drop_last=False,
+        prompts=default_prompt(base) or None,  # trained as it embeds (E5: "query: " before every text)
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(rows), loss=loss)
     trainer.remove_callback(PrinterCallback)  # it prints log dicts on stdout, where --json goes

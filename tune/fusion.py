@@ -28,7 +28,7 @@ from tqdm import tqdm
 from eval.generate import generate
 from eval.metrics import ndcg, recall
 from retrieval.adapt import adapt_weights
-from retrieval.fusion import MIN_POOL, fuse
+from retrieval.fusion import MIN_POOL, default_weights, fuse
 from zhiku.errors import TuneError
 from zhiku.kb import KnowledgeBase
 from zhiku.models import Embedder
@@ -213,8 +213,9 @@ def tune_knowledge_base(
     """Generate ``n`` questions from ``kb`` (seeded) and choose its fusion weights on them.
 
     Runs as the local user who sees every document: the questions are the knowledge base's own and
-    only figures come out. The default compared with is the global one (``Settings().fusion_weights``),
-    so re-running on an unchanged knowledge base gives the same decision.
+    only figures come out. The default compared with is the embedder's (``default_weights``), not
+    the knowledge base's current weights, so re-running on an unchanged knowledge base gives the
+    same decision.
     """
     from kg.graph import load_graph
     from retrieval.factory import build_retriever
@@ -226,5 +227,5 @@ def tune_knowledge_base(
     graph = load_graph(kb)
     retrievers = {mode: build_retriever(kb, embedder, settings, mode, graph=graph) for mode in RETRIEVERS}
     questions = [(q.query, {source: 1.0 for source in q.relevant}) for q in generated]
-    return tune(retrievers, questions, Settings().fusion_weights, LOCAL_ADMIN, settings.fusion_method,
+    return tune(retrievers, questions, default_weights(embedder.name), LOCAL_ADMIN, settings.fusion_method,
                 settings.fusion_adapt, step, margin, progress)

@@ -93,13 +93,11 @@ class Settings:
     #: How ``hybrid`` fuses (global default ``score``: min-max normalised score combination, which
     #: beat reciprocal rank fusion on every development set measured; ``rrf`` for ranks only).
     fusion_method: FusionMethod = "score"
-    #: Each retriever's weight in ``hybrid`` (relative: they are divided by their sum). The global
-    #: default leans on BM25, the strongest single retriever on three of the four development sets
-    #: (a tie with vectors on the fourth), and gives the graph a little (eval/reports/README.md,
-    #: fusion); ``zhiku tune fusion`` writes weights chosen for one knowledge base into its zhiku.toml.
-    fusion_weights: Mapping[str, float] = field(
-        default_factory=lambda: {"vector": 0.2, "keyword": 0.7, "graph": 0.1}
-    )
+    #: Each retriever's weight in ``hybrid`` (relative: they are divided by their sum), over the
+    #: defaults for the knowledge base's embedder (``retrieval.fusion.default_weights``): a partial
+    #: table such as ``{graph = 0.5}`` changes those weights only. ``zhiku tune fusion`` writes
+    #: weights chosen for one knowledge base into its zhiku.toml.
+    fusion_weights: Mapping[str, float] = field(default_factory=dict)
     #: Whether a question with quoted terms or identifiers (``INV-2024-0042``) leans on keyword
     #: search (``retrieval.adapt``).
     fusion_adapt: bool = True
@@ -164,8 +162,8 @@ class Settings:
                     f"unknown setting {name!r}; the settings are: {', '.join(sorted(known))} (see README, Configuration)"
                 )
             kwargs[name] = _coerce(name, raw, known[name])
-        if "fusion_weights" in kwargs:  # a partial table refines the defaults
-            kwargs["fusion_weights"] = {**cls().fusion_weights, **_weights(kwargs["fusion_weights"])}
+        if "fusion_weights" in kwargs:
+            kwargs["fusion_weights"] = _weights(kwargs["fusion_weights"])
         return cls(**kwargs)
 
     def __post_init__(self) -> None:

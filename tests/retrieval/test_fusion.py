@@ -11,6 +11,7 @@ from retrieval import (
     CrossEncoderReranker, FusedRetriever, LLMJudgeReranker, RerankedRetriever, load_reranker,
     reciprocal_rank_fusion,
 )
+from retrieval.fusion import DEFAULT_WEIGHTS, default_weights
 from zhiku.records import Chunk, Document, Hit, Triple, User
 from zhiku.settings import Settings, SettingsError
 
@@ -161,9 +162,22 @@ def test_fusion_weights_come_from_settings(small_kb, embedder, tmp_path):
 
     settings = Settings.from_mapping({"kb": tmp_path, "fusion_weights": {"graph": 0.5, "keyword": 2}})
     hybrid = build_retriever(small_kb, embedder, settings, "hybrid")
-    assert hybrid.weights == {**Settings().fusion_weights, "graph": 0.5, "keyword": 2.0}
+    assert hybrid.weights == {**DEFAULT_WEIGHTS, "graph": 0.5, "keyword": 2.0}  # over the embedder's defaults
     assert (hybrid.method, hybrid.adapt) == ("score", True)
     with pytest.raises(SettingsError, match="fusion_weights"):
         build_retriever(small_kb, embedder, Settings.from_mapping({"fusion_weights": {"graph": "lots"}}), "hybrid")
     with pytest.raises(SettingsError, match="names \\['bm25'\\]"):
         build_retriever(small_kb, embedder, Settings.from_mapping({"fusion_weights": {"bm25": 1}}), "hybrid")
+
+
+def test_default_weights_follow_the_embedder_and_settings_refine_them():
+    # E5's vectors are the best or near-best single retriever on every development set: they get more
+    assert default_weights("e5")["vector"] > default_weights("minilm")["vector"] == DEFAULT_WEIGHTS["vector"]
+    assert default_weights("multilingual") == default_weights("/kb/models/embedder-1") == DEFAULT_WEIGHTS
+    from retrieval.factory import fusion_weights
+
+    class E5:
+        name = "e5"
+
+    assert fusion_weights(Settings.from_mapping({"fusion_weights": {"graph": 0.0}}), E5()) == {
+        **default_weights("e5"), "graph": 0.0}

@@ -22,7 +22,7 @@ def add_common(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
     parser.add_argument("--kb", metavar="DIR", help="knowledge base folder (default: $ZHIKU_KB or ./zhiku-kb)")
     parser.add_argument(
         "--embedding-model", metavar="NAME",
-        help="minilm, multilingual or a sentence-transformers folder (default: from the knowledge base)",
+        help="minilm, minilm-int8, multilingual, e5 or a sentence-transformers folder (default: from the knowledge base)",
     )
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
