@@ -293,7 +293,7 @@ def _embedder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=d.batch_size, metavar="N",
                         help=f"pairs per step; the others' passages are each pair's in-batch negatives (default: {d.batch_size})")
     parser.add_argument("--lr", type=float, default=d.learning_rate, metavar="LR",
-                        help=f"peak learning rate, after a {d.warmup:.0%} warm-up (default: {d.learning_rate})")
+                        help=f"peak learning rate, after a {d.warmup:.0%}% warm-up (default: {d.learning_rate})")  # %% for argparse
     parser.add_argument("--negatives", type=int, default=d.negatives, metavar="N",
                         help=f"hard negatives per pair fed to the loss (default: {d.negatives})")
     parser.add_argument("--max-tokens", type=int, default=d.max_tokens, metavar="N",
