@@ -78,3 +78,4 @@ def test_the_converted_folder_is_a_plain_sentence_transformers_folder(model: Sen
     folder = OnnxFolder.read(model.path)
     assert folder is not None and folder.prompt == "query: " and folder.pooling == "mean" and folder.dimension == 384
     assert np.allclose(np.linalg.norm(model.embed(["一", "two"]), axis=1), 1.0, atol=1e-5)
+
