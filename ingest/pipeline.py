@@ -31,7 +31,6 @@ knowledge-base folder, version-control or cache folders, and skips temporary fil
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -49,6 +48,7 @@ from ingest.acl import ACL_FILE, AclRefusal, AclResolver, glob_regex, narrowest
 from ingest.chunk import ChunkPolicy, chunk_elements
 from ingest.parse import ParsedFile
 from ingest.workers import ParseLimits, ParserPool
+from zhiku.hashing import file_hash
 from zhiku.kb import MANIFEST, UPLOADS, KnowledgeBase
 from zhiku.models import Embedder
 from zhiku.pii import PLACEHOLDER, PiiMasker
@@ -299,14 +299,6 @@ def _left_out(path: Path, top: Path, walked: bool) -> str | None:
         if is_knowledge_base(folder):
             return f"inside the Zhiku knowledge base {folder} (never ingested)"
     return None
-
-
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def unreadable_file(path: Path, exc: OSError) -> Failure:

@@ -21,7 +21,6 @@ passages (1,500 passages, 100 questions; the Universal Sentence Encoder: 0.676).
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from zhiku.errors import ModelError
+from zhiku.hashing import file_hash
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,6 @@ def weights_file() -> Path:
         if str(item) == WEIGHTS:
             return Path(str(item.locate()))
     raise ModelError(f"{PACKAGE} {VERSION} is installed without {WEIGHTS}; reinstall it: {INSTALL}")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def parse(data: bytes) -> Packed:
@@ -257,7 +249,7 @@ def e5_folder(cache_dir: Path, source: Path | None = None) -> Path:
     target = cache_dir / f"e5-small-{E5_SHA256[:16]}"
     if (target / "model.safetensors").exists():
         return target
-    digest = sha256(source)
+    digest = file_hash(source)
     if digest != E5_SHA256:
         raise ModelError(f"{source} has SHA-256 {digest}, not the pinned {E5_SHA256}: refusing to load it; "
                          f"reinstall it: {INSTALL}")
