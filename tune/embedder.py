@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from retrieval.fusion import default_weights
 from tune.pairs import PairSet, TrainingPair, chunk_texts, positive_text
 from zhiku.errors import TuneError
 from zhiku.kb import KnowledgeBase
@@ -281,12 +282,15 @@ def save_model(model: Any, target: Path) -> Path:
     return target
 
 
-def switch(kb: KnowledgeBase, folder: Path, settings: Settings, progress: bool) -> tuple[Embedder, int, Path]:
+def switch(kb: KnowledgeBase, folder: Path, settings: Settings, progress: bool,
+           base: str = "") -> tuple[Embedder, int, Path]:
     """Re-embed every chunk with the model in ``folder`` and make it the knowledge base's model.
 
     One transaction: until it commits, vectors and manifest stay the old model's; a failure
     removes ``folder`` and re-raises. The ONNX export happens on the first batch (as for the
-    shipped models). Returns (embedder, chunks re-embedded, zhiku.toml written).
+    shipped models). The tuned model keeps the fusion weights its ``base`` had: where the base
+    has defaults of its own (``e5``), they are written into zhiku.toml beside the new model, with
+    any weights already set over them. Returns (embedder, chunks re-embedded, zhiku.toml written).
     """
     embedder = load_embedder(str(folder), settings.embed_batch_size)
     try:
@@ -301,7 +305,10 @@ def switch(kb: KnowledgeBase, folder: Path, settings: Settings, progress: bool) 
         from retrieval.graph import embed_graph_texts
 
         embed_graph_texts(kb, embedder)  # graph mode's entity and fact vectors, in the new space, now
-    return embedder, count, save_kb_settings(kb.root, {"embedding_model": embedder.name})
+    changes: dict[str, Any] = {"embedding_model": embedder.name}
+    if default_weights(base) != default_weights(embedder.name):
+        changes["fusion_weights"] = {**default_weights(base), **settings.fusion_weights}
+    return embedder, count, save_kb_settings(kb.root, changes)
 
 
 def decide(before: Figures, candidates: dict[float, Figures], margin: float) -> tuple[float | None, bool, str]:
@@ -383,7 +390,7 @@ def tune_embedder(kb: KnowledgeBase, settings: Settings, pairs: PairSet, config:
         del model, base_state, tuned_state
         gc.collect()
         t0 = time.perf_counter()
-        tuned, report.reembedded, recorded = switch(kb, target, settings, progress)
+        tuned, report.reembedded, recorded = switch(kb, target, settings, progress, base=current)
         clock["switch_s"] = time.perf_counter() - t0
         report.model_path, report.recorded_in = tuned.name, str(recorded)
     clock["total_s"] = time.perf_counter() - started

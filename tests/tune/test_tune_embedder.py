@@ -80,7 +80,8 @@ def test_a_few_training_steps_give_a_versioned_onnx_model_and_re_embed_the_knowl
         texts = {c.id: c.text for c in kb.iter_chunks()}
         stored = kb.vectors_of(list(texts))
     assert report.reembedded == len(texts) and report.before.pairs >= 5
-    assert tomllib.loads((tuned_kb / "zhiku.toml").read_text())["embedding_model"] == report.model_path
+    written = tomllib.loads((tuned_kb / "zhiku.toml").read_text())
+    assert written["embedding_model"] == report.model_path and "fusion_weights" not in written  # MiniLM's are the global ones
     tuned = load_embedder(str(folder))
     fresh = tuned.embed(list(texts.values()))
     assert np.all(np.sum(fresh * stored, axis=1) > 0.999)  # the stored vectors are the tuned model's
@@ -114,3 +115,19 @@ def test_bad_options_are_usage_errors(tuned_kb: Path, capsys, monkeypatch):
     for flags, named in ((["--alphas", "0,1"], "--alphas"), (["--lr", "3"], "--lr"), (["--steps", "0"], "--steps")):
         code, _, err = run_zhiku(capsys, monkeypatch, "tune", "embedder", "--kb", str(tuned_kb), *flags)
         assert code == 2 and named in err
+
+
+def test_a_model_tuned_from_e5_keeps_e5s_fusion_weights(tuned_kb: Path, embedder):
+    import shutil
+
+    from retrieval.fusion import default_weights
+    from tune.embedder import switch
+    from zhiku.models import minilm_path
+
+    folder = tuned_kb / "models" / "embedder-1"
+    shutil.copytree(minilm_path(), folder)  # stands in for a tuned e5: switching is what is tested
+    settings = Settings(kb=tuned_kb, fusion_weights={"graph": 0.0})
+    with KnowledgeBase.open(tuned_kb, embedder.name) as kb:
+        switch(kb, folder, settings, progress=False, base="e5")
+    written = tomllib.loads((tuned_kb / "zhiku.toml").read_text())
+    assert written["fusion_weights"] == {**default_weights("e5"), "graph": 0.0}  # set weights stay over them
