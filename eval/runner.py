@@ -156,6 +156,10 @@ def tune_corpus(settings: Settings, config: PipelineConfig, progress: bool) -> t
     return settings, load_embedder(settings.embedding_model, settings.embed_batch_size), record
 
 
+#: The embedder whose similarity the no-LLM citation judge reads (its thresholds are on MiniLM's scale).
+JUDGE_EMBEDDER = "minilm"
+
+
 def answer_quality(
     result: EvalResult, judgements: list[Judgement], settings: Settings, kb: KnowledgeBase, embedder: Embedder,
     config: RunConfig,
@@ -165,7 +169,9 @@ def answer_quality(
     Citation support is judged by token overlap and embedding similarity, the same for every local
     backend so their figures compare (a small local model judging its own citations is neither
     reliable nor comparable); an ``openai`` backend, a strong external model, judges by reading.
-    The report says which. Per-answer rows go to ``answers.jsonl``.
+    The similarity is always MiniLM's, whatever the knowledge base embeds with: the judge's
+    thresholds are on its scale (E5 puts unrelated sentences at cosine 0.77, so it would pass
+    every citation). The report says which. Per-answer rows go to ``answers.jsonl``.
     """
     from eval.answers import LLMJudge, OverlapJudge, evaluate_answers  # loads llama-index: only when asked
     from eval.answers import markdown as answer_markdown
@@ -173,7 +179,8 @@ def answer_quality(
     from retrieval.llm import describe_llm
 
     assistant = Assistant(settings, kb, embedder)
-    judge = LLMJudge(assistant.llm) if settings.llm == "openai" else OverlapJudge(embedder)
+    judge = LLMJudge(assistant.llm) if settings.llm == "openai" else OverlapJudge(
+        embedder if embedder.name == JUDGE_EMBEDDER else load_embedder(JUDGE_EMBEDDER))
     rows, figures = evaluate_answers(
         [j.query for j in judgements], lambda q: assistant.ask(q, user=EVALUATOR, mode=config.answer_mode), judge, config.progress)
     backend = " ".join(v for v in describe_llm(assistant.llm).values() if v)

@@ -15,7 +15,7 @@ import numpy as np
 from retrieval.citations import not_found_text
 from retrieval.keyword import Tokenizer
 from retrieval.prompt import gather_facts
-from zhiku.models import Embedder
+from zhiku.models import Embedder, comparable
 from zhiku.records import Answer, Citation, Hit
 from zhiku.text import count_cjk, detect_language, split_sentences
 
@@ -47,7 +47,8 @@ class SentenceScorer:
     """Scores sentences against a question: embedding cosine when an embedder is given, else word overlap.
 
     The overlap is the share of the question's terms (stemmed English, segmented Chinese, stop words
-    dropped) that the sentence contains; with an embedder the score is ``0.7 cos + 0.3 overlap``.
+    dropped) that the sentence contains; with an embedder the score is ``0.7 cos + 0.3 overlap``, the
+    cosine on MiniLM's scale (``zhiku.models.comparable``) so one threshold serves every embedder.
     """
 
     embedder: Embedder | None = None
@@ -64,7 +65,7 @@ class SentenceScorer:
         if self.embedder is None:
             return overlap
         vectors = self.embedder.embed([question, *sentences])
-        return 0.7 * (vectors[1:] @ vectors[0]) + 0.3 * overlap
+        return 0.7 * comparable(vectors[1:] @ vectors[0], self.embedder.name) + 0.3 * overlap
 
 
 #: Below these scores a sentence does not support an answer (with / without an embedder).

@@ -79,3 +79,15 @@ def test_the_converted_folder_is_a_plain_sentence_transformers_folder(model: Sen
     assert folder is not None and folder.prompt == "query: " and folder.pooling == "mean" and folder.dimension == 384
     assert np.allclose(np.linalg.norm(model.embed(["一", "two"]), axis=1), 1.0, atol=1e-5)
 
+
+
+def test_e5_cosines_read_on_minilms_scale_so_answer_thresholds_hold(model: SentenceTransformerEmbedder) -> None:
+    from retrieval.extractive import EXTRACTIVE_THRESHOLD, SentenceScorer
+    from zhiku.models import UNRELATED_COSINE, comparable
+
+    assert comparable(np.array([1.0, UNRELATED_COSINE["e5"]]), "e5").tolist() == pytest.approx(
+        [1.0, UNRELATED_COSINE["minilm"]])
+    assert comparable(np.array([0.3]), "some-folder").tolist() == [0.3]
+    scores = SentenceScorer(model)("Who approves expenses above 5,000 EUR?", [
+        "Marcus Hale approves expenses above 5,000 EUR.", "The Berlin office opens at 8am on weekdays."])
+    assert scores[0] > EXTRACTIVE_THRESHOLD[True] > scores[1]  # raw E5 cosines would pass both
