@@ -108,7 +108,7 @@ class SentenceTransformerEmbedder:
             return []
         if self._plain is not None:
             return self.token_counter()(texts)
-        prompt = (self._model.prompts or {}).get(self._model.default_prompt_name or "", "")
+        prompt = default_prompt(self.path)
         encoded = self._model.tokenizer([prompt + t for t in texts], add_special_tokens=True, truncation=False,
                                         verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
@@ -128,7 +128,8 @@ class SentenceTransformerEmbedder:
             return None
         int8 = self.backend == "onnx-int8"
         try:
-            return OnnxTransformer(self._model, export_onnx(self._model, self.path, int8=int8))
+            onnx_file = export_onnx(self._model, self.path, int8=int8)
+            return OnnxTransformer(self._model, onnx_file, default_prompt(self.path))
         except Exception as exc:  # any exporter or runtime failure
             if int8:
                 raise ModelError(f"embedding model {self.name!r} needs ONNX Runtime and onnx: {exc}") from exc
@@ -267,11 +268,11 @@ class OnnxTransformer:
     vectors match the PyTorch path; only the transformer's forward pass changes engine.
     """
 
-    def __init__(self, model: Any, onnx_file: Path) -> None:
+    def __init__(self, model: Any, onnx_file: Path, prompt: str = "") -> None:
         self.model = model
         self.session = embedding_session(onnx_file)
         self.inputs = [i.name for i in self.session.get_inputs()]
-        self.prompt = (model.prompts or {}).get(model.default_prompt_name or "", "")
+        self.prompt = prompt  # the folder's default prompt (``default_prompt``): ``preprocess`` adds none
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         """Unnormalised sentence vectors, longest texts first in each batch (least padding)."""
