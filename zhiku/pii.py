@@ -29,7 +29,6 @@ from zhiku.errors import ModelError
 from zhiku.spacy_model import SPACY_MODEL
 from zhiku.text import CJK, CJK_CHARS, CJK_PUNCTUATION, has_cjk
 
-#: The spaCy model Presidio's NLP engine loads (a PyPI re-upload of en_core_web_sm 3.8.0).
 #: What the masker finds; each becomes the placeholder ``[TYPE]``.
 TYPES = ("EMAIL", "PHONE", "ID_NUMBER", "BANK_CARD", "IBAN", "PERSON")
 #: A placeholder as ``mask`` writes it (masked text stays masked when masked again).
