@@ -144,3 +144,25 @@ def test_real_world_csv_comment_lines_semicolons_and_chinese_encoding(tmp_path: 
     assert kinds(parse_file(tmp_path / "prices.csv")) == [("table", "Date: 2026-01-02 | Price: 10.5")]
     chinese = parse_file(tmp_path / "员工.csv")
     assert kinds(chinese) == [("table", "姓名: 李伟 | 办公室: 上海")] and chinese.language == "zh"
+
+
+def test_plain_text_titles_and_narrative_told_apart_by_the_light_pipeline(tmp_path: Path, monkeypatch) -> None:
+    """unstructured classifies text elements with spaCy's tagger and the sentence recogniser
+    (not the slower dependency parser), and never runs its own language detection."""
+    import unstructured.nlp.tokenize as tokenize
+    import unstructured.partition.common.lang as lang
+
+    def no_detection(text: str) -> list:
+        raise AssertionError("unstructured's language detection ran")
+
+    monkeypatch.setattr(lang, "detect_langs", no_detection)
+    path = tmp_path / "review.txt"
+    path.write_text("Quarterly Review\n\nThe committee approved the budget, e.g. for travel. It meets again in May.\n",
+                    encoding="utf-8")
+    parsed = parse_file(path)
+    assert kinds(parsed) == [("title", "Quarterly Review"),
+                             ("text", "The committee approved the budget, e.g. for travel. It meets again in May.")]
+    assert parsed.elements[1].heading_path == ("Quarterly Review",)
+    assert parsed.language == "en"
+    pipes = tokenize._get_nlp().pipe_names
+    assert "senter" in pipes and "parser" not in pipes
